@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef POPFETCH_CONFIG_H
+#define POPFETCH_CONFIG_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#include "err.h"
+
+enum tls_mode {
+	TLS_IMPLICIT,		/* pop3s, port 995 (the default) */
+	TLS_STARTTLS,		/* pop3 + STLS required, port 110 */
+	TLS_NONE		/* cleartext: only with allow_plaintext */
+};
+
+enum auth_mech {
+	AUTH_AUTO,		/* libcurl's choice; USER/PASS if APOP fails */
+	AUTH_USER,		/* USER/PASS */
+	AUTH_APOP,
+	AUTH_PLAIN,
+	AUTH_LOGIN,
+	AUTH_CRAM_MD5,
+	AUTH_XOAUTH2,
+	AUTH_OAUTHBEARER
+};
+
+/*
+ * One account, validated: every pointer member is either NULL (only where
+ * the comment says it may be) or a string owned by the struct config.
+ */
+struct account {
+	char		*name;		/* [A-Za-z0-9][A-Za-z0-9._-]*, unique */
+	char		*host;
+	unsigned	 port;		/* resolved: 995 or 110 when unset */
+	enum tls_mode	 tls;
+	bool		 allow_plaintext;
+	char		*ca_file;	/* may be NULL */
+	char		*fingerprint;	/* "sha256//BASE64", may be NULL */
+	char		*user;
+	/* exactly one of the next three is non-NULL */
+	char		*password;
+	char		*password_file;	/* ~ expanded */
+	char		*password_command;
+	enum auth_mech	 auth;
+	char		*maildir;	/* ~ expanded */
+	bool		 keep;
+	unsigned	 keep_days;	/* 0: never delete (with keep) */
+	uint64_t	 max_size;	/* bytes; 0: no limit */
+	unsigned	 timeout;	/* seconds of inactivity, > 0 */
+	unsigned	 interval;	/* seconds between daemon polls, > 0 */
+	int		 line;		/* line of the account's group */
+};
+
+struct config {
+	char		*path;		/* the file it was read from */
+	char		*state_dir;	/* ~ expanded */
+	unsigned	 timeout;	/* top-level default */
+	unsigned	 interval;	/* top-level default */
+	struct account	*accounts;
+	size_t		 naccounts;
+};
+
+/*
+ * Reads and validates the configuration file at path. On success returns
+ * 0 and stores a new struct config (free with config_free) in *cfgp. On
+ * failure returns -1, leaves *cfgp untouched, and fills e with code
+ * EX_CONFIG (EX_NOINPUT if the file cannot be opened) and a message that
+ * starts "FILE:LINE: " when a line is known. Every mistake is an error:
+ * unknown keys, wrong types, missing required keys, duplicate names,
+ * tls = "none" without allow_plaintext = true, and a file that holds a
+ * password while readable by group or others.
+ */
+int	config_load(const char *path, struct config **cfgp, struct err *e);
+
+/* Frees a configuration; NULL is a no-op. */
+void	config_free(struct config *);
+
+/*
+ * Returns the configuration file to use when -c is not given, newly
+ * allocated: $XDG_CONFIG_HOME/popfetch/config (or ~/.config/popfetch/config)
+ * if that file exists, else /etc/popfetch.conf.
+ */
+char	*config_default_path(void);
+
+/* Returns the account named name, or NULL. */
+const struct account *config_find_account(const struct config *,
+	    const char *name);
+
+/*
+ * Parses a size such as "50M", "512k", "1G" or "1048576" (binary units,
+ * case-insensitive, optional trailing "B") into *bytes. Returns 0, or -1
+ * on anything else, including overflow.
+ */
+int	config_parse_size(const char *, uint64_t *bytes);
+
+#endif
