@@ -1,0 +1,721 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "account.h"
+#include "buf.h"
+#include "cred.h"
+#include "log.h"
+#include "maildir.h"
+#include "pop3.h"
+#include "uid.h"
+#include "uidstate.h"
+#include "xmalloc.h"
+
+#define WINDOW_CMDS	64		/* commands in flight, pipelined */
+#define WINDOW_BYTES	(4u << 20)	/* expected reply bytes in flight */
+#define BATCH_MSGS	128		/* messages per durable commit */
+#define BATCH_BYTES	(32u << 20)
+
+enum action {
+	A_FETCH,	/* new: retrieve, store, then delete unless keep */
+	A_DELETE,	/* already stored in an earlier run: delete only */
+	A_KEEP,		/* already stored, kept on the server */
+	A_SKIP		/* left on the server, with a warning */
+};
+
+struct run;
+
+struct msg {
+	struct run	*run;
+	unsigned long	 num;		/* valid only in this session */
+	uint64_t	 size;		/* as LIST says; may lie */
+	char		*uid;		/* NULL: none, or an invalid one */
+	bool		 uid_listed;	/* UIDL had a line for it */
+	enum action	 action;
+	bool		 stored;	/* durably in the Maildir */
+	bool		 deleted;	/* DELE answered +OK */
+};
+
+struct run {
+	const struct config	*cfg;
+	const struct account	*acct;
+	struct account_result	*res;
+	struct pop3		*pop;
+	struct maildir		*md;
+	struct uidstate		*st;
+	struct msg		*msgs;
+	size_t			 nmsgs;
+	bool			 have_uidl;
+
+	size_t			*queue;		/* A_FETCH indexes, in order */
+	size_t			 nqueue, next_fetch;
+	size_t			*deles;		/* indexes to DELE */
+	size_t			 ndeles, next_dele;
+
+	struct maildir_msg	*cur;		/* the message being received */
+	struct maildir_msg	**batch;	/* received, not yet committed */
+	size_t			*batch_idx;
+	size_t			 nbatch;
+	uint64_t		 batch_bytes;
+
+	bool			 local_failed;	/* delivery failed: stop */
+	struct err		 local_err;
+};
+
+static void
+account_trace(void *arg, char dir, const char *text)
+{
+	const struct account *a = arg;
+
+	log_msg(dir == POP3_TRACE_INFO ? LOG_TRACE : LOG_DEBUG, "%s: %c %s",
+	    a->name, dir, text);
+}
+
+static int
+account_recover(void *arg, const char *const *names, size_t n, bool *found,
+    struct err *e)
+{
+	return maildir_recover(arg, names, n, found, e);
+}
+
+static int
+account_login(struct run *r, struct err *e)
+{
+	const struct account *a = r->acct;
+	struct pop3_login l;
+	char *secret = NULL;
+	int rc;
+
+	if (cred_password(a, a->timeout, &secret, e) == -1)
+		return -1;
+	memset(&l, 0, sizeof(l));
+	l.host = a->host;
+	l.port = a->port;
+	l.tls = a->tls;
+	l.ca_file = a->ca_file;
+	l.fingerprint = a->fingerprint;
+	l.user = a->user;
+	l.secret = secret;
+	l.auth = a->auth;
+	l.timeout = a->timeout;
+	l.trace = account_trace;
+	l.trace_arg = (void *)a;
+	rc = pop3_open(&r->pop, &l, e);
+	xfree_secret(secret);
+	return rc;
+}
+
+/* Parses "NUM REST" with NUM a positive decimal; *rest after the space. */
+static bool
+account_parse_num(const char *line, size_t n, unsigned long *num,
+    const char **rest, size_t *restlen)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	for (i = 0; i < n && line[i] >= '0' && line[i] <= '9'; i++) {
+		if (v > (ULONG_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (unsigned long)(line[i] - '0');
+	}
+	if (i == 0 || v == 0 || i + 1 >= n || line[i] != ' ')
+		return false;
+	*num = v;
+	*rest = line + i + 1;
+	*restlen = n - i - 1;
+	return true;
+}
+
+static int
+account_bad_line(const char *what, const char *line, size_t n, struct err *e)
+{
+	char *esc = buf_escape(line, n, 120);
+
+	err_set(e, EX_PROTOCOL, "malformed %s line from server: \"%s\"", what,
+	    esc);
+	free(esc);
+	return -1;
+}
+
+static int
+account_list_line(void *arg, const char *line, size_t n, struct err *e)
+{
+	struct run *r = arg;
+	const char *rest;
+	unsigned long num;
+	uint64_t size = 0;
+	size_t len, i;
+	struct msg *m;
+
+	if (!account_parse_num(line, n, &num, &rest, &len))
+		return account_bad_line("LIST", line, n, e);
+	/* The size, then anything after a space (RFC 1939 allows it). */
+	for (i = 0; i < len && rest[i] >= '0' && rest[i] <= '9'; i++) {
+		if (size > (UINT64_MAX - 9) / 10)
+			return account_bad_line("LIST", line, n, e);
+		size = size * 10 + (uint64_t)(rest[i] - '0');
+	}
+	if (i == 0 || (i < len && rest[i] != ' '))
+		return account_bad_line("LIST", line, n, e);
+	/* Numbers must rise: lookups by number rely on it. */
+	if (r->nmsgs > 0 && num <= r->msgs[r->nmsgs - 1].num)
+		return account_bad_line("LIST (numbers out of order)", line, n,
+		    e);
+	r->msgs = xreallocarray(r->msgs, r->nmsgs + 1, sizeof(*r->msgs));
+	m = &r->msgs[r->nmsgs++];
+	memset(m, 0, sizeof(*m));
+	m->num = num;
+	m->size = size;
+	return 0;
+}
+
+static struct msg *
+account_msg_by_num(struct run *r, unsigned long num)
+{
+	size_t lo = 0, hi = r->nmsgs, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (r->msgs[mid].num == num)
+			return &r->msgs[mid];
+		if (r->msgs[mid].num < num)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
+{
+	struct run *r = arg;
+	const char *rest;
+	unsigned long num;
+	size_t len;
+	struct msg *m;
+	char *esc;
+
+	if (!account_parse_num(line, n, &num, &rest, &len))
+		return account_bad_line("UIDL", line, n, e);
+	if ((m = account_msg_by_num(r, num)) == NULL || m->uid_listed)
+		return account_bad_line("UIDL (unknown or repeated number)",
+		    line, n, e);
+	m->uid_listed = true;
+	if (!uid_valid(rest, len)) {
+		/* Never a path, never a key we could confuse: leave it. */
+		esc = buf_escape(rest, len, 100);
+		log_msg(LOG_WARN, "%s: message %lu has an invalid UID \"%s\" "
+		    "(RFC 1939: 1 to 70 printable characters); left on the "
+		    "server", r->acct->name, num, esc);
+		free(esc);
+		m->action = A_SKIP;
+		return 0;
+	}
+	m->uid = xstrndup(rest, len);
+	return 0;
+}
+
+static int
+account_uidl_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct run *r = arg;
+
+	(void)line;
+	(void)n;
+	(void)e;
+	r->have_uidl = ok;
+	return 0;
+}
+
+static int
+account_list_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	char *esc;
+
+	(void)arg;
+	if (ok)
+		return 0;
+	esc = buf_escape(line, n, 200);
+	err_set(e, pop3_err_code(line, n, EX_PROTOCOL), "LIST refused: "
+	    "\"%s\"", esc);
+	free(esc);
+	return -1;
+}
+
+/* LIST, then UIDL: what is on the server, by number, size and UID. */
+static int
+account_scan(struct run *r, struct err *e)
+{
+	static const struct pop3_cb list_cb = {
+		account_list_status, account_list_line, NULL
+	};
+	static const struct pop3_cb uidl_cb = {
+		account_uidl_status, account_uidl_line, NULL
+	};
+	bool pipelined = pop3_caps(r->pop) & POP3_CAP_PIPELINING;
+
+	if (pop3_queue(r->pop, POP3_LINES, &list_cb, r, 0, "LIST", e) == -1 ||
+	    (!pipelined && pop3_drain(r->pop, e) == -1) ||
+	    pop3_queue(r->pop, POP3_LINES, &uidl_cb, r, 0, "UIDL", e) == -1 ||
+	    pop3_drain(r->pop, e) == -1)
+		return -1;
+	return 0;
+}
+
+/* Messages that share a UID cannot be tracked apart: leave them all. */
+static void
+account_skip_duplicates(struct run *r)
+{
+	struct uidmap *seen = uidmap_new();
+	struct uidmap_entry *en;
+	size_t i;
+	char *esc;
+
+	for (i = 0; i < r->nmsgs; i++) {
+		if (r->msgs[i].uid == NULL)
+			continue;
+		if ((en = uidmap_get(seen, r->msgs[i].uid)) == NULL) {
+			uidmap_put(seen, r->msgs[i].uid, (int64_t)i);
+			continue;
+		}
+		esc = buf_escape(r->msgs[i].uid, strlen(r->msgs[i].uid), 80);
+		log_msg(LOG_WARN, "%s: the server gives UID \"%s\" to more "
+		    "than one message; leaving them on the server",
+		    r->acct->name, esc);
+		free(esc);
+		r->msgs[i].action = A_SKIP;
+		r->msgs[en->value].action = A_SKIP;
+	}
+	uidmap_free(seen);
+}
+
+static enum action
+account_decide(struct run *r, struct msg *m, time_t now)
+{
+	const struct account *a = r->acct;
+	time_t first;
+
+	if (m->uid != NULL && uidstate_has(r->st, m->uid, &first)) {
+		if (!a->keep)
+			return A_DELETE;
+		if (a->keep_days > 0 &&
+		    now - first >= (time_t)a->keep_days * 86400)
+			return A_DELETE;
+		return A_KEEP;
+	}
+	if (a->max_size > 0 && m->size > a->max_size) {
+		log_msg(LOG_WARN, "%s: message %lu is %" PRIu64 " bytes, over "
+		    "max_size; left on the server", a->name, m->num, m->size);
+		return A_SKIP;
+	}
+	return A_FETCH;
+}
+
+static int
+account_plan(struct run *r, struct uidmap *present, struct err *e)
+{
+	time_t now = time(NULL);
+	struct msg *m;
+	size_t i;
+
+	if (!r->have_uidl && r->acct->keep) {
+		err_set(e, EX_PROTOCOL, "the server does not support UIDL, "
+		    "which keep = true needs to tell new mail from old");
+		return -1;
+	}
+	for (i = 0; i < r->nmsgs; i++) {
+		m = &r->msgs[i];
+		m->run = r;
+		if (m->uid != NULL)
+			uidmap_put(present, m->uid, 0);
+		else if (r->have_uidl && m->action != A_SKIP) {
+			log_msg(LOG_WARN, "%s: UIDL gave message %lu no UID; "
+			    "left on the server", r->acct->name, m->num);
+			m->action = A_SKIP;
+		}
+	}
+	account_skip_duplicates(r);
+	r->queue = xreallocarray(NULL, r->nmsgs, sizeof(*r->queue));
+	r->deles = xreallocarray(NULL, r->nmsgs, sizeof(*r->deles));
+	for (i = 0; i < r->nmsgs; i++) {
+		m = &r->msgs[i];
+		if (m->action != A_SKIP)
+			m->action = account_decide(r, m, now);
+		if (m->action == A_FETCH)
+			r->queue[r->nqueue++] = i;
+		else if (m->action == A_DELETE)
+			r->deles[r->ndeles++] = i;
+		else if (m->action == A_KEEP)
+			r->res->kept++;
+		else
+			r->res->skipped++;
+	}
+	return 0;
+}
+
+/* A local failure: remember it, stop asking for more, keep in sync. */
+static int
+account_local_fail(struct run *r, const struct err *e)
+{
+	if (!r->local_failed) {
+		r->local_failed = true;
+		r->local_err = *e;
+	}
+	maildir_msg_free(r->cur);
+	r->cur = NULL;
+	return 0;
+}
+
+static void
+account_batch_free(struct run *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nbatch; i++)
+		maildir_msg_free(r->batch[i]);
+	r->nbatch = 0;
+	r->batch_bytes = 0;
+}
+
+/*
+ * Makes a batch durable, in the order that loses nothing: files synced,
+ * then journaled as pending, then moved into new/ (and new/ synced),
+ * then recorded as delivered. Only then are they queued for DELE.
+ */
+static int
+account_commit(struct run *r, struct err *e)
+{
+	const char **uids = NULL, **names = NULL;
+	size_t i, n = r->nbatch;
+	struct msg *m;
+	int rc = -1;
+
+	if (n == 0)
+		return 0;
+	uids = xreallocarray(NULL, n, sizeof(*uids));
+	names = xreallocarray(NULL, n, sizeof(*names));
+	for (i = 0; i < n; i++) {
+		uids[i] = r->msgs[r->batch_idx[i]].uid;
+		names[i] = maildir_msg_name(r->batch[i]);
+	}
+	if (maildir_sync(r->md, r->batch, n, e) == -1 ||
+	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1) ||
+	    maildir_commit(r->md, r->batch, n, e) == -1 ||
+	    (r->have_uidl && uidstate_delivered(r->st, uids, n, time(NULL),
+	    e) == -1))
+		goto out;
+	for (i = 0; i < n; i++) {
+		m = &r->msgs[r->batch_idx[i]];
+		m->stored = true;
+		r->res->fetched++;
+		r->res->bytes += maildir_msg_size(r->batch[i]);
+		if (!r->acct->keep)
+			r->deles[r->ndeles++] = r->batch_idx[i];
+		else
+			r->res->kept++;
+	}
+	rc = 0;
+out:
+	account_batch_free(r);
+	free(uids);
+	free(names);
+	return rc;
+}
+
+static int
+account_retr_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct msg *m = arg;
+	struct run *r = m->run;
+	char *esc;
+
+	if (r->local_failed)
+		return 0;
+	if (!ok) {
+		esc = buf_escape(line, n, 200);
+		log_msg(LOG_WARN, "%s: RETR %lu refused: \"%s\"; left on the "
+		    "server", r->acct->name, m->num, esc);
+		free(esc);
+		r->res->skipped++;
+		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
+		return 0;
+	}
+	if (maildir_msg_begin(r->md, &r->cur, e) == -1)
+		return account_local_fail(r, e);
+	return 0;
+}
+
+static int
+account_retr_data(void *arg, const char *p, size_t n, struct err *e)
+{
+	struct msg *m = arg;
+	struct run *r = m->run;
+
+	if (r->cur != NULL && maildir_msg_write(r->cur, p, n, e) == -1)
+		return account_local_fail(r, e);
+	return 0;
+}
+
+static int
+account_retr_end(void *arg, struct err *e)
+{
+	struct msg *m = arg;
+	struct run *r = m->run;
+
+	if (r->cur == NULL)
+		return 0;
+	if (maildir_msg_finish(r->cur, e) == -1)
+		return account_local_fail(r, e);
+	r->batch[r->nbatch] = r->cur;
+	r->batch_idx[r->nbatch++] = (size_t)(m - r->msgs);
+	r->batch_bytes += maildir_msg_size(r->cur);
+	r->cur = NULL;
+	if ((r->nbatch >= BATCH_MSGS || r->batch_bytes >= BATCH_BYTES) &&
+	    account_commit(r, e) == -1)
+		return account_local_fail(r, e);
+	return 0;
+}
+
+static int
+account_dele_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct msg *m = arg;
+	char *esc;
+
+	(void)e;
+	if (ok) {
+		m->deleted = true;
+		return 0;
+	}
+	/* Stored and recorded: the next run deletes it again. */
+	esc = buf_escape(line, n, 200);
+	log_msg(LOG_WARN, "%s: DELE %lu refused: \"%s\"", m->run->acct->name,
+	    m->num, esc);
+	free(esc);
+	return 0;
+}
+
+/* Queues the next command the windows allow; false when none is due. */
+static bool
+account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
+{
+	static const struct pop3_cb retr_cb = {
+		account_retr_status, account_retr_data, account_retr_end
+	};
+	static const struct pop3_cb dele_cb = {
+		account_dele_status, NULL, NULL
+	};
+	struct msg *m;
+	char cmd[32];
+
+	if (r->local_failed || pop3_inflight(r->pop) >= window)
+		return false;
+	if (r->next_dele < r->ndeles) {
+		m = &r->msgs[r->deles[r->next_dele++]];
+		snprintf(cmd, sizeof(cmd), "DELE %lu", m->num);
+		*rc = pop3_queue(r->pop, POP3_SINGLE, &dele_cb, m, 0, cmd, e);
+		return *rc == 0;
+	}
+	if (r->next_fetch >= r->nqueue)
+		return false;
+	m = &r->msgs[r->queue[r->next_fetch]];
+	if (pop3_inflight(r->pop) > 0 &&
+	    pop3_inflight_bytes(r->pop) + m->size > WINDOW_BYTES)
+		return false;
+	r->next_fetch++;
+	snprintf(cmd, sizeof(cmd), "RETR %lu", m->num);
+	*rc = pop3_queue(r->pop, POP3_STREAM, &retr_cb, m, m->size, cmd, e);
+	return *rc == 0;
+}
+
+/* RETR and DELE, pipelined when the server allows it. */
+static int
+account_fetch(struct run *r, struct err *e)
+{
+	size_t window = pop3_caps(r->pop) & POP3_CAP_PIPELINING ?
+	    WINDOW_CMDS : 1;
+	int rc = 0;
+
+	r->batch = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch));
+	r->batch_idx = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch_idx));
+	for (;;) {
+		while (account_queue_next(r, window, e, &rc))
+			;
+		if (rc == -1)
+			return -1;
+		if (pop3_inflight(r->pop) == 0) {
+			/* The last batch; its DELEs go out next round. */
+			if (r->nbatch > 0 && !r->local_failed) {
+				if (account_commit(r, e) == -1)
+					/* Only records e; always returns 0. */
+					(void)account_local_fail(r, e);
+				continue;
+			}
+			return 0;
+		}
+		if (pop3_step(r->pop, e) == -1)
+			return -1;
+	}
+}
+
+static int
+account_rset_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	(void)arg;
+	(void)line;
+	(void)n;
+	if (ok)
+		return 0;
+	err_set(e, EX_PROTOCOL, "RSET refused");
+	return -1;
+}
+
+/*
+ * Ends a healthy session. After a local failure RSET first undoes every
+ * DELE of the session (they are redone next run, from the state).
+ * Returns 0 when QUIT was answered +OK.
+ */
+static int
+account_quit(struct run *r, struct err *e)
+{
+	static const struct pop3_cb rset_cb = {
+		account_rset_status, NULL, NULL
+	};
+	size_t i;
+
+	if (r->local_failed &&
+	    (pop3_queue(r->pop, POP3_SINGLE, &rset_cb, r, 0, "RSET", e) == -1 ||
+	    pop3_drain(r->pop, e) == -1))
+		return -1;
+	if (pop3_quit(r->pop, e) == -1)
+		return -1;
+	if (r->local_failed)
+		return 0;
+	for (i = 0; i < r->nmsgs; i++)
+		if (r->msgs[i].deleted)
+			r->res->deleted++;
+	return 0;
+}
+
+/*
+ * Folds the run into the state. When the server's full list is known
+ * (present is not NULL), forgets the UIDs it no longer has, and those
+ * whose deletion QUIT just committed.
+ */
+static int
+account_save_state(struct run *r, struct uidmap *present, bool quit_ok,
+    struct err *e)
+{
+	size_t i;
+
+	if (present != NULL && r->have_uidl) {
+		if (quit_ok)
+			for (i = 0; i < r->nmsgs; i++)
+				if (r->msgs[i].deleted && r->msgs[i].uid)
+					uidmap_del(present, r->msgs[i].uid);
+		uidstate_retain(r->st, present);
+	}
+	return uidstate_commit(r->st, e);
+}
+
+static void
+account_report(struct run *r, const struct err *e)
+{
+	if (e->code == EX_OK)
+		return;
+	log_msg(LOG_ERROR, "%s: %s", r->acct->name, e->msg);
+	r->res->code = err_worse(r->res->code, e->code);
+}
+
+static void
+account_free(struct run *r)
+{
+	size_t i;
+
+	maildir_msg_free(r->cur);
+	account_batch_free(r);
+	pop3_close(r->pop);
+	uidstate_close(r->st);
+	maildir_close(r->md);
+	for (i = 0; i < r->nmsgs; i++)
+		free(r->msgs[i].uid);
+	free(r->msgs);
+	free(r->queue);
+	free(r->deles);
+	free(r->batch);
+	free(r->batch_idx);
+}
+
+/*
+ * The session, from login to QUIT. *scanned says the server's list is
+ * complete; *quit_ok that QUIT committed the session's deletions.
+ */
+static void
+account_session(struct run *r, struct uidmap *present, struct err *e,
+    bool *scanned, bool *quit_ok)
+{
+	if (account_login(r, e) == -1 || account_scan(r, e) == -1)
+		return;
+	if (account_plan(r, present, e) == -1) {
+		struct err qe;
+
+		/* Nothing was asked of the server: leave it politely. */
+		if (pop3_quit(r->pop, &qe) == -1)
+			log_msg(LOG_DEBUG, "%s: %s", r->acct->name, qe.msg);
+		return;
+	}
+	*scanned = true;
+	if (account_fetch(r, e) == -1)
+		return;		/* dropped without QUIT: the server keeps all */
+	if (account_quit(r, e) == 0)
+		*quit_ok = !r->local_failed;
+	if (r->local_failed && e->code == EX_OK)
+		*e = r->local_err;
+	else if (r->local_failed)
+		account_report(r, &r->local_err);
+}
+
+int
+account_run(const struct config *cfg, const struct account *a,
+    struct account_result *res)
+{
+	struct run r;
+	struct uidmap *present = uidmap_new();
+	bool scanned = false, quit_ok = false;
+	struct err e, se;
+
+	memset(&r, 0, sizeof(r));
+	memset(res, 0, sizeof(*res));
+	r.cfg = cfg;
+	r.acct = a;
+	r.res = res;
+	err_clear(&e);
+	err_clear(&se);
+	if (maildir_open(&r.md, a->maildir, &e) == 0 &&
+	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
+	    r.md, &e) == 0) {
+		account_session(&r, present, &e, &scanned, &quit_ok);
+		/* Whatever happened, what was delivered is recorded. */
+		if (account_save_state(&r, scanned ? present : NULL, quit_ok,
+		    &se) == -1)
+			account_report(&r, &se);
+	}
+	account_report(&r, &e);
+	account_free(&r);
+	uidmap_free(present);
+	return res->code;
+}

@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+
+#include <curl/curl.h>
+#include <libconfig.h>
+#include <openssl/crypto.h>
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "account.h"
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct options {
+	const char	*config_path;
+	const char	**accounts;	/* -a, in order given */
+	size_t		 naccounts;
+	int		 verbose;
+	bool		 quiet;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: popfetch [-qv] [-c file] [-a account]...\n"
+	    "       popfetch --version | --help\n"
+	    "Fetches mail from POP3 accounts into Maildirs, once.\n"
+	    "  -c, --config FILE    configuration file\n"
+	    "  -a, --account NAME   fetch only this account (repeatable)\n"
+	    "  -v, --verbose        show the protocol (twice: and libcurl)\n"
+	    "  -q, --quiet          print errors only\n"
+	    "  -V, --version        print versions and exit\n"
+	    "  -h, --help           print this help and exit\n");
+}
+
+static void
+version(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+
+	printf("popfetch %s\nlibcurl %s (%s)\nlibconfig %d.%d.%d\n%s\n",
+	    PACKAGE_VERSION, cv->version, cv->ssl_version ? cv->ssl_version :
+	    "no TLS", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
+	    LIBCONFIG_VER_REVISION, OpenSSL_version(OPENSSL_VERSION));
+}
+
+/* libcurl is a shared library: what it can do is known only now. */
+static bool
+curl_has_pop3(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	const char *const *p;
+	bool pop3 = false, pop3s = false;
+
+	for (p = cv->protocols; p != NULL && *p != NULL; p++) {
+		if (strcasecmp(*p, "pop3") == 0)
+			pop3 = true;
+		else if (strcasecmp(*p, "pop3s") == 0)
+			pop3s = true;
+	}
+	return pop3 && pop3s && (cv->features & CURL_VERSION_SSL);
+}
+
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "account", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:a:vqVh", longopts,
+	    NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case 'a':
+			o->accounts = xreallocarray(o->accounts,
+			    o->naccounts + 1, sizeof(*o->accounts));
+			o->accounts[o->naccounts++] = optarg;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'V':
+			version();
+			exit(EX_OK);
+		case 'h':
+			usage(stdout);
+			exit(EX_OK);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "popfetch: unexpected argument: %s\n",
+		    argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+print_result(const struct account *a, const struct account_result *res)
+{
+	printf("popfetch: %s: %lu fetched (%" PRIu64 " bytes), %lu deleted, "
+	    "%lu kept, %lu skipped\n", a->name, res->fetched, res->bytes,
+	    res->deleted, res->kept, res->skipped);
+	fflush(stdout);
+}
+
+static int
+run_accounts(const struct config *cfg, const struct options *o)
+{
+	struct account_result res;
+	const struct account *a;
+	int code = EX_OK;
+	size_t i;
+
+	for (i = 0; i < o->naccounts; i++) {
+		if (config_find_account(cfg, o->accounts[i]) == NULL) {
+			log_msg(LOG_ERROR, "%s: no account named %s",
+			    cfg->path, o->accounts[i]);
+			return EX_USAGE;
+		}
+	}
+	for (i = 0; i < (o->naccounts ? o->naccounts : cfg->naccounts); i++) {
+		a = o->naccounts ? config_find_account(cfg, o->accounts[i]) :
+		    &cfg->accounts[i];
+		/* Accounts are independent: one failing stops no other. */
+		code = err_worse(code, account_run(cfg, a, &res));
+		if (!o->quiet)
+			print_result(a, &res);
+	}
+	return code;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct options o;
+	struct config *cfg = NULL;
+	char *path = NULL;
+	struct err e;
+	int code;
+
+	memset(&o, 0, sizeof(o));
+	umask(077);
+	/* A peer that vanishes must surface as an error, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_args(argc, argv, &o) == -1)
+		return EX_USAGE;
+	log_set_level(o.quiet ? LOG_ERROR : o.verbose >= 2 ? LOG_TRACE :
+	    o.verbose == 1 ? LOG_DEBUG : LOG_INFO);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_msg(LOG_ERROR, "cannot initialise libcurl");
+		return EX_SOFTWARE;
+	}
+	if (!curl_has_pop3()) {
+		log_msg(LOG_ERROR, "this libcurl cannot do POP3 and POP3S "
+		    "with TLS; rebuild or install one that can");
+		return EX_UNAVAILABLE;
+	}
+	err_clear(&e);
+	path = o.config_path ? xstrdup(o.config_path) : config_default_path();
+	if (config_load(path, &cfg, &e) == -1) {
+		log_msg(LOG_ERROR, "%s", e.msg);
+		code = e.code;
+	} else
+		code = run_accounts(cfg, &o);
+	config_free(cfg);
+	free(path);
+	free(o.accounts);
+	curl_global_cleanup();
+	return code;
+}

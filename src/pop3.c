@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <curl/curl.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "buf.h"
+#include "pop3.h"
+#include "xmalloc.h"
+
+#define POP3_INBUF	(256 * 1024)	/* bytes read per recv at most */
+#define POP3_OUTMAX	(1024 * 1024)	/* queued command bytes at most */
+#define POP3_STATUSMAX	4096		/* RFC 2449 says 512; be lenient */
+#define POP3_LINEMAX	4096		/* a UIDL/LIST/CAPA line */
+
+struct pop3_req {
+	enum pop3_kind	 kind;
+	struct pop3_cb	 cb;
+	void		*arg;
+	uint64_t	 expect;
+	char		 cmd[48];	/* for messages; secrets redacted */
+};
+
+struct pop3 {
+	CURL		*curl;
+	curl_socket_t	 fd;
+	unsigned	 timeout;
+	unsigned	 caps;
+	void		(*trace)(void *, char, const char *);
+	void		*trace_arg;
+	char		 errbuf[CURL_ERROR_SIZE];
+
+	/* login: the last line the server sent, and whether APOP was used */
+	char		 last[POP3_STATUSMAX];
+	size_t		 lastlen;
+	bool		 apop_sent;
+
+	/* the engine: a FIFO of commands awaiting their responses */
+	struct pop3_req	*reqs;
+	size_t		 rhead, rcount, rsize;
+	uint64_t	 inflight_bytes;
+	unsigned long	 completed;
+	struct buf	 out;		/* commands not yet sent */
+	char		*in;		/* received, not yet parsed */
+	size_t		 inlen;
+	char		*dec;		/* decoded body bytes */
+	bool		 in_body;
+	struct pop3_unstuff u;
+	struct buf	 line;		/* a POP3_LINES line being built */
+};
+
+static void
+pop3_trace(struct pop3 *p, char dir, const char *text, size_t n)
+{
+	char *esc;
+
+	if (p->trace == NULL)
+		return;
+	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+		n--;
+	esc = buf_escape(text, n, 512);
+	p->trace(p->trace_arg, dir, esc);
+	free(esc);
+}
+
+/*
+ * What may be shown of a command we send: a secret can stand in PASS,
+ * APOP, the initial response of AUTH, and every SASL continuation line,
+ * so only known harmless commands are shown whole.
+ */
+static void
+pop3_redact(const char *cmd, size_t n, char *out, size_t outsize)
+{
+	static const char *const shown[] = {
+		"CAPA", "STLS", "USER", "UIDL", "LIST", "RETR", "DELE",
+		"TOP", "STAT", "NOOP", "RSET", "QUIT"
+	};
+	const char *sp;
+	size_t i, verb, keep;
+
+	while (n > 0 && (cmd[n - 1] == '\n' || cmd[n - 1] == '\r'))
+		n--;
+	sp = memchr(cmd, ' ', n);
+	verb = sp != NULL ? (size_t)(sp - cmd) : n;
+	for (i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+		if (verb == strlen(shown[i]) &&
+		    strncasecmp(cmd, shown[i], verb) == 0) {
+			snprintf(out, outsize, "%.*s", (int)n, cmd);
+			return;
+		}
+	}
+	if (sp != NULL && verb == 4 && (strncasecmp(cmd, "AUTH", 4) == 0 ||
+	    strncasecmp(cmd, "APOP", 4) == 0)) {
+		/* Keep the mechanism or user name, hide what follows. */
+		sp = memchr(sp + 1, ' ', n - verb - 1);
+		keep = sp != NULL ? (size_t)(sp - cmd) : n;
+		snprintf(out, outsize, "%.*s%s", (int)keep, cmd,
+		    sp != NULL ? " <redacted>" : "");
+	} else if (verb == 4 && strncasecmp(cmd, "PASS", 4) == 0)
+		snprintf(out, outsize, "PASS <redacted>");
+	else
+		snprintf(out, outsize, "<redacted>");
+}
+
+static int
+pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
+{
+	struct pop3 *p = arg;
+	char shown[128];
+
+	(void)c;
+	switch (type) {
+	case CURLINFO_TEXT:
+		pop3_trace(p, POP3_TRACE_INFO, data, size);
+		break;
+	case CURLINFO_HEADER_IN:
+		p->lastlen = size < sizeof(p->last) ? size : sizeof(p->last);
+		memcpy(p->last, data, p->lastlen);
+		while (p->lastlen > 0 && (p->last[p->lastlen - 1] == '\n' ||
+		    p->last[p->lastlen - 1] == '\r'))
+			p->lastlen--;
+		pop3_trace(p, POP3_TRACE_IN, data, size);
+		break;
+	case CURLINFO_HEADER_OUT:
+		if (size > 5 && strncasecmp(data, "APOP ", 5) == 0)
+			p->apop_sent = true;
+		pop3_redact(data, size, shown, sizeof(shown));
+		pop3_trace(p, POP3_TRACE_OUT, shown, strlen(shown));
+		break;
+	default:
+		/* Message data and TLS records are never traced. */
+		break;
+	}
+	return 0;
+}
+
+int
+pop3_err_code(const char *line, size_t n, int dflt)
+{
+	static const struct {
+		const char	*code;
+		int		 ex;
+	} codes[] = {
+		{ "[IN-USE]", EX_TEMPFAIL },
+		{ "[LOGIN-DELAY]", EX_TEMPFAIL },
+		{ "[SYS/TEMP]", EX_TEMPFAIL },
+		{ "[AUTH]", EX_NOPERM },
+	};
+	size_t i, len;
+
+	if (n < 5 || strncmp(line, "-ERR ", 5) != 0)
+		return dflt;
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		len = strlen(codes[i].code);
+		if (n - 5 >= len && strncasecmp(line + 5, codes[i].code,
+		    len) == 0)
+			return codes[i].ex;
+	}
+	return dflt;
+}
+
+/* The server's last line, escaped, for an error message. */
+static char *
+pop3_last(const struct pop3 *p)
+{
+	return p->lastlen > 0 ? buf_escape(p->last, p->lastlen, 200) :
+	    xstrdup("(nothing)");
+}
+
+static void
+pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
+{
+	const char *why = p->errbuf[0] != '\0' ? p->errbuf :
+	    curl_easy_strerror(rc);
+	char *last = pop3_last(p);
+
+	switch (rc) {
+	case CURLE_LOGIN_DENIED:
+		err_set(e, pop3_err_code(p->last, p->lastlen, EX_NOPERM),
+		    "login refused: server said \"%s\"", last);
+		break;
+	case CURLE_USE_SSL_FAILED:
+		err_set(e, EX_PROTOCOL, "server does not offer STLS, or "
+		    "refused it; nothing was sent in cleartext (server said "
+		    "\"%s\")", last);
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		err_set(e, EX_NOPERM, "server certificate not trusted: %s",
+		    why);
+		break;
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CRL_BADFILE:
+		err_set(e, EX_CONFIG, "TLS setup: %s", why);
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		err_set(e, EX_PROTOCOL, "TLS handshake failed: %s", why);
+		break;
+	case CURLE_WEIRD_SERVER_REPLY:
+		err_set(e, pop3_err_code(p->last, p->lastlen, EX_PROTOCOL),
+		    "unexpected reply from server: \"%s\"", last);
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_NOT_BUILT_IN:
+		err_set(e, EX_UNAVAILABLE, "libcurl cannot do this: %s", why);
+		break;
+	default:
+		err_set(e, EX_TEMPFAIL, "%s", why);
+		break;
+	}
+	free(last);
+}
+
+static const char *
+pop3_login_options(enum auth_mech auth)
+{
+	switch (auth) {
+	case AUTH_APOP:
+		return "AUTH=+APOP";
+	case AUTH_PLAIN:
+		return "AUTH=PLAIN";
+	case AUTH_LOGIN:
+		return "AUTH=LOGIN";
+	case AUTH_CRAM_MD5:
+		return "AUTH=CRAM-MD5";
+	case AUTH_XOAUTH2:
+		return "AUTH=XOAUTH2";
+	case AUTH_OAUTHBEARER:
+		return "AUTH=OAUTHBEARER";
+	default:
+		return NULL;
+	}
+}
+
+/* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
+static CURLcode
+pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
+    const char *url)
+{
+	CURLcode rc = CURLE_OK;
+	const char *opts = pop3_login_options(auth);
+
+#define SET(opt, val) \
+	do { if (rc == CURLE_OK) rc = curl_easy_setopt(p->curl, opt, val); } \
+	while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, l->tls == TLS_IMPLICIT ? "pop3s" : "pop3");
+	SET(CURLOPT_CONNECT_ONLY, 1L);
+	/* Never CURLUSESSL_TRY: it sends the password in cleartext when
+	 * the server does not offer STLS. */
+	SET(CURLOPT_USE_SSL, (long)(l->tls == TLS_NONE ? CURLUSESSL_NONE :
+	    CURLUSESSL_ALL));
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (l->ca_file != NULL)
+		SET(CURLOPT_CAINFO, l->ca_file);
+	if (l->fingerprint != NULL)
+		SET(CURLOPT_PINNEDPUBLICKEY, l->fingerprint);
+	SET(CURLOPT_CONNECTTIMEOUT, (long)l->timeout);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_ERRORBUFFER, p->errbuf);
+	SET(CURLOPT_VERBOSE, 1L);
+	SET(CURLOPT_DEBUGFUNCTION, pop3_debug);
+	SET(CURLOPT_DEBUGDATA, p);
+	SET(CURLOPT_SASL_IR, 1L);
+	/* With AUTH_USER libcurl gets no user name, stops after TLS and
+	 * CAPA, and our engine sends USER and PASS itself. */
+	if (auth != AUTH_USER) {
+		SET(CURLOPT_USERNAME, l->user);
+		if (auth == AUTH_XOAUTH2 || auth == AUTH_OAUTHBEARER)
+			SET(CURLOPT_XOAUTH2_BEARER, l->secret);
+		else
+			SET(CURLOPT_PASSWORD, l->secret);
+	}
+	if (opts != NULL)
+		SET(CURLOPT_LOGIN_OPTIONS, opts);
+#undef SET
+	return rc;
+}
+
+static int
+pop3_status_ok(void *arg, bool ok, const char *line, size_t n, struct err *e)
+{
+	struct pop3 *p = arg;
+	char *esc;
+
+	if (ok)
+		return 0;
+	esc = buf_escape(line, n, 200);
+	err_set(e, pop3_err_code(line, n, EX_NOPERM),
+	    "login refused: server said \"%s\"", esc);
+	free(esc);
+	(void)p;
+	return -1;
+}
+
+/* USER and PASS, one at a time (pipelining them slows some servers). */
+static int
+pop3_userpass(struct pop3 *p, const struct pop3_login *l, struct err *e)
+{
+	static const struct pop3_cb cb = { pop3_status_ok, NULL, NULL };
+	char *cmd;
+	int rc;
+
+	cmd = xasprintf("USER %s", l->user);
+	rc = pop3_queue(p, POP3_SINGLE, &cb, p, 0, cmd, e);
+	free(cmd);
+	if (rc == -1 || pop3_drain(p, e) == -1)
+		return -1;
+	cmd = xasprintf("PASS %s", l->secret);
+	rc = pop3_queue(p, POP3_SINGLE, &cb, p, 0, cmd, e);
+	xfree_secret(cmd);
+	if (rc == 0)
+		rc = pop3_drain(p, e);
+	/* The command buffer held the password. */
+	if (p->out.data != NULL)
+		xwipe(p->out.data, p->out.size);
+	return rc;
+}
+
+static int
+pop3_login_once(struct pop3 *p, const struct pop3_login *l,
+    enum auth_mech auth, struct err *e)
+{
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	CURLcode rc;
+	char *url;
+
+	if ((p->curl = curl_easy_init()) == NULL) {
+		err_set(e, EX_SOFTWARE, "curl_easy_init failed");
+		return -1;
+	}
+	p->errbuf[0] = '\0';
+	p->lastlen = 0;
+	p->apop_sent = false;
+	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
+	    "%s://%s:%u/", l->tls == TLS_IMPLICIT ? "pop3s" : "pop3",
+	    l->host, l->port);
+	rc = pop3_setopts(p, l, auth, url);
+	free(url);
+	if (rc == CURLE_OK)
+		rc = curl_easy_perform(p->curl);
+	if (rc == CURLE_OK)
+		rc = curl_easy_getinfo(p->curl, CURLINFO_ACTIVESOCKET, &fd);
+	if (rc == CURLE_OK && fd == CURL_SOCKET_BAD)
+		rc = CURLE_GOT_NOTHING;
+	/* libcurl keeps copies of the secret: drop them now. */
+	(void)curl_easy_setopt(p->curl, CURLOPT_PASSWORD, (char *)NULL);
+	(void)curl_easy_setopt(p->curl, CURLOPT_XOAUTH2_BEARER, (char *)NULL);
+	if (rc != CURLE_OK) {
+		pop3_curl_error(p, rc, e);
+		return -1;
+	}
+	p->fd = fd;
+	if (auth == AUTH_USER)
+		return pop3_userpass(p, l, e);
+	return 0;
+}
+
+static void
+pop3_reset(struct pop3 *p)
+{
+	if (p->curl != NULL)
+		curl_easy_cleanup(p->curl);
+	p->curl = NULL;
+	p->fd = CURL_SOCKET_BAD;
+	p->rhead = p->rcount = 0;
+	p->inflight_bytes = 0;
+	p->inlen = 0;
+	p->in_body = false;
+	buf_reset(&p->out);
+	buf_reset(&p->line);
+}
+
+static int
+pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
+{
+	static const struct {
+		const char	*name;
+		unsigned	 bit;
+	} caps[] = {
+		{ "PIPELINING", POP3_CAP_PIPELINING },
+		{ "UIDL", POP3_CAP_UIDL },
+		{ "TOP", POP3_CAP_TOP },
+		{ "RESP-CODES", POP3_CAP_RESP_CODES },
+	};
+	struct pop3 *p = arg;
+	size_t i, len;
+
+	(void)e;
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		len = strlen(caps[i].name);
+		if (n >= len && strncasecmp(line, caps[i].name, len) == 0 &&
+		    (n == len || line[len] == ' '))
+			p->caps |= caps[i].bit;
+	}
+	return 0;
+}
+
+static int
+pop3_capa_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct pop3 *p = arg;
+
+	(void)line;
+	(void)n;
+	(void)e;
+	/* A server without CAPA answers -ERR: it then has no extensions,
+	 * but may still support UIDL, which is tried anyway. */
+	if (ok)
+		p->caps |= POP3_CAP_CAPA;
+	return 0;
+}
+
+/* CAPA again after login: some servers only then list what they do. */
+static int
+pop3_capa(struct pop3 *p, struct err *e)
+{
+	static const struct pop3_cb cb = {
+		pop3_capa_status, pop3_capa_line, NULL
+	};
+
+	p->caps = 0;
+	if (pop3_queue(p, POP3_LINES, &cb, p, 0, "CAPA", e) == -1)
+		return -1;
+	return pop3_drain(p, e);
+}
+
+static void
+pop3_free(struct pop3 *p)
+{
+	pop3_reset(p);
+	buf_free(&p->out);
+	buf_free(&p->line);
+	free(p->reqs);
+	free(p->in);
+	free(p->dec);
+	free(p);
+}
+
+int
+pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
+{
+	struct pop3 *p = xcalloc(1, sizeof(*p));
+	int rc;
+
+	p->fd = CURL_SOCKET_BAD;
+	p->timeout = l->timeout > 0 ? l->timeout : 60;
+	p->trace = l->trace;
+	p->trace_arg = l->trace_arg;
+	buf_init(&p->out, POP3_OUTMAX);
+	buf_init(&p->line, POP3_LINEMAX);
+	p->in = xmalloc(POP3_INBUF);
+	p->dec = xmalloc(POP3_INBUF + 1);
+	rc = pop3_login_once(p, l, l->auth, e);
+	if (rc == -1 && l->auth == AUTH_AUTO && p->apop_sent &&
+	    e->code == EX_NOPERM) {
+		/* libcurl prefers APOP when the greeting allows it and does
+		 * not fall back when the server then refuses it. */
+		pop3_trace(p, POP3_TRACE_INFO, "APOP refused; trying USER/PASS",
+		    30);
+		pop3_reset(p);
+		rc = pop3_login_once(p, l, AUTH_USER, e);
+	}
+	if (rc == 0)
+		rc = pop3_capa(p, e);
+	if (rc == -1) {
+		pop3_free(p);
+		return -1;
+	}
+	*pp = p;
+	return 0;
+}
+
+void
+pop3_close(struct pop3 *p)
+{
+	if (p != NULL)
+		pop3_free(p);
+}
+
+unsigned
+pop3_caps(const struct pop3 *p)
+{
+	return p->caps;
+}
+
+int
+pop3_queue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
+    void *arg, uint64_t expect, const char *cmd, struct err *e)
+{
+	struct pop3_req *r;
+	size_t n = strlen(cmd);
+
+	if (n == 0 || n > 255 || strpbrk(cmd, "\r\n") != NULL) {
+		err_set(e, EX_SOFTWARE, "malformed POP3 command");
+		return -1;
+	}
+	if (buf_append(&p->out, cmd, n) == -1 ||
+	    buf_append(&p->out, "\r\n", 2) == -1) {
+		err_set(e, EX_SOFTWARE, "too many POP3 commands queued");
+		return -1;
+	}
+	if (p->rcount == p->rsize) {
+		/* Grow the ring, unrolling it so rhead becomes 0. */
+		struct pop3_req *nr = xreallocarray(NULL,
+		    p->rsize ? p->rsize * 2 : 64, sizeof(*nr));
+		size_t i;
+
+		for (i = 0; i < p->rcount; i++)
+			nr[i] = p->reqs[(p->rhead + i) % p->rsize];
+		free(p->reqs);
+		p->reqs = nr;
+		p->rhead = 0;
+		p->rsize = p->rsize ? p->rsize * 2 : 64;
+	}
+	r = &p->reqs[(p->rhead + p->rcount++) % p->rsize];
+	r->kind = kind;
+	r->cb = *cb;
+	r->arg = arg;
+	r->expect = expect;
+	pop3_redact(cmd, n, r->cmd, sizeof(r->cmd));
+	p->inflight_bytes += expect;
+	pop3_trace(p, POP3_TRACE_OUT, r->cmd, strlen(r->cmd));
+	return 0;
+}
+
+size_t
+pop3_inflight(const struct pop3 *p)
+{
+	return p->rcount;
+}
+
+uint64_t
+pop3_inflight_bytes(const struct pop3 *p)
+{
+	return p->inflight_bytes;
+}
+
+enum {
+	U_BOL,		/* at the start of a line */
+	U_DOT,		/* a '.' at the start of a line */
+	U_DOTCR,	/* ".\r" at the start of a line */
+	U_MID,		/* inside a line */
+	U_CR		/* a '\r' held back: LF follows, or it was data */
+};
+
+size_t
+pop3_unstuff(struct pop3_unstuff *u, const char *in, size_t n, char *out,
+    size_t *outn, bool *done)
+{
+	const char *cr;
+	size_t i = 0, o = 0, run;
+	unsigned char c;
+
+	*done = false;
+	while (i < n) {
+		c = (unsigned char)in[i];
+		switch (u->state) {
+		case U_BOL:
+			if (c == '.') {
+				u->state = U_DOT;
+				i++;
+				continue;
+			}
+			u->state = U_MID;
+			continue;
+		case U_DOT:
+			/* The stuffed dot is dropped, unless it ends the body. */
+			if (c == '\r') {
+				u->state = U_DOTCR;
+				i++;
+			} else
+				u->state = U_MID;
+			continue;
+		case U_DOTCR:
+			if (c == '\n') {
+				*outn = o;
+				*done = true;
+				return i + 1;
+			}
+			u->state = U_CR;	/* ".\r" then data: CR is data */
+			continue;
+		case U_MID:
+			/* The hot path: copy up to the next CR at once. */
+			cr = memchr(in + i, '\r', n - i);
+			run = cr != NULL ? (size_t)(cr - (in + i)) : n - i;
+			memcpy(out + o, in + i, run);
+			o += run;
+			i += run;
+			if (cr != NULL) {
+				u->state = U_CR;
+				i++;
+			}
+			continue;
+		case U_CR:
+			if (c == '\n') {
+				out[o++] = '\n';
+				u->state = U_BOL;
+				i++;
+			} else if (c == '\r') {
+				out[o++] = '\r';	/* a bare CR */
+				i++;
+			} else {
+				out[o++] = '\r';
+				u->state = U_MID;
+			}
+			continue;
+		}
+	}
+	*outn = o;
+	return i;
+}
+
+static void
+pop3_complete(struct pop3 *p)
+{
+	struct pop3_req *r = &p->reqs[p->rhead];
+
+	p->inflight_bytes -= r->expect;
+	p->rhead = (p->rhead + 1) % p->rsize;
+	p->rcount--;
+	p->completed++;
+	p->in_body = false;
+}
+
+static int
+pop3_protocol_error(const char *what, const struct pop3_req *r,
+    const char *text, size_t n, struct err *e)
+{
+	char *esc = buf_escape(text, n, 120);
+
+	err_set(e, EX_PROTOCOL, "%s%s%s: \"%s\"", what, r ? " to " : "",
+	    r ? r->cmd : "", esc);
+	free(esc);
+	return -1;
+}
+
+/* Parses one status line at in[0..]; returns bytes used, 0 need more. */
+static ssize_t
+pop3_parse_status(struct pop3 *p, struct pop3_req *r, const char *in,
+    size_t n, struct err *e)
+{
+	const char *nl = memchr(in, '\n', n);
+	size_t len;
+	bool ok;
+
+	if (nl == NULL) {
+		if (n > POP3_STATUSMAX)
+			return pop3_protocol_error("overlong reply", r, in, 80,
+			    e);
+		return 0;
+	}
+	len = (size_t)(nl - in);
+	if (len > 0 && in[len - 1] == '\r')
+		len--;
+	pop3_trace(p, POP3_TRACE_IN, in, len);
+	ok = len >= 3 && memcmp(in, "+OK", 3) == 0 &&
+	    (len == 3 || in[3] == ' ');
+	if (!ok && !(len >= 4 && memcmp(in, "-ERR", 4) == 0 &&
+	    (len == 4 || in[4] == ' ')))
+		return pop3_protocol_error("unexpected reply", r, in, len, e);
+	if (r->cb.status != NULL && r->cb.status(r->arg, ok, in, len, e) == -1)
+		return -1;
+	if (!ok || r->kind == POP3_SINGLE)
+		pop3_complete(p);
+	else {
+		p->in_body = true;
+		memset(&p->u, 0, sizeof(p->u));
+		buf_reset(&p->line);
+	}
+	return (ssize_t)(nl + 1 - in);
+}
+
+/* Hands decoded body bytes to the callback, as lines for POP3_LINES. */
+static int
+pop3_deliver(struct pop3 *p, struct pop3_req *r, const char *d, size_t n,
+    struct err *e)
+{
+	const char *nl;
+	size_t len;
+
+	if (r->kind == POP3_STREAM)
+		return r->cb.data != NULL ? r->cb.data(r->arg, d, n, e) : 0;
+	while (n > 0) {
+		nl = memchr(d, '\n', n);
+		len = nl != NULL ? (size_t)(nl - d) : n;
+		if (buf_append(&p->line, d, len) == -1)
+			return pop3_protocol_error("overlong line in reply", r,
+			    p->line.data, p->line.len, e);
+		if (nl == NULL)
+			break;
+		if (r->cb.data != NULL && r->cb.data(r->arg, p->line.data,
+		    p->line.len, e) == -1)
+			return -1;
+		buf_reset(&p->line);
+		d += len + 1;
+		n -= len + 1;
+	}
+	return 0;
+}
+
+/* Parses everything buffered; keeps only an incomplete status line. */
+static int
+pop3_parse(struct pop3 *p, struct err *e)
+{
+	struct pop3_req req, *r = &req;
+	size_t off = 0, used, outn;
+	ssize_t s;
+	bool done;
+
+	while (off < p->inlen) {
+		if (p->rcount == 0)
+			return pop3_protocol_error("unsolicited data from "
+			    "server", NULL, p->in + off, p->inlen - off, e);
+		/* A copy: a callback may queue commands and move the ring. */
+		req = p->reqs[p->rhead];
+		if (!p->in_body) {
+			s = pop3_parse_status(p, r, p->in + off,
+			    p->inlen - off, e);
+			if (s == -1)
+				return -1;
+			if (s == 0)
+				break;
+			off += (size_t)s;
+			continue;
+		}
+		used = pop3_unstuff(&p->u, p->in + off, p->inlen - off,
+		    p->dec, &outn, &done);
+		off += used;
+		if (pop3_deliver(p, r, p->dec, outn, e) == -1)
+			return -1;
+		if (done) {
+			if (r->cb.end != NULL && r->cb.end(r->arg, e) == -1)
+				return -1;
+			pop3_complete(p);
+		}
+	}
+	memmove(p->in, p->in + off, p->inlen - off);
+	p->inlen -= off;
+	return 0;
+}
+
+static int
+pop3_flush(struct pop3 *p, struct err *e)
+{
+	size_t sent;
+	CURLcode rc;
+
+	while (p->out.len > 0) {
+		rc = curl_easy_send(p->curl, p->out.data, p->out.len, &sent);
+		if (rc == CURLE_AGAIN)
+			return 0;
+		if (rc != CURLE_OK) {
+			err_set(e, EX_TEMPFAIL, "cannot send to server: %s",
+			    curl_easy_strerror(rc));
+			return -1;
+		}
+		buf_consume(&p->out, sent);
+	}
+	return 0;
+}
+
+/* Reads what is ready: 1 got bytes, 0 nothing ready, -1 error. */
+static int
+pop3_fill(struct pop3 *p, struct err *e)
+{
+	size_t got = 0;
+	CURLcode rc;
+
+	rc = curl_easy_recv(p->curl, p->in + p->inlen, POP3_INBUF - p->inlen,
+	    &got);
+	if (rc == CURLE_AGAIN)
+		return 0;
+	if (rc != CURLE_OK) {
+		err_set(e, EX_TEMPFAIL, "cannot read from server: %s%s",
+		    curl_easy_strerror(rc), p->rcount > 0 && p->in_body ?
+		    " (in the middle of a reply; nothing of it was kept)" : "");
+		return -1;
+	}
+	if (got == 0) {
+		err_set(e, EX_TEMPFAIL, "server closed the connection%s%s",
+		    p->rcount > 0 ? " while answering " : "",
+		    p->rcount > 0 ? p->reqs[p->rhead].cmd : "");
+		return -1;
+	}
+	p->inlen += got;
+	return 1;
+}
+
+static int64_t
+pop3_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+pop3_step(struct pop3 *p, struct err *e)
+{
+	unsigned long before = p->completed;
+	int64_t deadline = pop3_now_ms() + (int64_t)p->timeout * 1000, left;
+	struct pollfd pfd;
+	int r;
+
+	for (;;) {
+		if (pop3_flush(p, e) == -1)
+			return -1;
+		/* Drain libcurl before polling: TLS may hold bytes that the
+		 * socket no longer shows. */
+		if ((r = pop3_fill(p, e)) == -1)
+			return -1;
+		if (r == 1) {
+			if (pop3_parse(p, e) == -1)
+				return -1;
+			if (p->completed != before || p->rcount == 0)
+				return 0;
+			deadline = pop3_now_ms() + (int64_t)p->timeout * 1000;
+			continue;
+		}
+		if (p->rcount == 0 && p->out.len == 0)
+			return 0;
+		if ((left = deadline - pop3_now_ms()) <= 0) {
+			err_set(e, EX_TEMPFAIL, "timed out after %u s waiting "
+			    "for the server%s%s", p->timeout, p->rcount > 0 ?
+			    " to answer " : "", p->rcount > 0 ?
+			    p->reqs[p->rhead].cmd : "");
+			return -1;
+		}
+		pfd.fd = p->fd;
+		pfd.events = POLLIN | (p->out.len > 0 ? POLLOUT : 0);
+		pfd.revents = 0;
+		if (poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) == -1 &&
+		    errno != EINTR) {
+			err_set(e, EX_OSERR, "poll: %s", strerror(errno));
+			return -1;
+		}
+	}
+}
+
+int
+pop3_drain(struct pop3 *p, struct err *e)
+{
+	while (p->rcount > 0)
+		if (pop3_step(p, e) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+pop3_quit_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	char *esc;
+
+	(void)arg;
+	if (ok)
+		return 0;
+	esc = buf_escape(line, n, 200);
+	err_set(e, pop3_err_code(line, n, EX_TEMPFAIL), "QUIT refused, so "
+	    "the server deleted nothing: \"%s\"", esc);
+	free(esc);
+	return -1;
+}
+
+int
+pop3_quit(struct pop3 *p, struct err *e)
+{
+	static const struct pop3_cb cb = { pop3_quit_status, NULL, NULL };
+
+	if (pop3_queue(p, POP3_SINGLE, &cb, p, 0, "QUIT", e) == -1)
+		return -1;
+	return pop3_drain(p, e);
+}

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef POPFETCH_POP3_H
+#define POPFETCH_POP3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+
+/*
+ * A POP3 session. libcurl connects, negotiates TLS (always verified) and
+ * authenticates (CURLOPT_CONNECT_ONLY); then this module's own engine
+ * speaks POP3 over the authenticated connection: commands are queued,
+ * sent as far ahead as the caller allows (RFC 2449 pipelining), and each
+ * response is parsed as it streams in and handed to the callbacks given
+ * with its command. Nothing here logs; a trace callback sees the
+ * protocol with every secret replaced by "<redacted>".
+ */
+struct pop3;
+
+/* Capabilities, from CAPA after login. */
+#define POP3_CAP_PIPELINING	0x01
+#define POP3_CAP_UIDL		0x02
+#define POP3_CAP_TOP		0x04
+#define POP3_CAP_RESP_CODES	0x08
+#define POP3_CAP_CAPA		0x10	/* the server answered CAPA at all */
+
+/* Trace directions. */
+#define POP3_TRACE_IN	'<'	/* a line from the server */
+#define POP3_TRACE_OUT	'>'	/* a line to the server */
+#define POP3_TRACE_INFO	'*'	/* libcurl's own notes */
+
+struct pop3_login {
+	const char	*host;
+	unsigned	 port;
+	enum tls_mode	 tls;
+	const char	*ca_file;	/* NULL: the system's trust store */
+	const char	*fingerprint;	/* NULL or "sha256//..." */
+	const char	*user;
+	const char	*secret;	/* password or bearer token */
+	enum auth_mech	 auth;
+	unsigned	 timeout;	/* seconds, connect and inactivity */
+	/* Optional; text is escaped, NUL-terminated, with no newline. */
+	void		(*trace)(void *arg, char dir, const char *text);
+	void		*trace_arg;
+};
+
+/*
+ * Connects and logs in, then asks CAPA. Returns 0 with the session in
+ * *pp, or -1 with e filled in: EX_TEMPFAIL (cannot connect, timeout,
+ * [IN-USE], [SYS/TEMP], [LOGIN-DELAY]), EX_NOPERM (login refused, server
+ * certificate or pin not trusted), EX_PROTOCOL (no STLS where required,
+ * a TLS handshake that fails, a reply that is not POP3), EX_CONFIG (an
+ * unusable ca_file), EX_UNAVAILABLE (libcurl cannot do it at all). No
+ * credential is ever sent before TLS unless tls is TLS_NONE. With
+ * AUTH_AUTO, a rejected APOP is retried once as USER/PASS on a new
+ * connection. login->secret is not kept.
+ */
+int	pop3_open(struct pop3 **pp, const struct pop3_login *login,
+	    struct err *e);
+
+/*
+ * Drops the connection without QUIT (the server then rolls back every
+ * DELE of the session) and frees the session. NULL is a no-op.
+ */
+void	pop3_close(struct pop3 *);
+
+/* The POP3_CAP_ bits the server announced after login. */
+unsigned pop3_caps(const struct pop3 *);
+
+/* How a command's response is read. */
+enum pop3_kind {
+	POP3_SINGLE,		/* a status line only */
+	POP3_LINES,		/* status, then lines (UIDL, LIST, CAPA) */
+	POP3_STREAM		/* status, then a body streamed (RETR) */
+};
+
+/*
+ * Callbacks for one command's response; any may be NULL. Each returns 0,
+ * or -1 with e filled in to stop the session (pop3_step then fails).
+ * status gets the status line without CRLF (ok: "+OK", else "-ERR");
+ * after "-ERR" nothing more follows for that command. data gets, for
+ * POP3_LINES, one line at a time (dot-unstuffed, without its CRLF); for
+ * POP3_STREAM, pieces of the body with dot-stuffing undone and each CRLF
+ * turned into LF, in order. end comes after the terminating ".".
+ */
+struct pop3_cb {
+	int	(*status)(void *arg, bool ok, const char *line, size_t n,
+		    struct err *e);
+	int	(*data)(void *arg, const char *p, size_t n, struct err *e);
+	int	(*end)(void *arg, struct err *e);
+};
+
+/*
+ * Queues a command (without CRLF; it must not contain CR or LF) whose
+ * response is read as kind and handed to cb with arg. expect is the size
+ * the caller expects the response to have, for pop3_inflight_bytes.
+ * Queued commands are sent by pop3_step. Returns 0, or -1 (EX_SOFTWARE)
+ * for a malformed command.
+ */
+int	pop3_queue(struct pop3 *, enum pop3_kind kind, const struct pop3_cb *cb,
+	    void *arg, uint64_t expect, const char *cmd, struct err *e);
+
+/* Commands queued or sent whose responses have not completed. */
+size_t	pop3_inflight(const struct pop3 *);
+
+/* The sum of expect over those commands. */
+uint64_t pop3_inflight_bytes(const struct pop3 *);
+
+/*
+ * Sends what is queued and reads until at least one response has
+ * completed (its callbacks have run), or until the timeout passes with
+ * nothing received. Returns 0, or -1 with e filled in (EX_TEMPFAIL for a
+ * closed connection or a timeout, EX_PROTOCOL for a malformed response,
+ * or whatever a callback set).
+ */
+int	pop3_step(struct pop3 *, struct err *e);
+
+/* Runs pop3_step until nothing is in flight. Returns 0 or -1. */
+int	pop3_drain(struct pop3 *, struct err *e);
+
+/*
+ * Sends QUIT and waits for its reply. Returns 0 when the server answered
+ * +OK (every DELE of the session is committed), or -1 with e filled in.
+ * The session is still to be freed with pop3_close.
+ */
+int	pop3_quit(struct pop3 *, struct err *e);
+
+/*
+ * The sysexits code a "-ERR" line calls for, by its RFC 2449/3206
+ * response code: EX_TEMPFAIL for [IN-USE], [LOGIN-DELAY], [SYS/TEMP];
+ * EX_NOPERM for [AUTH]; dflt otherwise.
+ */
+int	pop3_err_code(const char *line, size_t n, int dflt);
+
+/*
+ * The body decoder, exposed for tests: undoes dot-stuffing and turns CRLF
+ * into LF, fed any split of the input. Start with the struct zeroed.
+ * Consumes at most n bytes of in; writes at most n + 1 bytes to out and
+ * sets *outn; sets *done and stops right after the terminating
+ * CRLF "." CRLF. Returns the number of bytes consumed.
+ */
+struct pop3_unstuff {
+	int	state;
+};
+size_t	pop3_unstuff(struct pop3_unstuff *, const char *in, size_t n,
+	    char *out, size_t *outn, bool *done);
+
+#endif

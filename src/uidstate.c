@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "uidstate.h"
+#include "xmalloc.h"
+
+#define STATE_MAGIC	"popfetch-uidstate 1"
+#define STATE_LINE_MAX	256
+
+struct uidstate {
+	char		*dir;
+	char		*state_path;
+	char		*journal_path;
+	int		 dirfd;
+	int		 lockfd;
+	int		 jfd;		/* journal, opened on first use */
+	struct uidmap	*map;		/* uid -> first delivery time */
+	bool		 dirty;		/* the state file is out of date */
+};
+
+/* A pending record of an interrupted run: the journal's "P" lines. */
+struct pending {
+	char		**uids;
+	char		**names;
+	size_t		 n;
+};
+
+static int
+uidstate_mkdirs(const char *path, struct err *e)
+{
+	char *p = xstrdup(path), *s;
+	struct stat st;
+	int rc = 0;
+
+	for (s = p + 1; rc == 0; s++) {
+		s = strchr(s, '/');
+		if (s != NULL)
+			*s = '\0';
+		if (mkdir(p, 0700) == -1 && (errno != EEXIST ||
+		    stat(p, &st) == -1 || !S_ISDIR(st.st_mode))) {
+			err_set(e, EX_CANTCREAT, "cannot create state directory "
+			    "%s: %s", p, strerror(errno == EEXIST ? ENOTDIR :
+			    errno));
+			rc = -1;
+		}
+		if (s == NULL)
+			break;
+		*s = '/';
+	}
+	free(p);
+	return rc;
+}
+
+static int
+uidstate_lock(struct uidstate *s, const char *account, struct err *e)
+{
+	char *path = xasprintf("%s/%s.lock", s->dir, account);
+	int rc = -1;
+
+	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lockfd == -1)
+		err_set(e, EX_CANTCREAT, "cannot open %s: %s", path,
+		    strerror(errno));
+	else if (flock(s->lockfd, LOCK_EX | LOCK_NB) == -1)
+		err_set(e, errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_IOERR,
+		    "%s: %s", path, errno == EWOULDBLOCK ?
+		    "another popfetch is fetching this account" :
+		    strerror(errno));
+	else
+		rc = 0;
+	free(path);
+	return rc;
+}
+
+/* Splits "A B" at its single space; false if the form is wrong. */
+static bool
+uidstate_split(char *line, char **a, char **b)
+{
+	char *sp = strchr(line, ' ');
+
+	if (sp == NULL || sp == line || sp[1] == '\0' ||
+	    strchr(sp + 1, ' ') != NULL)
+		return false;
+	*sp = '\0';
+	*a = line;
+	*b = sp + 1;
+	return true;
+}
+
+static bool
+uidstate_parse_time(const char *s, int64_t *t)
+{
+	char *end;
+	long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0)
+		return false;
+	*t = v;
+	return true;
+}
+
+/*
+ * Reads one line without its newline: 1 a line (*complete says whether
+ * it had one), 0 the end, -1 a read error or a line too long.
+ */
+static int
+uidstate_getline(FILE *f, char *line, size_t size, bool *complete)
+{
+	size_t n;
+
+	if (fgets(line, (int)size, f) == NULL)
+		return ferror(f) ? -1 : 0;
+	n = strlen(line);
+	*complete = n > 0 && line[n - 1] == '\n';
+	if (*complete)
+		line[--n] = '\0';
+	else if (n == size - 1)
+		return -1;
+	return 1;
+}
+
+static int
+uidstate_load(struct uidstate *s, struct err *e)
+{
+	char line[STATE_LINE_MAX], *uid, *ts;
+	size_t lineno = 0, count = 0;
+	bool complete, ended = false;
+	int64_t t;
+	FILE *f;
+	int r;
+
+	if ((f = fopen(s->state_path, "re")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		err_set(e, EX_IOERR, "cannot read %s: %s", s->state_path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((r = uidstate_getline(f, line, sizeof(line), &complete)) == 1) {
+		lineno++;
+		if (!complete || ended)
+			break;
+		if (lineno == 1) {
+			if (strcmp(line, STATE_MAGIC) != 0)
+				break;
+			continue;
+		}
+		if (strncmp(line, "end ", 4) == 0) {
+			if (!uidstate_parse_time(line + 4, &t) ||
+			    (uint64_t)t != count)
+				break;
+			ended = true;
+			continue;
+		}
+		if (!uidstate_split(line, &uid, &ts) ||
+		    !uid_valid(uid, strlen(uid)) ||
+		    !uidstate_parse_time(ts, &t) || uidmap_get(s->map, uid))
+			break;
+		uidmap_put(s->map, uid, t);
+		count++;
+	}
+	fclose(f);
+	if (r == 0 && ended)
+		return 0;
+	err_set(e, EX_IOERR, "%s:%zu: corrupt state file (%s); refusing to "
+	    "guess which mail was already fetched: repair it, or move it "
+	    "aside to fetch everything on the server again", s->state_path,
+	    lineno + (r == 0), r == -1 ? "unreadable or overlong line" :
+	    r == 0 ? "truncated: no end line" : "malformed line");
+	return -1;
+}
+
+static void
+pending_add(struct pending *p, const char *uid, const char *name)
+{
+	p->uids = xreallocarray(p->uids, p->n + 1, sizeof(*p->uids));
+	p->names = xreallocarray(p->names, p->n + 1, sizeof(*p->names));
+	p->uids[p->n] = xstrdup(uid);
+	p->names[p->n] = xstrdup(name);
+	p->n++;
+}
+
+static void
+pending_del(struct pending *p, const char *uid)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		if (strcmp(p->uids[i], uid) != 0)
+			continue;
+		free(p->uids[i]);
+		free(p->names[i]);
+		p->uids[i] = p->uids[p->n - 1];
+		p->names[i] = p->names[p->n - 1];
+		p->n--;
+		return;
+	}
+}
+
+static void
+pending_free(struct pending *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		free(p->uids[i]);
+		free(p->names[i]);
+	}
+	free(p->uids);
+	free(p->names);
+}
+
+/* A Maildir base name of ours: printable, no '/', not hidden. */
+static bool
+uidstate_name_valid(const char *name)
+{
+	const char *c;
+
+	if (name[0] == '\0' || name[0] == '.')
+		return false;
+	for (c = name; *c != '\0'; c++)
+		if (*c < 0x21 || *c > 0x7e || *c == '/')
+			return false;
+	return true;
+}
+
+/* Applies one complete journal line; false if it is malformed. */
+static bool
+uidstate_replay_line(struct uidstate *s, char *line, struct pending *p)
+{
+	char *a, *b;
+	int64_t t;
+
+	if (line[0] == '\0' || line[1] != ' ' ||
+	    !uidstate_split(line + 2, &a, &b) || !uid_valid(a, strlen(a)))
+		return false;
+	if (line[0] == 'P' && uidstate_name_valid(b)) {
+		pending_add(p, a, b);
+		return true;
+	}
+	if (line[0] == 'D' && uidstate_parse_time(b, &t)) {
+		if (uidmap_get(s->map, a) == NULL)
+			uidmap_put(s->map, a, t);
+		pending_del(p, a);
+		return true;
+	}
+	return false;
+}
+
+static int
+uidstate_replay(struct uidstate *s, struct pending *p, bool *had_journal,
+    struct err *e)
+{
+	char line[STATE_LINE_MAX + 512];
+	size_t lineno = 0;
+	bool complete;
+	FILE *f;
+	int r;
+
+	*had_journal = false;
+	if ((f = fopen(s->journal_path, "re")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		err_set(e, EX_IOERR, "cannot read %s: %s", s->journal_path,
+		    strerror(errno));
+		return -1;
+	}
+	*had_journal = true;
+	while ((r = uidstate_getline(f, line, sizeof(line), &complete)) == 1) {
+		lineno++;
+		/* A torn last line was never acknowledged: nothing relied
+		 * on it, so it is dropped. */
+		if (!complete)
+			break;
+		if (!uidstate_replay_line(s, line, p)) {
+			r = -1;
+			break;
+		}
+	}
+	fclose(f);
+	if (r == 0 || (r == 1 && !complete))
+		return 0;
+	err_set(e, EX_IOERR, "%s:%zu: corrupt journal; refusing to guess "
+	    "which mail was already fetched", s->journal_path, lineno);
+	return -1;
+}
+
+static int
+uidstate_recover(struct uidstate *s, uidstate_recover_fn recover, void *arg,
+    struct err *e)
+{
+	struct pending p = { NULL, NULL, 0 };
+	bool had_journal, *found = NULL;
+	time_t now = time(NULL);
+	size_t i;
+	int rc = -1;
+
+	if (uidstate_replay(s, &p, &had_journal, e) == -1)
+		goto out;
+	if (p.n > 0) {
+		found = xcalloc(p.n, sizeof(*found));
+		if (recover(arg, (const char *const *)p.names, p.n, found,
+		    e) == -1)
+			goto out;
+		for (i = 0; i < p.n; i++)
+			if (found[i] && uidmap_get(s->map, p.uids[i]) == NULL)
+				uidmap_put(s->map, p.uids[i], now);
+	}
+	s->dirty = had_journal;
+	rc = had_journal ? uidstate_commit(s, e) : 0;
+out:
+	free(found);
+	pending_free(&p);
+	return rc;
+}
+
+int
+uidstate_open(struct uidstate **sp, const char *dir, const char *account,
+    uidstate_recover_fn recover, void *arg, struct err *e)
+{
+	struct uidstate *s = xcalloc(1, sizeof(*s));
+
+	s->dirfd = s->lockfd = s->jfd = -1;
+	s->dir = xstrdup(dir);
+	s->state_path = xasprintf("%s/%s.state", dir, account);
+	s->journal_path = xasprintf("%s/%s.journal", dir, account);
+	s->map = uidmap_new();
+	if (uidstate_mkdirs(dir, e) == -1)
+		goto fail;
+	if ((s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		err_set(e, EX_CANTCREAT, "cannot open %s: %s", dir,
+		    strerror(errno));
+		goto fail;
+	}
+	if (uidstate_lock(s, account, e) == -1 || uidstate_load(s, e) == -1 ||
+	    uidstate_recover(s, recover, arg, e) == -1)
+		goto fail;
+	*sp = s;
+	return 0;
+fail:
+	uidstate_close(s);
+	return -1;
+}
+
+void
+uidstate_close(struct uidstate *s)
+{
+	if (s == NULL)
+		return;
+	if (s->jfd != -1)
+		close(s->jfd);
+	if (s->lockfd != -1)
+		close(s->lockfd);	/* releases the flock */
+	if (s->dirfd != -1)
+		close(s->dirfd);
+	uidmap_free(s->map);
+	free(s->dir);
+	free(s->state_path);
+	free(s->journal_path);
+	free(s);
+}
+
+bool
+uidstate_has(const struct uidstate *s, const char *uid, time_t *first_seen)
+{
+	const struct uidmap_entry *en = uidmap_get(s->map, uid);
+
+	if (en != NULL && first_seen != NULL)
+		*first_seen = (time_t)en->value;
+	return en != NULL;
+}
+
+size_t
+uidstate_count(const struct uidstate *s)
+{
+	return uidmap_count(s->map);
+}
+
+static int
+uidstate_sync_dir(struct uidstate *s, struct err *e)
+{
+	if (fsync(s->dirfd) == 0)
+		return 0;
+	err_set(e, EX_IOERR, "cannot sync %s: %s", s->dir, strerror(errno));
+	return -1;
+}
+
+/* Appends text to the journal and makes it durable. */
+static int
+uidstate_append(struct uidstate *s, const char *text, size_t len,
+    struct err *e)
+{
+	ssize_t w;
+
+	if (s->jfd == -1) {
+		s->jfd = open(s->journal_path, O_WRONLY | O_APPEND | O_CREAT |
+		    O_CLOEXEC, 0600);
+		if (s->jfd == -1) {
+			err_set(e, EX_CANTCREAT, "cannot open %s: %s",
+			    s->journal_path, strerror(errno));
+			return -1;
+		}
+		/* The journal's own name must survive a power cut too. */
+		if (uidstate_sync_dir(s, e) == -1)
+			return -1;
+	}
+	while (len > 0) {
+		if ((w = write(s->jfd, text, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		text += w;
+		len -= (size_t)w;
+	}
+	if (fdatasync(s->jfd) == 0)
+		return 0;
+fail:
+	err_set(e, EX_IOERR, "cannot write %s: %s", s->journal_path,
+	    strerror(errno));
+	return -1;
+}
+
+int
+uidstate_pending(struct uidstate *s, const char *const *uids,
+    const char *const *names, size_t n, struct err *e)
+{
+	struct buf b;
+	size_t i;
+	int rc = 0;
+
+	buf_init(&b, SIZE_MAX / 2);
+	for (i = 0; i < n; i++) {
+		char *l = xasprintf("P %s %s\n", uids[i], names[i]);
+
+		(void)buf_append(&b, l, strlen(l)); /* no cap to exceed */
+		free(l);
+	}
+	if (n > 0)
+		rc = uidstate_append(s, b.data, b.len, e);
+	buf_free(&b);
+	return rc;
+}
+
+int
+uidstate_delivered(struct uidstate *s, const char *const *uids, size_t n,
+    time_t now, struct err *e)
+{
+	struct buf b;
+	size_t i;
+	int rc = 0;
+
+	buf_init(&b, SIZE_MAX / 2);
+	for (i = 0; i < n; i++) {
+		char *l = xasprintf("D %s %lld\n", uids[i], (long long)now);
+
+		(void)buf_append(&b, l, strlen(l)); /* no cap to exceed */
+		free(l);
+	}
+	if (n > 0 && (rc = uidstate_append(s, b.data, b.len, e)) == 0) {
+		for (i = 0; i < n; i++)
+			if (uidmap_get(s->map, uids[i]) == NULL)
+				uidmap_put(s->map, uids[i], now);
+		s->dirty = true;
+	}
+	buf_free(&b);
+	return rc;
+}
+
+void
+uidstate_retain(struct uidstate *s, const struct uidmap *present)
+{
+	struct uidmap_entry *en;
+	char **gone = NULL;
+	size_t pos = 0, n = 0, i;
+
+	while ((en = uidmap_next(s->map, &pos)) != NULL) {
+		if (uidmap_get(present, en->uid) != NULL)
+			continue;
+		gone = xreallocarray(gone, n + 1, sizeof(*gone));
+		gone[n++] = xstrdup(en->uid);
+	}
+	for (i = 0; i < n; i++) {
+		uidmap_del(s->map, gone[i]);
+		free(gone[i]);
+	}
+	free(gone);
+	if (n > 0)
+		s->dirty = true;
+}
+
+static int
+uidstate_write(struct uidstate *s, const char *tmp, struct err *e)
+{
+	struct uidmap_entry *en;
+	size_t pos = 0;
+	FILE *f;
+	int fd;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
+		err_set(e, EX_CANTCREAT, "cannot create %s: %s", tmp,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	fprintf(f, "%s\n", STATE_MAGIC);
+	while ((en = uidmap_next(s->map, &pos)) != NULL)
+		fprintf(f, "%s %" PRId64 "\n", en->uid, en->value);
+	fprintf(f, "end %zu\n", uidmap_count(s->map));
+	if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0) {
+		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return -1;
+	}
+	if (fclose(f) != 0) {
+		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+uidstate_commit(struct uidstate *s, struct err *e)
+{
+	char *tmp;
+	int rc = -1;
+
+	if (!s->dirty)
+		return 0;
+	tmp = xasprintf("%s.new", s->state_path);
+	if (uidstate_write(s, tmp, e) == -1)
+		goto out;
+	if (rename(tmp, s->state_path) == -1) {
+		err_set(e, EX_IOERR, "cannot rename %s: %s", tmp,
+		    strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	/* The new state must be durable before the journal goes. */
+	if (uidstate_sync_dir(s, e) == -1)
+		goto out;
+	if (s->jfd != -1) {
+		close(s->jfd);
+		s->jfd = -1;
+	}
+	if (unlink(s->journal_path) == -1 && errno != ENOENT) {
+		err_set(e, EX_IOERR, "cannot remove %s: %s", s->journal_path,
+		    strerror(errno));
+		goto out;
+	}
+	s->dirty = false;
+	rc = 0;
+out:
+	free(tmp);
+	return rc;
+}

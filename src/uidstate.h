@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef POPFETCH_UIDSTATE_H
+#define POPFETCH_UIDSTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "err.h"
+#include "uid.h"
+
+/*
+ * One account's record of delivered UIDs, in DIR/ACCOUNT.state, with an
+ * append-only journal DIR/ACCOUNT.journal written during a run and folded
+ * into the state file at the end. DIR/ACCOUNT.lock is held (flock) from
+ * open to close, so two processes never work on one account at once.
+ *
+ * The order that keeps mail from being lost or duplicated, per batch:
+ * uidstate_pending (names the tmp/ files about to be moved into new/),
+ * then the move, then uidstate_delivered; only then may a DELE be sent.
+ * After a crash in between, uidstate_open asks the caller which pending
+ * files reached the Maildir and records exactly those as delivered.
+ */
+struct uidstate;
+
+/*
+ * Asked at open for the pending messages of an interrupted run: sets
+ * found[i] for each of the n names that reached the Maildir. Returns 0,
+ * or -1 with e filled in.
+ */
+typedef int (*uidstate_recover_fn)(void *arg, const char *const *names,
+	    size_t n, bool *found, struct err *e);
+
+/*
+ * Creates dir if missing (0700), takes the account's lock, loads its
+ * state and replays any journal left by an interrupted run (calling
+ * recover for its pending records), then compacts the result. Returns 0
+ * with the state in *sp, or -1 with e filled in: EX_TEMPFAIL when another
+ * process holds the lock, EX_CANTCREAT when dir or a file cannot be
+ * created, EX_IOERR for I/O errors and for a corrupt state or journal
+ * (the message names the file and line; nothing is reset).
+ */
+int	uidstate_open(struct uidstate **sp, const char *dir,
+	    const char *account, uidstate_recover_fn recover, void *arg,
+	    struct err *e);
+
+/* Releases the lock and frees; NULL is a no-op. Nothing is written. */
+void	uidstate_close(struct uidstate *);
+
+/* True when uid is recorded as delivered; *first_seen gets its time. */
+bool	uidstate_has(const struct uidstate *, const char *uid,
+	    time_t *first_seen);
+
+/* Number of recorded UIDs. */
+size_t	uidstate_count(const struct uidstate *);
+
+/*
+ * Journals that n messages with these UIDs are about to be moved into
+ * the Maildir under these unique names, durably (fdatasync) before it
+ * returns 0. Returns -1 with e filled in.
+ */
+int	uidstate_pending(struct uidstate *, const char *const *uids,
+	    const char *const *names, size_t n, struct err *e);
+
+/*
+ * Records n UIDs as delivered at time now, durably in the journal before
+ * it returns 0. Returns -1 with e filled in.
+ */
+int	uidstate_delivered(struct uidstate *, const char *const *uids,
+	    size_t n, time_t now, struct err *e);
+
+/*
+ * Forgets every recorded UID that is not a key of present (the UIDs the
+ * server listed). Takes effect at uidstate_commit.
+ */
+void	uidstate_retain(struct uidstate *, const struct uidmap *present);
+
+/*
+ * Writes the state file anew if anything changed (temporary file, fsync,
+ * rename, fsync of the directory) and removes the journal. Returns 0 or
+ * -1 with e filled in; on failure the journal still holds every record.
+ */
+int	uidstate_commit(struct uidstate *, struct err *e);
+
+#endif
