@@ -679,8 +679,17 @@ account_session(struct run *r, struct uidmap *present, struct err *e,
 		return;
 	}
 	*scanned = true;
-	if (account_fetch(r, e) == -1)
-		return;		/* dropped without QUIT: the server keeps all */
+	if (account_fetch(r, e) == -1) {
+		struct err ce;
+
+		/* Dropped without QUIT: the server keeps everything. The
+		 * complete messages already received are stored, so a flaky
+		 * link still makes progress; no DELE follows them now. */
+		if (!r->local_failed && r->nbatch > 0 &&
+		    account_commit(r, &ce) == -1)
+			account_report(r, &ce);
+		return;
+	}
 	if (account_quit(r, e) == 0)
 		*quit_ok = !r->local_failed;
 	if (r->local_failed && e->code == EX_OK)
