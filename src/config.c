@@ -1,0 +1,1085 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "config.h"
+#include "xmalloc.h"
+
+#ifndef LOCALSTATEDIR
+#define LOCALSTATEDIR	"/var"
+#endif
+#ifndef SYSCONFDIR
+#define SYSCONFDIR	"/etc"
+#endif
+#define SYSTEM_CONFIG	SYSCONFDIR "/popfetch.conf"
+#define SYSTEM_STATEDIR	LOCALSTATEDIR "/lib/popfetch"
+
+#define NAME_MAXLEN	64
+#define HOST_MAXLEN	255
+#define KEEP_DAYS_MAX	36500
+#define DEF_TIMEOUT	60
+#define DEF_INTERVAL	300
+#define ESC_MAX		128		/* bytes of a value echoed in errors */
+
+enum key {
+	K_NAME, K_HOST, K_PORT, K_TLS, K_ALLOW_PLAINTEXT, K_CA_FILE,
+	K_FINGERPRINT, K_USER, K_PASSWORD, K_PASSWORD_FILE, K_PASSWORD_COMMAND,
+	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
+	K_INTERVAL, K_COUNT
+};
+
+#define BIT(k)		(1u << (k))
+#define PW_KEYS		(BIT(K_PASSWORD) | BIT(K_PASSWORD_FILE) | \
+			    BIT(K_PASSWORD_COMMAND))
+
+/* What one config_load needs to know while it walks the file. */
+struct ctx {
+	const char	*path;		/* as given to config_load */
+	char		*dir;		/* its directory, for @include */
+	mode_t		 mode;		/* its permission bits */
+	struct err	*e;		/* receives the first error */
+	int		 nerr;
+};
+
+/* An account being assembled, with where each key came from. */
+struct acfg {
+	struct account		 a;
+	unsigned		 own;	/* keys set in the account's group */
+	unsigned		 inh;	/* keys inherited from the top level */
+	const config_setting_t	*src[K_COUNT];
+};
+
+typedef int (*key_fn)(struct ctx *, const config_setting_t *,
+    struct account *);
+
+static int	key_name(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_host(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_port(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_tls(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_allow_plaintext(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_ca_file(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_fingerprint(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_user(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_password(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_password_file(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_password_command(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_auth(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_maildir(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_keep(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_keep_days(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_max_size(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_timeout(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_interval(struct ctx *, const config_setting_t *,
+		    struct account *);
+
+/* In the order of enum key. */
+static const struct keydef {
+	const char	*name;
+	enum key	 key;
+	key_fn		 fn;
+} keydefs[] = {
+	{ "name",		K_NAME,			key_name },
+	{ "host",		K_HOST,			key_host },
+	{ "port",		K_PORT,			key_port },
+	{ "tls",		K_TLS,			key_tls },
+	{ "allow_plaintext",	K_ALLOW_PLAINTEXT,	key_allow_plaintext },
+	{ "ca_file",		K_CA_FILE,		key_ca_file },
+	{ "fingerprint",	K_FINGERPRINT,		key_fingerprint },
+	{ "user",		K_USER,			key_user },
+	{ "password",		K_PASSWORD,		key_password },
+	{ "password_file",	K_PASSWORD_FILE,	key_password_file },
+	{ "password_command",	K_PASSWORD_COMMAND,	key_password_command },
+	{ "auth",		K_AUTH,			key_auth },
+	{ "maildir",		K_MAILDIR,		key_maildir },
+	{ "keep",		K_KEEP,			key_keep },
+	{ "keep_days",		K_KEEP_DAYS,		key_keep_days },
+	{ "max_size",		K_MAX_SIZE,		key_max_size },
+	{ "timeout",		K_TIMEOUT,		key_timeout },
+	{ "interval",		K_INTERVAL,		key_interval },
+};
+
+static const char *const tls_names[] = { "implicit", "starttls", "none" };
+static const char *const auth_names[] = {
+	"auto", "user", "apop", "plain", "login", "cram-md5", "xoauth2",
+	"oauthbearer"
+};
+
+/*
+ * Copies a printable rendering of untrusted text s into dst, for error
+ * messages, and returns dst.
+ */
+static const char *
+esc(char *dst, size_t size, const char *s)
+{
+	char *q;
+
+	q = buf_escape(s, strlen(s), ESC_MAX);
+	snprintf(dst, size, "%s", q);
+	free(q);
+	return dst;
+}
+
+/* Returns the path of the file a setting came from, newly allocated. */
+static char *
+src_path(const struct ctx *c, const char *file)
+{
+	/* libconfig gives include files as written, relative to dir. */
+	if (file == NULL)
+		return xstrdup(c->path);
+	return xasprintf("%s/%s", c->dir, file);
+}
+
+static void
+cfg_error_at(struct ctx *c, const char *file, unsigned line,
+    const char *msg)
+{
+	char *path, *p;
+
+	if (c->nerr++ > 0)
+		return;
+	path = src_path(c, file);
+	p = buf_escape(path, strlen(path), 256);
+	if (line > 0)
+		err_set(c->e, EX_CONFIG, "%s:%u: %s", p, line, msg);
+	else
+		err_set(c->e, EX_CONFIG, "%s: %s", p, msg);
+	free(p);
+	free(path);
+}
+
+/* Records an error about setting s (NULL: the file as a whole). */
+static void __attribute__((format(printf, 3, 4)))
+cfg_error(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s == NULL)
+		cfg_error_at(c, NULL, 0, msg);
+	else
+		cfg_error_at(c, config_setting_source_file(s),
+		    config_setting_source_line(s), msg);
+}
+
+static const char *
+type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a float";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array";
+	case CONFIG_TYPE_LIST:
+		return "a list";
+	default:
+		return "nothing";
+	}
+}
+
+/* Checks that s has the wanted type (INT accepts INT64 too). */
+static int
+want_type(struct ctx *c, const config_setting_t *s, int want)
+{
+	int type = config_setting_type(s);
+
+	if (type == want ||
+	    (want == CONFIG_TYPE_INT && type == CONFIG_TYPE_INT64))
+		return 0;
+	cfg_error(c, s, "%s: expected %s, got %s", config_setting_name(s),
+	    type_name(want), type_name(type));
+	return -1;
+}
+
+static int
+get_string(struct ctx *c, const config_setting_t *s, const char **vp)
+{
+	if (want_type(c, s, CONFIG_TYPE_STRING) == -1)
+		return -1;
+	*vp = config_setting_get_string(s);
+	if (*vp == NULL || **vp == '\0') {
+		cfg_error(c, s, "%s: must not be empty",
+		    config_setting_name(s));
+		return -1;
+	}
+	return 0;
+}
+
+/* An integer in [min, max]. libconfig 1.5 itself wraps values >= 2^31. */
+static int
+get_int(struct ctx *c, const config_setting_t *s, long long min,
+    long long max, long long *vp)
+{
+	long long v;
+
+	if (want_type(c, s, CONFIG_TYPE_INT) == -1)
+		return -1;
+	v = config_setting_get_int64(s);
+	if (v < min || v > max) {
+		cfg_error(c, s, "%s: %lld is out of range (%lld to %lld)",
+		    config_setting_name(s), v, min, max);
+		return -1;
+	}
+	*vp = v;
+	return 0;
+}
+
+static int
+get_bool(struct ctx *c, const config_setting_t *s, bool *vp)
+{
+	if (want_type(c, s, CONFIG_TYPE_BOOL) == -1)
+		return -1;
+	*vp = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+/* Returns the index of string s in names, or -1 after an error. */
+static int
+get_enum(struct ctx *c, const config_setting_t *s, const char *const *names,
+    size_t n)
+{
+	char e1[512], list[128];
+	const char *v;
+	size_t i;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	list[0] = '\0';
+	for (i = 0; i < n; i++) {
+		if (strcmp(v, names[i]) == 0)
+			return (int)i;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list),
+		    "%s\"%s\"", i == 0 ? "" : ", ", names[i]);
+	}
+	cfg_error(c, s, "%s: unknown value \"%s\" (expected one of %s)",
+	    config_setting_name(s), esc(e1, sizeof(e1), v), list);
+	return -1;
+}
+
+/*
+ * Expands a leading "~" or "~/" from $HOME into *out (newly allocated).
+ * The result must be absolute: a daemon's working directory is "/".
+ */
+static int
+get_path(struct ctx *c, const config_setting_t *s, char **out)
+{
+	const char *v, *home, *name = config_setting_name(s);
+	char e1[512];
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	if (v[0] == '~' && v[1] != '\0' && v[1] != '/') {
+		cfg_error(c, s, "%s: \"%s\": only ~ and ~/ are expanded, not "
+		    "~user", name, esc(e1, sizeof(e1), v));
+		return -1;
+	}
+	if (v[0] == '~') {
+		home = getenv("HOME");
+		if (home == NULL || home[0] != '/') {
+			cfg_error(c, s, "%s: cannot expand ~: HOME is not set "
+			    "to an absolute path", name);
+			return -1;
+		}
+		*out = xasprintf("%s%s", home, v + 1);
+		return 0;
+	}
+	if (v[0] != '/') {
+		cfg_error(c, s, "%s: \"%s\" must be an absolute path or start "
+		    "with ~/", name, esc(e1, sizeof(e1), v));
+		return -1;
+	}
+	*out = xstrdup(v);
+	return 0;
+}
+
+static void
+set_str(char **dst, char *v)
+{
+	free(*dst);
+	*dst = v;
+}
+
+static int
+name_char(char ch, int first)
+{
+	if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+	    (ch >= '0' && ch <= '9'))
+		return 1;
+	return !first && (ch == '.' || ch == '_' || ch == '-');
+}
+
+/* Names become file names: no "/", and neither "." nor "..". */
+static int
+valid_name(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > NAME_MAXLEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!name_char(s[i], i == 0))
+			return 0;
+	return 1;
+}
+
+static int
+key_name(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v = "";
+	char e1[512];
+
+	if (want_type(c, s, CONFIG_TYPE_STRING) == -1)
+		return -1;
+	if (config_setting_get_string(s) != NULL)
+		v = config_setting_get_string(s);
+	if (!valid_name(v)) {
+		cfg_error(c, s, "name: \"%s\" is not a valid account name "
+		    "(1 to %d of A-Z a-z 0-9 . _ -, starting with a letter or "
+		    "digit)", esc(e1, sizeof(e1), v), NAME_MAXLEN);
+		return -1;
+	}
+	set_str(&a->name, xstrdup(v));
+	return 0;
+}
+
+static int
+key_host(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const unsigned char *p;
+	const char *v;
+	char e1[512];
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	for (p = (const unsigned char *)v; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 0x7f || strchr("/@?#\\", *p) != NULL)
+			break;
+	if (*p != '\0' || strlen(v) > HOST_MAXLEN) {
+		cfg_error(c, s, "host: \"%s\" is not a host name or address",
+		    esc(e1, sizeof(e1), v));
+		return -1;
+	}
+	set_str(&a->host, xstrdup(v));
+	return 0;
+}
+
+static int
+key_port(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	long long v;
+
+	if (get_int(c, s, 1, 65535, &v) == -1)
+		return -1;
+	a->port = (unsigned)v;
+	return 0;
+}
+
+static int
+key_tls(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	int i;
+
+	if ((i = get_enum(c, s, tls_names, 3)) == -1)
+		return -1;
+	a->tls = (enum tls_mode)i;
+	return 0;
+}
+
+static int
+key_allow_plaintext(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	return get_bool(c, s, &a->allow_plaintext);
+}
+
+static int
+key_ca_file(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	char *v;
+
+	if (get_path(c, s, &v) == -1)
+		return -1;
+	set_str(&a->ca_file, v);
+	return 0;
+}
+
+/* One pin: "sha256//" and the base64 of 32 bytes (43 digits and "="). */
+static int
+valid_pin(const char *p, size_t n)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i;
+
+	if (n != 8 + 44 || strncmp(p, "sha256//", 8) != 0 || p[n - 1] != '=')
+		return 0;
+	for (i = 8; i < n - 1; i++)
+		if (p[i] == '\0' || strchr(b64, p[i]) == NULL)
+			return 0;
+	/* The last digit holds 4 bits of the digest; its low 2 are 0. */
+	return strchr("AEIMQUYcgkosw048", p[n - 2]) != NULL;
+}
+
+static int
+key_fingerprint(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v, *p;
+	char e1[512];
+	size_t n;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	for (p = v;; p += n + 1) {
+		n = strcspn(p, ";");
+		if (!valid_pin(p, n)) {
+			cfg_error(c, s, "fingerprint: \"%s\" is not of the "
+			    "form sha256//BASE64 (44 characters of base64 of a "
+			    "SHA-256 digest; several separated by \";\")",
+			    esc(e1, sizeof(e1), v));
+			return -1;
+		}
+		if (p[n] == '\0')
+			break;
+	}
+	set_str(&a->fingerprint, xstrdup(v));
+	return 0;
+}
+
+static int
+key_user(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	if (strpbrk(v, "\r\n") != NULL) {
+		cfg_error(c, s, "user: must not contain a line break");
+		return -1;
+	}
+	set_str(&a->user, xstrdup(v));
+	return 0;
+}
+
+/* Refuses a password kept in a file that others may read. */
+static int
+check_secret_mode(struct ctx *c, const config_setting_t *s)
+{
+	const char *file = config_setting_source_file(s);
+	struct stat st;
+	char *path, *p;
+	int rv = -1;
+
+	path = src_path(c, file);
+	p = buf_escape(path, strlen(path), 256);
+	st.st_mode = c->mode;
+	if (file != NULL && stat(path, &st) == -1)
+		cfg_error(c, s, "password: cannot check the permissions of "
+		    "%s: %s", p, strerror(errno));
+	else if ((st.st_mode & 077) != 0)
+		cfg_error(c, s, "password: %s holds a password but is "
+		    "accessible to group or others (mode %04o); run: chmod 600 "
+		    "%s", p, (unsigned)(st.st_mode & 07777), p);
+	else
+		rv = 0;
+	free(p);
+	free(path);
+	return rv;
+}
+
+static int
+key_password(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	if (strpbrk(v, "\r\n") != NULL) {
+		cfg_error(c, s, "password: must not contain a line break");
+		return -1;
+	}
+	if (check_secret_mode(c, s) == -1)
+		return -1;
+	xfree_secret(a->password);
+	a->password = xstrdup(v);
+	return 0;
+}
+
+static int
+key_password_file(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	char *v;
+
+	if (get_path(c, s, &v) == -1)
+		return -1;
+	set_str(&a->password_file, v);
+	return 0;
+}
+
+static int
+key_password_command(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	const char *v;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	set_str(&a->password_command, xstrdup(v));
+	return 0;
+}
+
+static int
+key_auth(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	int i;
+
+	i = get_enum(c, s, auth_names, sizeof(auth_names) /
+	    sizeof(auth_names[0]));
+	if (i == -1)
+		return -1;
+	a->auth = (enum auth_mech)i;
+	return 0;
+}
+
+static int
+key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	char *v;
+
+	if (get_path(c, s, &v) == -1)
+		return -1;
+	set_str(&a->maildir, v);
+	return 0;
+}
+
+static int
+key_keep(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return get_bool(c, s, &a->keep);
+}
+
+static int
+key_keep_days(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	long long v;
+
+	if (get_int(c, s, 0, KEEP_DAYS_MAX, &v) == -1)
+		return -1;
+	a->keep_days = (unsigned)v;
+	return 0;
+}
+
+static int
+key_max_size(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v;
+	char e1[512];
+	long long n;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+		v = config_setting_get_string(s);
+		if (v != NULL && config_parse_size(v, &a->max_size) == 0)
+			return 0;
+		cfg_error(c, s, "max_size: \"%s\" is not a size such as "
+		    "\"50M\", \"512k\", \"1G\" or \"1048576\"",
+		    esc(e1, sizeof(e1), v == NULL ? "" : v));
+		return -1;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
+		cfg_error(c, s, "max_size: expected a string or an integer, "
+		    "got %s", type_name(config_setting_type(s)));
+		return -1;
+	}
+	if (get_int(c, s, 0, INT64_MAX, &n) == -1)
+		return -1;
+	a->max_size = (uint64_t)n;
+	return 0;
+}
+
+static int
+key_timeout(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	long long v;
+
+	if (get_int(c, s, 1, 86400, &v) == -1)
+		return -1;
+	a->timeout = (unsigned)v;
+	return 0;
+}
+
+static int
+key_interval(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	long long v;
+
+	if (get_int(c, s, 10, 604800, &v) == -1)
+		return -1;
+	a->interval = (unsigned)v;
+	return 0;
+}
+
+static const struct keydef *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keydefs) / sizeof(keydefs[0]); i++)
+		if (strcmp(keydefs[i].name, name) == 0)
+			return &keydefs[i];
+	return NULL;
+}
+
+/* Applies the settings of group g (the top level when top) to ac. */
+static void
+parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
+    int top)
+{
+	const struct keydef *kd;
+	const config_setting_t *s;
+	const char *name;
+	char e1[512];
+	int i, n = config_setting_length(g);
+
+	for (i = 0; i < n; i++) {
+		s = config_setting_get_elem(g, i);
+		name = config_setting_name(s);
+		if (top && (strcmp(name, "state_dir") == 0 ||
+		    strcmp(name, "accounts") == 0))
+			continue;
+		kd = find_key(name);
+		if (kd == NULL || (top && kd->key == K_NAME)) {
+			cfg_error(c, s, "unknown key \"%s\"%s",
+			    esc(e1, sizeof(e1), name), top ? (kd == NULL ? "" :
+			    " at top level (only valid in an account)") :
+			    " in account");
+			continue;
+		}
+		if (kd->fn(c, s, &ac->a) == 0) {
+			ac->own |= BIT(kd->key);
+			ac->src[kd->key] = s;
+		}
+	}
+}
+
+static void
+account_clear(struct account *a)
+{
+	free(a->name);
+	free(a->host);
+	free(a->ca_file);
+	free(a->fingerprint);
+	free(a->user);
+	xfree_secret(a->password);
+	free(a->password_file);
+	free(a->password_command);
+	free(a->maildir);
+	memset(a, 0, sizeof(*a));
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s == NULL ? NULL : xstrdup(s);
+}
+
+/* Starts an account from the top-level defaults. */
+static void
+acfg_inherit(struct acfg *ac, const struct acfg *def)
+{
+	const struct account *d = &def->a;
+
+	*ac = *def;
+	ac->inh = def->own;
+	ac->own = 0;
+	ac->a.name = NULL;
+	ac->a.host = dup_or_null(d->host);
+	ac->a.ca_file = dup_or_null(d->ca_file);
+	ac->a.fingerprint = dup_or_null(d->fingerprint);
+	ac->a.user = dup_or_null(d->user);
+	ac->a.password = dup_or_null(d->password);
+	ac->a.password_file = dup_or_null(d->password_file);
+	ac->a.password_command = dup_or_null(d->password_command);
+	ac->a.maildir = dup_or_null(d->maildir);
+}
+
+/* A password source set in the account replaces all inherited ones. */
+static void
+acfg_password_override(struct acfg *ac)
+{
+	if ((ac->own & PW_KEYS) == 0)
+		return;
+	if ((ac->own & BIT(K_PASSWORD)) == 0) {
+		xfree_secret(ac->a.password);
+		ac->a.password = NULL;
+	}
+	if ((ac->own & BIT(K_PASSWORD_FILE)) == 0) {
+		free(ac->a.password_file);
+		ac->a.password_file = NULL;
+	}
+	if ((ac->own & BIT(K_PASSWORD_COMMAND)) == 0) {
+		free(ac->a.password_command);
+		ac->a.password_command = NULL;
+	}
+	ac->inh &= ~PW_KEYS;
+}
+
+static int
+count_bits(unsigned v)
+{
+	int n;
+
+	for (n = 0; v != 0; v &= v - 1)
+		n++;
+	return n;
+}
+
+/* Checks what no single key can: required keys and combinations. */
+static void
+acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
+    const char *label)
+{
+	static const enum key req[] = { K_NAME, K_HOST, K_USER, K_MAILDIR };
+	unsigned set = ac->own | ac->inh;
+	size_t i;
+
+	for (i = 0; i < sizeof(req) / sizeof(req[0]); i++)
+		if ((set & BIT(req[i])) == 0)
+			cfg_error(c, g, "%s: missing required key \"%s\"",
+			    label, keydefs[req[i]].name);
+	if (count_bits(set & PW_KEYS) != 1)
+		cfg_error(c, g, "%s: needs exactly one of password, "
+		    "password_file and password_command (%s)", label,
+		    (set & PW_KEYS) == 0 ? "none is set" : "several are set");
+	if (ac->a.tls == TLS_NONE && !ac->a.allow_plaintext)
+		cfg_error(c, ac->src[K_TLS], "%s: tls = \"none\" would send "
+		    "the password across the network in cleartext; if you "
+		    "really want that, also set allow_plaintext = true", label);
+	if (ac->a.keep_days > 0 && !ac->a.keep)
+		cfg_error(c, ac->src[K_KEEP_DAYS], "%s: keep_days means "
+		    "nothing without keep = true (without keep, messages are "
+		    "deleted as soon as they are delivered)", label);
+	if ((set & BIT(K_PORT)) == 0)
+		ac->a.port = ac->a.tls == TLS_IMPLICIT ? 995 : 110;
+}
+
+static void
+parse_account(struct ctx *c, const config_setting_t *g,
+    const struct acfg *def, size_t idx, struct account *out)
+{
+	struct acfg ac;
+	char label[600], e1[512];
+
+	if (!config_setting_is_group(g)) {
+		cfg_error(c, g, "accounts: entry %zu is %s, not a group "
+		    "{ ... }", idx + 1, type_name(config_setting_type(g)));
+		return;
+	}
+	acfg_inherit(&ac, def);
+	parse_group(c, g, &ac, 0);
+	acfg_password_override(&ac);
+	if (ac.a.name != NULL)
+		snprintf(label, sizeof(label), "account \"%s\"",
+		    esc(e1, sizeof(e1), ac.a.name));
+	else
+		snprintf(label, sizeof(label), "account %zu", idx + 1);
+	acfg_check(c, g, &ac, label);
+	ac.a.line = (int)config_setting_source_line(g);
+	*out = ac.a;
+}
+
+/* Account names are compared without case: they name state files. */
+static void
+check_duplicates(struct ctx *c, const config_setting_t *list,
+    const struct config *cfg)
+{
+	const struct account *a, *b;
+	size_t i, j;
+	char e1[512];
+
+	for (i = 1; i < cfg->naccounts; i++) {
+		if ((a = &cfg->accounts[i])->name == NULL)
+			continue;
+		for (j = 0; j < i; j++) {
+			b = &cfg->accounts[j];
+			if (b->name == NULL ||
+			    strcasecmp(a->name, b->name) != 0)
+				continue;
+			cfg_error(c, config_setting_get_elem(list, (unsigned)i),
+			    "duplicate account name \"%s\" (first on line %d)",
+			    esc(e1, sizeof(e1), a->name), b->line);
+			break;
+		}
+	}
+}
+
+static void
+parse_accounts(struct ctx *c, const config_setting_t *root,
+    const struct acfg *def, struct config *cfg)
+{
+	const config_setting_t *list;
+	size_t i, n;
+
+	list = config_setting_get_member(root, "accounts");
+	if (list == NULL) {
+		cfg_error(c, NULL, "no accounts: the file needs "
+		    "accounts = ( { name = ...; ... } );");
+		return;
+	}
+	if (want_type(c, list, CONFIG_TYPE_LIST) == -1)
+		return;
+	if ((n = (size_t)config_setting_length(list)) == 0) {
+		cfg_error(c, list, "accounts: the list is empty");
+		return;
+	}
+	cfg->accounts = xcalloc(n, sizeof(*cfg->accounts));
+	cfg->naccounts = n;
+	for (i = 0; i < n; i++)
+		parse_account(c, config_setting_get_elem(list, (unsigned)i),
+		    def, i, &cfg->accounts[i]);
+	check_duplicates(c, list, cfg);
+}
+
+static char *
+default_state_dir(struct ctx *c)
+{
+	const char *xdg, *home;
+
+	if (strcmp(c->path, SYSTEM_CONFIG) == 0)
+		return xstrdup(SYSTEM_STATEDIR);
+	xdg = getenv("XDG_STATE_HOME");
+	if (xdg != NULL && xdg[0] == '/')
+		return xasprintf("%s/popfetch", xdg);
+	home = getenv("HOME");
+	if (home == NULL || home[0] != '/') {
+		cfg_error(c, NULL, "HOME is not set to an absolute path: set "
+		    "state_dir");
+		return NULL;
+	}
+	return xasprintf("%s/.local/state/popfetch", home);
+}
+
+static struct config *
+build(struct ctx *c, const config_setting_t *root)
+{
+	const config_setting_t *s;
+	struct config *cfg;
+	struct acfg def;
+
+	cfg = xcalloc(1, sizeof(*cfg));
+	cfg->path = xstrdup(c->path);
+	memset(&def, 0, sizeof(def));
+	def.a.tls = TLS_IMPLICIT;
+	def.a.auth = AUTH_AUTO;
+	def.a.timeout = DEF_TIMEOUT;
+	def.a.interval = DEF_INTERVAL;
+	parse_group(c, root, &def, 1);
+	cfg->timeout = def.a.timeout;
+	cfg->interval = def.a.interval;
+	if ((s = config_setting_get_member(root, "state_dir")) != NULL) {
+		if (get_path(c, s, &cfg->state_dir) == -1)
+			cfg->state_dir = NULL;
+	} else
+		cfg->state_dir = default_state_dir(c);
+	parse_accounts(c, root, &def, cfg);
+	account_clear(&def.a);
+	return cfg;
+}
+
+/* Returns the directory part of path, newly allocated. */
+static char *
+path_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return xstrdup(".");
+	while (slash > path && slash[-1] == '/')
+		slash--;
+	if (slash == path)
+		return xstrdup("/");
+	return xstrndup(path, (size_t)(slash - path));
+}
+
+static FILE *
+open_config(const char *path, mode_t *modep, struct err *e)
+{
+	struct stat st;
+	FILE *fp;
+	char *p;
+	int fd;
+
+	p = buf_escape(path, strlen(path), 256);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1 || fstat(fd, &st) == -1) {
+		err_set(e, EX_NOINPUT, "%s: %s", p, strerror(errno));
+		goto fail;
+	}
+	/* libconfig's scanner exits the process on a read error. */
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) &&
+	    !S_ISCHR(st.st_mode)) {
+		err_set(e, EX_NOINPUT, "%s: not a regular file", p);
+		goto fail;
+	}
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		err_set(e, EX_NOINPUT, "%s: %s", p, strerror(errno));
+		goto fail;
+	}
+	*modep = st.st_mode;
+	free(p);
+	return fp;
+fail:
+	if (fd != -1)
+		(void)close(fd);	/* read-only: nothing to lose */
+	free(p);
+	return NULL;
+}
+
+int
+config_load(const char *path, struct config **cfgp, struct err *e)
+{
+	struct config *cfg = NULL;
+	struct ctx c;
+	config_t lc;
+	FILE *fp;
+
+	memset(&c, 0, sizeof(c));
+	if ((fp = open_config(path, &c.mode, e)) == NULL)
+		return -1;
+	c.path = path;
+	c.dir = path_dir(path);
+	c.e = e;
+	config_init(&lc);
+	config_set_include_dir(&lc, c.dir);
+	if (config_read(&lc, fp) == CONFIG_FALSE)
+		cfg_error_at(&c, config_error_file(&lc),
+		    (unsigned)config_error_line(&lc),
+		    config_error_text(&lc) ? config_error_text(&lc) :
+		    "cannot read the file");
+	else
+		cfg = build(&c, config_root_setting(&lc));
+	(void)fclose(fp);		/* read-only: nothing to lose */
+	config_destroy(&lc);
+	free(c.dir);
+	if (c.nerr > 0) {
+		config_free(cfg);
+		return -1;
+	}
+	*cfgp = cfg;
+	return 0;
+}
+
+void
+config_free(struct config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->naccounts; i++)
+		account_clear(&cfg->accounts[i]);
+	free(cfg->accounts);
+	free(cfg->path);
+	free(cfg->state_dir);
+	free(cfg);
+}
+
+char *
+config_default_path(void)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	struct stat st;
+	char *p = NULL;
+
+	if (xdg != NULL && xdg[0] == '/')
+		p = xasprintf("%s/popfetch/config", xdg);
+	else if (home != NULL && home[0] == '/')
+		p = xasprintf("%s/.config/popfetch/config", home);
+	/* A user file that exists but cannot be read is still chosen. */
+	if (p != NULL && (stat(p, &st) == 0 ||
+	    (errno != ENOENT && errno != ENOTDIR)))
+		return p;
+	free(p);
+	return xstrdup(SYSTEM_CONFIG);
+}
+
+const struct account *
+config_find_account(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->naccounts; i++)
+		if (strcmp(cfg->accounts[i].name, name) == 0)
+			return &cfg->accounts[i];
+	return NULL;
+}
+
+int
+config_parse_size(const char *s, uint64_t *bytes)
+{
+	uint64_t v = 0, mul = 1, d;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		d = (uint64_t)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (*p == 'k' || *p == 'K')
+		mul = 1024;
+	else if (*p == 'm' || *p == 'M')
+		mul = 1024 * 1024;
+	else if (*p == 'g' || *p == 'G')
+		mul = 1024 * 1024 * 1024;
+	if (mul != 1)
+		p++;
+	if (*p == 'b' || *p == 'B')
+		p++;
+	if (*p != '\0' || v > UINT64_MAX / mul)
+		return -1;
+	*bytes = v * mul;
+	return 0;
+}

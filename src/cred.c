@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "cred.h"
+#include "xmalloc.h"
+
+#define CRED_MAX	4096		/* longest password line we accept */
+#define SHELL_META	"|&;<>()$`\\\"'*?[#~=%{}\n"
+#define REAP_STEP_MS	10
+
+struct child {
+	pid_t	pid;
+	int	fd;		/* read end of the child's stdout */
+};
+
+/* Output of a child: the first CRED_MAX + 1 bytes are kept. */
+struct out {
+	char	buf[CRED_MAX + 1];
+	size_t	len;
+	char	scratch[512];	/* for the rest, which is thrown away */
+};
+
+static char *
+esc_path(const char *path)
+{
+	return buf_escape(path, strlen(path), 256);
+}
+
+/*
+ * Takes the first line of buf (without CR LF) as the password. full says
+ * that the buffer filled up, so a line without LF was cut short.
+ */
+static int
+take_line(const char *buf, size_t len, int full, const char *what,
+    int empty_code, char **pw, struct err *e)
+{
+	const char *lf;
+	size_t n;
+
+	if ((lf = memchr(buf, '\n', len)) != NULL)
+		n = (size_t)(lf - buf);
+	else if (full) {
+		err_set(e, EX_CONFIG, "%s: the first line is longer than %d "
+		    "bytes", what, CRED_MAX);
+		return -1;
+	} else
+		n = len;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	if (memchr(buf, '\0', n) != NULL) {
+		err_set(e, EX_CONFIG, "%s: the password contains a NUL byte",
+		    what);
+		return -1;
+	}
+	if (n == 0) {
+		err_set(e, empty_code, "%s: no password (the first line is "
+		    "empty)", what);
+		return -1;
+	}
+	*pw = xstrndup(buf, n);
+	return 0;
+}
+
+/* The file must be a regular file that only its owner can access. */
+static int
+check_file(int fd, const char *ep, struct err *e)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1) {
+		err_set(e, EX_CONFIG, "password_file %s: %s", ep,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err_set(e, EX_CONFIG, "password_file %s: not a regular file",
+		    ep);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		err_set(e, EX_CONFIG, "password_file %s is accessible to group "
+		    "or others (mode %04o); run: chmod 600 %s", ep,
+		    (unsigned)(st.st_mode & 07777), ep);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+read_file(int fd, const char *ep, struct out *o, struct err *e)
+{
+	ssize_t n;
+
+	while (o->len < sizeof(o->buf)) {
+		n = read(fd, o->buf + o->len, sizeof(o->buf) - o->len);
+		if (n == 0)
+			break;
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			err_set(e, EX_IOERR, "password_file %s: %s", ep,
+			    strerror(errno));
+			return -1;
+		}
+		o->len += (size_t)n;
+	}
+	return 0;
+}
+
+static int
+cred_file(const char *path, char **pw, struct err *e)
+{
+	struct out o;
+	char *ep = esc_path(path);
+	int fd, rv = -1;
+
+	o.len = 0;
+	/* O_NONBLOCK: a FIFO must not hang the open; fstat refuses it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1)
+		err_set(e, EX_CONFIG, "password_file %s: %s", ep,
+		    strerror(errno));
+	else if (check_file(fd, ep, e) == 0 && read_file(fd, ep, &o, e) == 0)
+		rv = take_line(o.buf, o.len, o.len == sizeof(o.buf),
+		    "password_file", EX_CONFIG, pw, e);
+	if (fd != -1)
+		(void)close(fd);	/* read-only: nothing to lose */
+	xwipe(&o, sizeof(o));
+	free(ep);
+	return rv;
+}
+
+static void
+free_argv(char **argv)
+{
+	size_t i;
+
+	if (argv == NULL)
+		return;
+	for (i = 0; argv[i] != NULL; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+/*
+ * A command with shell syntax goes to /bin/sh -c; a plain one is split
+ * on blanks and run directly. Returns a NULL-terminated vector.
+ */
+static char **
+make_argv(const char *cmd)
+{
+	char **argv;
+	size_t n = 0, len;
+
+	argv = xcalloc(strlen(cmd) / 2 + 4, sizeof(*argv));
+	if (strpbrk(cmd, SHELL_META) != NULL) {
+		argv[0] = xstrdup("/bin/sh");
+		argv[1] = xstrdup("-c");
+		argv[2] = xstrdup(cmd);
+		return argv;
+	}
+	for (;;) {
+		cmd += strspn(cmd, " \t");
+		if ((len = strcspn(cmd, " \t")) == 0)
+			break;
+		argv[n++] = xstrndup(cmd, len);
+		cmd += len;
+	}
+	return argv;
+}
+
+/* Moves fd to a number above stderr, so the child's dup2s cannot clash. */
+static int
+fd_high(int fd)
+{
+	int nfd, saved;
+
+	if (fd == -1 || fd > STDERR_FILENO)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+	saved = errno;
+	(void)close(fd);	/* a copy exists, or we fail anyway */
+	errno = saved;
+	return nfd;
+}
+
+/* Runs in the child between fork and exec: async-signal-safe calls only. */
+static void __attribute__((noreturn))
+child_exec(char **argv, int nullfd, int outfd)
+{
+	sigset_t none;
+
+	/* Undo what a daemon parent may have set; errors change nothing. */
+	(void)sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	(void)signal(SIGPIPE, SIG_DFL);
+	if (dup2(nullfd, STDIN_FILENO) == -1 ||
+	    dup2(outfd, STDOUT_FILENO) == -1)
+		_exit(127);
+	execvp(argv[0], argv);
+	_exit(127);
+}
+
+static int
+spawn(char **argv, struct child *ch, struct err *e)
+{
+	int p[2] = { -1, -1 }, nullfd;
+
+	nullfd = fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
+	if (nullfd == -1 || pipe2(p, O_CLOEXEC) == -1 ||
+	    (p[0] = fd_high(p[0])) == -1 || (p[1] = fd_high(p[1])) == -1) {
+		err_set(e, EX_TEMPFAIL, "password_command: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	if ((ch->pid = fork()) == -1) {
+		err_set(e, EX_TEMPFAIL, "password_command: fork: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	if (ch->pid == 0)
+		child_exec(argv, nullfd, p[1]);
+	(void)close(nullfd);	/* only the child needed these */
+	(void)close(p[1]);
+	ch->fd = p[0];
+	return 0;
+fail:
+	if (nullfd != -1)
+		(void)close(nullfd);	/* nothing was written through them */
+	if (p[0] != -1)
+		(void)close(p[0]);
+	if (p[1] != -1)
+		(void)close(p[1]);
+	return -1;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
+		return 0;	/* cannot happen with CLOCK_MONOTONIC */
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Reads the child's output until EOF, keeping the first bytes in o and
+ * discarding the rest. Returns 0 at EOF, 1 at the deadline, -1 on error.
+ */
+static int
+read_output(int fd, long long deadline, struct out *o)
+{
+	struct pollfd pfd;
+	long long left;
+	ssize_t n;
+	int rv;
+
+	pfd.fd = fd;
+	pfd.events = POLLIN;
+	for (;;) {
+		if ((left = deadline - now_ms()) <= 0)
+			return 1;
+		if (left > INT_MAX)
+			left = INT_MAX;
+		if ((rv = poll(&pfd, 1, (int)left)) == 0)
+			return 1;
+		if (rv == -1 && errno == EINTR)
+			continue;
+		if (rv == -1)
+			return -1;
+		if (o->len < sizeof(o->buf))
+			n = read(fd, o->buf + o->len, sizeof(o->buf) - o->len);
+		else
+			n = read(fd, o->scratch, sizeof(o->scratch));
+		if (n == 0)
+			break;
+		if (n == -1 && errno != EINTR && errno != EAGAIN)
+			return -1;
+		if (n > 0 && o->len < sizeof(o->buf))
+			o->len += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+kill_child(pid_t pid)
+{
+	int status;
+
+	(void)kill(pid, SIGKILL);	/* it may be gone already */
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		continue;
+}
+
+/*
+ * Waits for the child until the deadline, then kills it. Returns 0 with
+ * *status set, 1 if it had to be killed, -1 if waitpid failed.
+ */
+static int
+reap(pid_t pid, long long deadline, int *status)
+{
+	struct timespec step = { 0, REAP_STEP_MS * 1000000L };
+	pid_t r;
+
+	for (;;) {
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 0;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		if (now_ms() >= deadline) {
+			kill_child(pid);
+			return 1;
+		}
+		(void)nanosleep(&step, NULL);	/* early wake-up is fine */
+	}
+}
+
+static int
+check_status(int status, struct err *e)
+{
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		err_set(e, EX_CONFIG, "could not run password_command "
+		    "(exit status 127)");
+	else if (WIFEXITED(status))
+		err_set(e, EX_TEMPFAIL, "password_command exited with status "
+		    "%d", WEXITSTATUS(status));
+	else
+		err_set(e, EX_TEMPFAIL, "password_command was killed by "
+		    "signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return -1;
+}
+
+/* Collects the output and the exit status of a started child. */
+static int
+finish(struct child *ch, unsigned timeout_sec, struct out *o, char **pw,
+    struct err *e)
+{
+	long long deadline = now_ms() + (long long)timeout_sec * 1000;
+	int r, status = 0, saved;
+
+	r = read_output(ch->fd, deadline, o);
+	saved = errno;
+	(void)close(ch->fd);	/* read end: nothing to lose */
+	if (r != 0)
+		kill_child(ch->pid);
+	else if ((r = reap(ch->pid, deadline, &status)) == -1)
+		saved = errno;
+	if (r == 1) {
+		err_set(e, EX_TEMPFAIL, "password_command timed out after "
+		    "%u s", timeout_sec);
+		return -1;
+	}
+	if (r == -1) {
+		err_set(e, EX_TEMPFAIL, "password_command: %s",
+		    strerror(saved));
+		return -1;
+	}
+	if (check_status(status, e) == -1)
+		return -1;
+	return take_line(o->buf, o->len, o->len == sizeof(o->buf),
+	    "password_command", EX_TEMPFAIL, pw, e);
+}
+
+static int
+cred_command(const char *cmd, unsigned timeout_sec, char **pw,
+    struct err *e)
+{
+	struct child ch;
+	struct out o;
+	char **argv;
+	int rv = -1;
+
+	if (timeout_sec == 0)
+		timeout_sec = 1;
+	argv = make_argv(cmd);
+	o.len = 0;
+	if (argv[0] == NULL)
+		err_set(e, EX_CONFIG, "password_command is empty");
+	else if (spawn(argv, &ch, e) == 0)
+		rv = finish(&ch, timeout_sec, &o, pw, e);
+	xwipe(&o, sizeof(o));
+	free_argv(argv);
+	return rv;
+}
+
+int
+cred_password(const struct account *a, unsigned timeout_sec, char **pw,
+    struct err *e)
+{
+	if (a->password != NULL) {
+		*pw = xstrdup(a->password);
+		return 0;
+	}
+	if (a->password_file != NULL)
+		return cred_file(a->password_file, pw, e);
+	if (a->password_command != NULL)
+		return cred_command(a->password_command, timeout_sec, pw, e);
+	err_set(e, EX_SOFTWARE, "no password source configured");
+	return -1;
+}

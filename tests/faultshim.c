@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * faultshim: an LD_PRELOAD library for popfetch's fault tests. It sees
+ * every call that moves data to disk or to the network, and can stop
+ * the process dead before one of them or make it fail, at a point the
+ * test chooses. Settings, all from the environment:
+ *
+ *   FAULTSHIM_LOG=FILE       append one line per event ("N name") to FILE
+ *   FAULTSHIM_KILL_AT=N      SIGKILL just before the Nth event
+ *   FAULTSHIM_KILL_ON=NAME:N SIGKILL just before the Nth event named NAME
+ *   FAULTSHIM_DIR=DIR        the directory the faults below apply to
+ *   FAULTSHIM_ENOSPC_AFTER=B writes to files under DIR fail with ENOSPC
+ *                            once B bytes were written there in all
+ *   FAULTSHIM_EIO_SYNC=1     fsync and fdatasync of files under DIR fail
+ *                            with EIO
+ *
+ * Events: write and send to a regular file or a socket, fsync,
+ * fdatasync, rename, renameat, unlink, unlinkat. Test code only.
+ */
+#define _GNU_SOURCE
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static unsigned long events, named_events;
+static unsigned long long dir_bytes;
+static int in_shim;	/* the shim's own log writes are not events */
+
+static void *
+next(const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+
+	if (f == NULL)
+		abort();
+	return f;
+}
+
+static void
+event(const char *name)
+{
+	const char *log = getenv("FAULTSHIM_LOG"), *at, *on;
+	char line[64];
+	size_t len;
+	int fd, n;
+
+	events++;
+	if (log != NULL) {
+		n = snprintf(line, sizeof(line), "%lu %s\n", events, name);
+		fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd != -1) {
+			in_shim = 1;
+			if (write(fd, line, (size_t)n) != n)
+				abort();
+			in_shim = 0;
+			close(fd);
+		}
+	}
+	if ((at = getenv("FAULTSHIM_KILL_AT")) != NULL &&
+	    strtoul(at, NULL, 10) == events)
+		raise(SIGKILL);
+	if ((on = getenv("FAULTSHIM_KILL_ON")) != NULL) {
+		len = strcspn(on, ":");
+		if (len == strlen(name) && strncmp(on, name, len) == 0 &&
+		    on[len] == ':' &&
+		    strtoul(on + len + 1, NULL, 10) == ++named_events)
+			raise(SIGKILL);
+	}
+}
+
+/* Is fd a regular file or socket (an event), and is it under DIR? */
+static int
+classify(int fd, int *under_dir)
+{
+	char link[64], path[PATH_MAX];
+	const char *dir = getenv("FAULTSHIM_DIR");
+	struct stat st;
+	ssize_t n;
+
+	*under_dir = 0;
+	if (fstat(fd, &st) == -1 || !(S_ISREG(st.st_mode) ||
+	    S_ISSOCK(st.st_mode)))
+		return 0;
+	if (dir != NULL && S_ISREG(st.st_mode)) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n > 0) {
+			path[n] = '\0';
+			*under_dir = strncmp(path, dir, strlen(dir)) == 0;
+		}
+	}
+	return 1;
+}
+
+ssize_t
+write(int fd, const void *buf, size_t count)
+{
+	static ssize_t (*real)(int, const void *, size_t);
+	const char *lim = getenv("FAULTSHIM_ENOSPC_AFTER");
+	unsigned long long max;
+	int under;
+
+	if (real == NULL)
+		real = next("write");
+	if (!in_shim && classify(fd, &under)) {
+		event("write");
+		if (under && lim != NULL) {
+			max = strtoull(lim, NULL, 10);
+			if (dir_bytes >= max) {
+				errno = ENOSPC;
+				return -1;
+			}
+			if (count > max - dir_bytes)
+				count = (size_t)(max - dir_bytes);
+			dir_bytes += count;
+		}
+	}
+	return real(fd, buf, count);
+}
+
+ssize_t
+send(int fd, const void *buf, size_t len, int flags)
+{
+	static ssize_t (*real)(int, const void *, size_t, int);
+
+	if (real == NULL)
+		real = next("send");
+	event("send");
+	return real(fd, buf, len, flags);
+}
+
+static int
+sync_fault(int fd)
+{
+	int under;
+
+	(void)classify(fd, &under);
+	if (under && getenv("FAULTSHIM_EIO_SYNC") != NULL) {
+		errno = EIO;
+		return -1;
+	}
+	return 0;
+}
+
+int
+fsync(int fd)
+{
+	static int (*real)(int);
+
+	if (real == NULL)
+		real = next("fsync");
+	event("fsync");
+	return sync_fault(fd) == -1 ? -1 : real(fd);
+}
+
+int
+fdatasync(int fd)
+{
+	static int (*real)(int);
+
+	if (real == NULL)
+		real = next("fdatasync");
+	event("fdatasync");
+	return sync_fault(fd) == -1 ? -1 : real(fd);
+}
+
+int
+rename(const char *a, const char *b)
+{
+	static int (*real)(const char *, const char *);
+
+	if (real == NULL)
+		real = next("rename");
+	event("rename");
+	return real(a, b);
+}
+
+int
+renameat(int fa, const char *a, int fb, const char *b)
+{
+	static int (*real)(int, const char *, int, const char *);
+
+	if (real == NULL)
+		real = next("renameat");
+	event("renameat");
+	return real(fa, a, fb, b);
+}
+
+int
+unlink(const char *p)
+{
+	static int (*real)(const char *);
+
+	if (real == NULL)
+		real = next("unlink");
+	event("unlink");
+	return real(p);
+}
+
+int
+unlinkat(int fd, const char *p, int flags)
+{
+	static int (*real)(int, const char *, int);
+
+	if (real == NULL)
+		real = next("unlinkat");
+	event("unlinkat");
+	return real(fd, p, flags);
+}

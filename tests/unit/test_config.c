@@ -1,0 +1,798 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "xmalloc.h"
+#include "tap.h"
+
+#define HOME	"/home/tester"
+
+/*
+ * Most rows are one account with every required key on lines 1 to 6;
+ * what a row adds to the account starts on line 7.
+ */
+#define HEAD	"accounts = ( {\n"
+#define REQ	" name = \"a\";\n host = \"h\";\n user = \"u\";\n" \
+		" maildir = \"/tmp/m\";\n"
+#define PWC	" password_command = \"pass x\";\n"
+#define TAIL	"} );\n"
+#define ACC(x)	HEAD REQ PWC x TAIL
+/* The same with other values for name (line 2) to maildir (line 5). */
+#define ACCV(n, h, u, m) \
+	HEAD " name = \"" n "\";\n host = \"" h "\";\n user = \"" u "\";\n" \
+	" maildir = \"" m "\";\n" PWC TAIL
+#define ACC_NOPW(x)	HEAD REQ x TAIL
+#define ACC2(n1, n2) \
+	"accounts = (\n" \
+	" { name = \"" n1 "\"; host = \"h\"; user = \"u\";\n" \
+	"   maildir = \"/m\"; password_command = \"x\"; },\n" \
+	" { name = \"" n2 "\"; host = \"h\"; user = \"u\";\n" \
+	"   maildir = \"/m\"; password_command = \"x\"; }\n" \
+	");\n"
+
+typedef const char *(*check_fn)(const struct config *);
+
+struct row {
+	const char	*what;
+	const char	*text;
+	int		 code;		/* EX_OK: must load */
+	int		 line;		/* "FILE:LINE: "; 0: "FILE: " */
+	const char	*word;		/* must appear in the message */
+	check_fn	 check;		/* for rows that load */
+	int		 mode;		/* of the file; 0: 0600 */
+};
+
+static const char *
+chk_defaults(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (c->naccounts != 1 || strcmp(a->name, "a") != 0)
+		return "account";
+	if (a->port != 995 || a->tls != TLS_IMPLICIT || a->auth != AUTH_AUTO)
+		return "port/tls/auth";
+	if (a->timeout != 60 || a->interval != 300 || c->timeout != 60 ||
+	    c->interval != 300)
+		return "timeout/interval";
+	if (a->keep || a->keep_days != 0 || a->max_size != 0 ||
+	    a->allow_plaintext)
+		return "keep/max_size";
+	if (a->password != NULL || a->password_file != NULL ||
+	    strcmp(a->password_command, "pass x") != 0)
+		return "password";
+	if (a->ca_file != NULL || a->fingerprint != NULL)
+		return "ca_file/fingerprint";
+	if (strcmp(c->state_dir, HOME "/.local/state/popfetch") != 0)
+		return "state_dir";
+	if (a->line != 1 || strcmp(a->maildir, "/tmp/m") != 0)
+		return "line/maildir";
+	return NULL;
+}
+
+static const char *
+chk_starttls(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	return a->tls == TLS_STARTTLS && a->port == 110 ? NULL : "port";
+}
+
+static const char *
+chk_none(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	return a->tls == TLS_NONE && a->port == 110 && a->allow_plaintext ?
+	    NULL : "tls none";
+}
+
+static const char *
+chk_port(const struct config *c)
+{
+	return c->accounts[0].port == 1995 ? NULL : "port";
+}
+
+static const char *
+chk_tilde(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (strcmp(a->maildir, HOME "/Mail") != 0)
+		return a->maildir;
+	if (strcmp(a->password_file, HOME "/.pw") != 0)
+		return a->password_file;
+	if (strcmp(a->ca_file, HOME) != 0)
+		return a->ca_file;
+	return strcmp(c->state_dir, HOME "/st") == 0 ? NULL : c->state_dir;
+}
+
+static const char *
+chk_keep(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (!a->keep || a->keep_days != 30)
+		return "keep";
+	return a->max_size == 50ULL * 1024 * 1024 ? NULL : "max_size";
+}
+
+static const char *
+chk_size_int(const struct config *c)
+{
+	return c->accounts[0].max_size == 1048576 ? NULL : "max_size";
+}
+
+static const char *
+chk_inherit(const struct config *c)
+{
+	const struct account *a = &c->accounts[0], *b = &c->accounts[1];
+
+	if (c->naccounts != 2 || c->timeout != 30 || c->interval != 600)
+		return "top level";
+	if (a->timeout != 30 || a->interval != 600 || b->timeout != 90 ||
+	    b->interval != 600)
+		return "timeout/interval";
+	if (strcmp(a->host, "top") != 0 || strcmp(b->host, "own") != 0)
+		return "host";
+	if (a->tls != TLS_STARTTLS || a->port != 110 || b->port != 995 ||
+	    b->tls != TLS_IMPLICIT)
+		return "tls/port";
+	if (strcmp(a->password_command, "pc") != 0 || b->password_command ||
+	    strcmp(b->password_file, "/pw") != 0 || a->password_file)
+		return "password";
+	if (!a->keep || !b->keep || a->auth != AUTH_APOP)
+		return "keep/auth";
+	return strcmp(a->user, "tu") == 0 && strcmp(b->user, "tu") == 0 ?
+	    NULL : "user";
+}
+
+static const char *
+chk_fingerprint(const struct config *c)
+{
+	const char *f = c->accounts[0].fingerprint;
+
+	return f != NULL && strncmp(f, "sha256//", 8) == 0 ? NULL : "pin";
+}
+
+static const char *
+chk_auth(const struct config *c)
+{
+	return c->accounts[0].auth == AUTH_CRAM_MD5 ? NULL : "auth";
+}
+
+static const char *
+chk_two(const struct config *c)
+{
+	if (c->naccounts != 2 || c->accounts[1].line != 4)
+		return "accounts";
+	if (config_find_account(c, "b") != &c->accounts[1] ||
+	    config_find_account(c, "B") != NULL ||
+	    config_find_account(c, "x") != NULL)
+		return "config_find_account";
+	return NULL;
+}
+
+#define PIN	"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+#define PIN2	"sha256//47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+
+static const struct row rows[] = {
+	/* Rows that load. */
+	{ "minimal account, defaults", ACC(""), EX_OK, 0, NULL,
+	    chk_defaults, 0 },
+	{ "starttls: port 110", ACC(" tls = \"starttls\";\n"), EX_OK, 0,
+	    NULL, chk_starttls, 0 },
+	{ "tls none with allow_plaintext",
+	    ACC(" tls = \"none\";\n allow_plaintext = true;\n"), EX_OK, 0,
+	    NULL, chk_none, 0 },
+	{ "explicit port", ACC(" port = 1995;\n"), EX_OK, 0, NULL,
+	    chk_port, 0 },
+	{ "~ expansion",
+	    "state_dir = \"~/st\";\n" HEAD " name = \"a\"; host = \"h\";\n"
+	    " user = \"u\"; maildir = \"~/Mail\";\n"
+	    " password_file = \"~/.pw\"; ca_file = \"~\";\n" TAIL,
+	    EX_OK, 0, NULL, chk_tilde, 0 },
+	{ "keep, keep_days, max_size string",
+	    ACC(" keep = true;\n keep_days = 30;\n max_size = \"50M\";\n"),
+	    EX_OK, 0, NULL, chk_keep, 0 },
+	{ "max_size integer", ACC(" max_size = 1048576;\n"), EX_OK, 0, NULL,
+	    chk_size_int, 0 },
+	{ "max_size 64-bit integer", ACC(" max_size = 1048576L;\n"), EX_OK,
+	    0, NULL, chk_size_int, 0 },
+	{ "top-level defaults inherited and overridden",
+	    "timeout = 30;\ninterval = 600;\nhost = \"top\";\n"
+	    "tls = \"starttls\";\nuser = \"tu\";\nkeep = true;\n"
+	    "password_command = \"pc\";\nauth = \"apop\";\n"
+	    "accounts = (\n { name = \"a\"; maildir = \"/m\"; },\n"
+	    " { name = \"b\"; host = \"own\"; tls = \"implicit\";\n"
+	    "   timeout = 90; maildir = \"/m\"; password_file = \"/pw\"; }\n"
+	    ");\n", EX_OK, 0, NULL, chk_inherit, 0 },
+	{ "fingerprint", ACC(" fingerprint = \"" PIN2 "\";\n"), EX_OK, 0,
+	    NULL, chk_fingerprint, 0 },
+	{ "two fingerprints", ACC(" fingerprint = \"" PIN ";" PIN2 "\";\n"),
+	    EX_OK, 0, NULL, chk_fingerprint, 0 },
+	{ "auth cram-md5", ACC(" auth = \"cram-md5\";\n"), EX_OK, 0, NULL,
+	    chk_auth, 0 },
+	{ "two accounts", ACC2("a", "b"), EX_OK, 0, NULL, chk_two, 0 },
+	{ "name of 64 characters",
+	    HEAD " name = \"" "abcdefghij" "abcdefghij" "abcdefghij"
+	    "abcdefghij" "abcdefghij" "abcdefghij" "abcd" "\";\n"
+	    " host = \"h\"; user = \"u\"; maildir = \"/m\";\n"
+	    " password = \"p\";\n" TAIL, EX_OK, 0, NULL, NULL, 0 },
+	{ "password in a 0600 file", ACC_NOPW(" password = \"p\";\n"),
+	    EX_OK, 0, NULL, NULL, 0600 },
+	{ "password_file in a 0644 file",
+	    ACC_NOPW(" password_file = \"/pw\";\n"), EX_OK, 0, NULL, NULL,
+	    0644 },
+	{ "password_command in a 0644 file", ACC(""), EX_OK, 0, NULL, NULL,
+	    0644 },
+	{ "libconfig syntax: colons, commas, comments",
+	    "# c\n// c\n/* c */ timeout : 5,\n" ACC(""), EX_OK, 0, NULL, NULL,
+	    0 },
+
+	/* Rows that must fail. */
+	{ "syntax error", ACC(" port = ;\n"), EX_CONFIG, 7, "syntax", NULL,
+	    0 },
+	{ "empty file", "", EX_CONFIG, 0, "no accounts", NULL, 0 },
+	{ "accounts empty", "accounts = ( );\n", EX_CONFIG, 1, "empty",
+	    NULL, 0 },
+	{ "accounts not a list", "accounts = { name = \"a\"; };\n",
+	    EX_CONFIG, 1, "expected a list", NULL, 0 },
+	{ "account not a group", "accounts = ( 1 );\n", EX_CONFIG, 1,
+	    "not a group", NULL, 0 },
+	{ "unknown top-level key", "colour = 1;\n" ACC(""), EX_CONFIG, 1,
+	    "unknown key \"colour\"", NULL, 0 },
+	{ "name at top level", "name = \"x\";\n" ACC(""), EX_CONFIG, 1,
+	    "unknown key \"name\"", NULL, 0 },
+	{ "unknown account key", ACC(" hots = \"x\";\n"), EX_CONFIG, 7,
+	    "unknown key \"hots\" in account", NULL, 0 },
+	{ "string for int", ACC(" port = \"995\";\n"), EX_CONFIG, 7,
+	    "port: expected an integer, got a string", NULL, 0 },
+	{ "int for string", ACC(" fingerprint = 5;\n"), EX_CONFIG, 7,
+	    "fingerprint: expected a string, got an integer", NULL, 0 },
+	{ "float for int", ACC(" timeout = 1.5;\n"), EX_CONFIG, 7,
+	    "expected an integer, got a float", NULL, 0 },
+	{ "string for bool", ACC(" keep = \"yes\";\n"), EX_CONFIG, 7,
+	    "keep: expected a boolean", NULL, 0 },
+	{ "int for top-level string", "state_dir = 3;\n" ACC(""),
+	    EX_CONFIG, 1, "state_dir: expected a string", NULL, 0 },
+	{ "missing host",
+	    HEAD " name = \"a\";\n user = \"u\"; maildir = \"/m\";\n" PWC TAIL,
+	    EX_CONFIG, 1, "missing required key \"host\"", NULL, 0 },
+	{ "missing user",
+	    HEAD " name = \"a\";\n host = \"h\"; maildir = \"/m\";\n" PWC TAIL,
+	    EX_CONFIG, 1, "missing required key \"user\"", NULL, 0 },
+	{ "missing maildir",
+	    HEAD " name = \"a\";\n host = \"h\"; user = \"u\";\n" PWC TAIL,
+	    EX_CONFIG, 1, "missing required key \"maildir\"", NULL, 0 },
+	{ "missing name",
+	    HEAD " host = \"h\"; user = \"u\"; maildir = \"/m\";\n" PWC TAIL,
+	    EX_CONFIG, 1, "missing required key \"name\"", NULL, 0 },
+	{ "empty host", ACC_NOPW(" password = \"p\"; host = \"\";\n"),
+	    EX_CONFIG, 0, NULL, NULL, 0 },
+	{ "host with a space", ACCV("a", "a b", "u", "/m"), EX_CONFIG, 3,
+	    "host", NULL, 0 },
+	{ "host with a slash", ACCV("a", "a/b", "u", "/m"), EX_CONFIG, 3,
+	    "host", NULL, 0 },
+	{ "user with a newline", ACCV("a", "h", "a\\nb", "/m"), EX_CONFIG, 4,
+	    "user", NULL, 0 },
+	{ "empty user", ACCV("a", "h", "", "/m"), EX_CONFIG, 4, "empty", NULL,
+	    0 },
+	{ "no password", ACC_NOPW(""), EX_CONFIG, 1,
+	    "account \"a\": needs exactly one", NULL, 0 },
+	{ "two passwords", ACC(" password_file = \"/pw\";\n"), EX_CONFIG, 1,
+	    "account \"a\": needs exactly one", NULL, 0 },
+	{ "empty password", ACC_NOPW(" password = \"\";\n"), EX_CONFIG, 6,
+	    "empty", NULL, 0 },
+	{ "password with CR", ACC_NOPW(" password = \"a\\rb\";\n"),
+	    EX_CONFIG, 6, "line break", NULL, 0 },
+	{ "password in a 0644 file", ACC_NOPW(" password = \"p\";\n"),
+	    EX_CONFIG, 6, "chmod 600", NULL, 0644 },
+	{ "password in a 0640 file", ACC_NOPW(" password = \"p\";\n"),
+	    EX_CONFIG, 6, "chmod 600", NULL, 0640 },
+	{ "top-level password in a 0604 file",
+	    "password = \"p\";\n" ACC_NOPW(""), EX_CONFIG, 1, "chmod 600",
+	    NULL, 0604 },
+	{ "duplicate names", ACC2("a", "a"), EX_CONFIG, 4,
+	    "duplicate account name \"a\"", NULL, 0 },
+	{ "duplicate names differing in case", ACC2("Mail", "mail"),
+	    EX_CONFIG, 4, "duplicate", NULL, 0 },
+	{ "name .", ACCV(".", "h", "u", "/m"), EX_CONFIG, 2, "account name",
+	    NULL, 0 },
+	{ "name ..", ACCV("..", "h", "u", "/m"), EX_CONFIG, 2, "account name",
+	    NULL, 0 },
+	{ "name a/b", ACCV("a/b", "h", "u", "/m"), EX_CONFIG, 2,
+	    "account name", NULL, 0 },
+	{ "name empty", ACCV("", "h", "u", "/m"), EX_CONFIG, 2, "account name",
+	    NULL, 0 },
+	{ "name -x", ACCV("-x", "h", "u", "/m"), EX_CONFIG, 2, "account name",
+	    NULL, 0 },
+	{ "name .hidden", ACCV(".x", "h", "u", "/m"), EX_CONFIG, 2,
+	    "account name", NULL, 0 },
+	{ "name with a control byte is escaped",
+	    ACCV("a\\x01\\xff", "h", "u", "/m"), EX_CONFIG, 2,
+	    "\"a\\x01\\xff\"", NULL, 0 },
+	{ "host with a newline is escaped", ACCV("a", "a\\nb", "u", "/m"),
+	    EX_CONFIG, 3, "\"a\\x0ab\"", NULL, 0 },
+	{ "name of 65 characters",
+	    ACCV("abcdefghij" "abcdefghij" "abcdefghij" "abcdefghij"
+	    "abcdefghij" "abcdefghij" "abcde", "h", "u", "/m"),
+	    EX_CONFIG, 2, "account name", NULL, 0 },
+	{ "tls none without allow_plaintext", ACC(" tls = \"none\";\n"),
+	    EX_CONFIG, 7, "allow_plaintext = true", NULL, 0 },
+	{ "tls none, allow_plaintext false",
+	    ACC(" tls = \"none\";\n allow_plaintext = false;\n"), EX_CONFIG,
+	    7, "cleartext", NULL, 0 },
+	{ "top-level tls none", "tls = \"none\";\n" ACC(""), EX_CONFIG, 1,
+	    "cleartext", NULL, 0 },
+	{ "bad tls", ACC(" tls = \"ssl\";\n"), EX_CONFIG, 7,
+	    "tls: unknown value \"ssl\"", NULL, 0 },
+	{ "bad auth", ACC(" auth = \"kerberos\";\n"), EX_CONFIG, 7,
+	    "auth: unknown value", NULL, 0 },
+	{ "port 0", ACC(" port = 0;\n"), EX_CONFIG, 7, "out of range", NULL,
+	    0 },
+	{ "port 70000", ACC(" port = 70000;\n"), EX_CONFIG, 7,
+	    "out of range", NULL, 0 },
+	{ "port -1", ACC(" port = -1;\n"), EX_CONFIG, 7, "out of range",
+	    NULL, 0 },
+	{ "keep_days without keep", ACC(" keep_days = 7;\n"), EX_CONFIG, 7,
+	    "keep = true", NULL, 0 },
+	{ "keep_days negative",
+	    ACC(" keep = true;\n keep_days = -1;\n"), EX_CONFIG, 8,
+	    "out of range", NULL, 0 },
+	{ "fingerprint without sha256//",
+	    ACC(" fingerprint = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	    "AAAAA=\";\n"),
+	    EX_CONFIG, 7, "fingerprint", NULL, 0 },
+	{ "fingerprint too short",
+	    ACC(" fingerprint = \"sha256//AAAA=\";\n"), EX_CONFIG, 7,
+	    "fingerprint", NULL, 0 },
+	{ "fingerprint hex",
+	    ACC(" fingerprint = \"sha256//e3b0c44298fc1c149afbf4c8996fb924"
+	    "27ae41e4649b934ca495991b7852b855\";\n"), EX_CONFIG, 7,
+	    "fingerprint", NULL, 0 },
+	{ "fingerprint, trailing ;", ACC(" fingerprint = \"" PIN ";\";\n"),
+	    EX_CONFIG, 7, "fingerprint", NULL, 0 },
+	{ "fingerprint, bad second pin",
+	    ACC(" fingerprint = \"" PIN ";sha256//x\";\n"), EX_CONFIG, 7,
+	    "fingerprint", NULL, 0 },
+	{ "fingerprint, non-canonical base64",
+	    ACC(" fingerprint = \"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	    "AAAAAAAAB=\";\n"),
+	    EX_CONFIG, 7, "fingerprint", NULL, 0 },
+	{ "bad max_size", ACC(" max_size = \"50 M\";\n"), EX_CONFIG, 7,
+	    "max_size", NULL, 0 },
+	{ "max_size T", ACC(" max_size = \"1T\";\n"), EX_CONFIG, 7,
+	    "max_size", NULL, 0 },
+	{ "max_size negative", ACC(" max_size = -5;\n"), EX_CONFIG, 7,
+	    "out of range", NULL, 0 },
+	{ "max_size bool", ACC(" max_size = true;\n"), EX_CONFIG, 7,
+	    "expected a string or an integer", NULL, 0 },
+	{ "timeout 0", "timeout = 0;\n" ACC(""), EX_CONFIG, 1,
+	    "out of range", NULL, 0 },
+	{ "timeout 86401 in account", ACC(" timeout = 86401;\n"), EX_CONFIG,
+	    7, "out of range", NULL, 0 },
+	{ "interval 9", ACC(" interval = 9;\n"), EX_CONFIG, 7,
+	    "out of range", NULL, 0 },
+	{ "relative maildir", ACCV("a", "h", "u", "Mail"), EX_CONFIG, 5,
+	    "absolute", NULL, 0 },
+	{ "~user maildir", ACCV("a", "h", "u", "~bob/M"), EX_CONFIG, 5,
+	    "~user", NULL, 0 },
+	{ "relative password_file",
+	    ACC_NOPW(" password_file = \"pw\";\n"), EX_CONFIG, 6, "absolute",
+	    NULL, 0 },
+	{ "error in the second account",
+	    "accounts = (\n"
+	    " { name = \"a\"; host = \"h\"; user = \"u\";\n"
+	    "   maildir = \"/m\"; password_command = \"x\"; },\n"
+	    " { name = \"b\"; host = \"h\"; user = \"u\";\n"
+	    "   maildir = \"/m\"; password_command = \"x\";\n"
+	    "   port = 0; }\n);\n", EX_CONFIG, 6, "port", NULL, 0 },
+	{ "duplicate key", ACC(" host = \"h2\";\n"), EX_CONFIG, 7,
+	    "duplicate", NULL, 0 },
+};
+
+static const char *
+tmpdir(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t != NULL && t[0] == '/' ? t : "/tmp";
+}
+
+/* Writes text to a new temporary file of the given mode; returns its path. */
+static char *
+write_temp(const char *text, mode_t mode)
+{
+	char *path = xasprintf("%s/test_config.XXXXXX", tmpdir());
+	size_t len = strlen(text);
+	int fd;
+
+	if ((fd = mkstemp(path)) == -1 || fchmod(fd, mode) == -1 ||
+	    write(fd, text, len) != (ssize_t)len || close(fd) == -1) {
+		fprintf(stderr, "write_temp: %s\n", strerror(errno));
+		exit(99);
+	}
+	return path;
+}
+
+static int
+printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Checks e against what a failing row expects; NULL when it matches. */
+static const char *
+check_error(const struct row *r, const char *path, const struct err *e)
+{
+	char prefix[512];
+
+	if (r->line > 0)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, r->line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s:", path);
+	if (e->code != r->code)
+		return "code";
+	if (strncmp(e->msg, prefix, strlen(prefix)) != 0)
+		return "prefix";
+	if (r->word != NULL && strstr(e->msg, r->word) == NULL)
+		return "keyword";
+	return printable(e->msg) ? NULL : "printable";
+}
+
+static void
+run_row(const struct row *r)
+{
+	struct config *cfg = NULL;
+	const char *why;
+	struct err e;
+	char *path;
+
+	path = write_temp(r->text, r->mode != 0 ? (mode_t)r->mode : 0600);
+	err_clear(&e);
+	if (config_load(path, &cfg, &e) == 0) {
+		why = r->code != EX_OK ? "loaded" :
+		    r->check != NULL ? r->check(cfg) : NULL;
+		config_free(cfg);
+	} else
+		why = r->code == EX_OK ? "failed" : check_error(r, path, &e);
+	tap_ok(why == NULL, "%s%s%s%s%s", r->what, why ? ": " : "",
+	    why ? why : "", e.msg[0] ? " # " : "", e.msg);
+	if (unlink(path) == -1)
+		fprintf(stderr, "unlink %s: %s\n", path, strerror(errno));
+	free(path);
+}
+
+struct size_row {
+	const char	*s;
+	int		 ok;
+	uint64_t	 v;
+};
+
+static const struct size_row size_rows[] = {
+	{ "0", 1, 0 },
+	{ "1048576", 1, 1048576 },
+	{ "512k", 1, 512 * 1024 },
+	{ "512K", 1, 512 * 1024 },
+	{ "50M", 1, 50ULL << 20 },
+	{ "50m", 1, 50ULL << 20 },
+	{ "1G", 1, 1ULL << 30 },
+	{ "1g", 1, 1ULL << 30 },
+	{ "1kB", 1, 1024 },
+	{ "1MB", 1, 1ULL << 20 },
+	{ "100b", 1, 100 },
+	{ "100B", 1, 100 },
+	{ "007", 1, 7 },
+	{ "18446744073709551615", 1, UINT64_MAX },
+	{ "17179869183G", 1, 17179869183ULL << 30 },
+	{ "", 0, 0 },
+	{ "k", 0, 0 },
+	{ "B", 0, 0 },
+	{ "-1", 0, 0 },
+	{ "+1", 0, 0 },
+	{ " 1", 0, 0 },
+	{ "1 ", 0, 0 },
+	{ "1 M", 0, 0 },
+	{ "0x10", 0, 0 },
+	{ "1.5M", 0, 0 },
+	{ "1T", 0, 0 },
+	{ "1KK", 0, 0 },
+	{ "1BB", 0, 0 },
+	{ "1Mb ", 0, 0 },
+	{ "18446744073709551616", 0, 0 },
+	{ "99999999999999999999999", 0, 0 },
+	{ "17179869184G", 0, 0 },
+	{ "18014398509481984K", 0, 0 },
+};
+
+static void
+test_sizes(void)
+{
+	size_t i;
+	uint64_t v;
+	int r;
+
+	for (i = 0; i < sizeof(size_rows) / sizeof(size_rows[0]); i++) {
+		v = 12345;
+		r = config_parse_size(size_rows[i].s, &v);
+		if (size_rows[i].ok)
+			tap_ok(r == 0 && v == size_rows[i].v,
+			    "parse_size \"%s\"", size_rows[i].s);
+		else
+			tap_ok(r == -1 && v == 12345,
+			    "parse_size \"%s\" refused", size_rows[i].s);
+	}
+}
+
+/* Loads path; returns 0 or -1 like config_load, and frees the result. */
+static int
+try_load(const char *path, struct err *e, check_fn check, const char **why)
+{
+	struct config *cfg = NULL;
+	int r;
+
+	err_clear(e);
+	*why = NULL;
+	r = config_load(path, &cfg, e);
+	if (r == 0 && check != NULL)
+		*why = check(cfg);
+	config_free(cfg);
+	return r;
+}
+
+/* Loads path and expects failure with code and a word in the message. */
+static void
+expect_fail(const char *what, const char *path, int code, const char *word)
+{
+	const char *why;
+	struct err e;
+	int r;
+
+	r = try_load(path, &e, NULL, &why);
+	tap_ok(r == -1 && e.code == code && strstr(e.msg, word) != NULL &&
+	    printable(e.msg), "%s # %s", what, e.msg);
+}
+
+static void
+remove_temp(char *path)
+{
+	if (unlink(path) == -1)
+		fprintf(stderr, "unlink %s: %s\n", path, strerror(errno));
+	free(path);
+}
+
+static void
+test_files(void)
+{
+	char *path;
+
+	path = xasprintf("%s/test_config.missing.%ld", tmpdir(),
+	    (long)getpid());
+	expect_fail("missing file: EX_NOINPUT", path, EX_NOINPUT,
+	    strerror(ENOENT));
+	free(path);
+	expect_fail("directory: EX_NOINPUT", tmpdir(), EX_NOINPUT, "regular");
+	if (geteuid() == 0) {
+		tap_ok(1, "unreadable file # skip: running as root");
+		return;
+	}
+	path = write_temp(ACC(""), 0);
+	expect_fail("unreadable file: EX_NOINPUT", path, EX_NOINPUT,
+	    strerror(EACCES));
+	remove_temp(path);
+}
+
+/* @include is relative to the file; errors name the included file. */
+static void
+test_include(void)
+{
+	char *inc, *top, *text, *want;
+	const char *why;
+	struct err e;
+	int r;
+
+	inc = write_temp(" password = \"p\";\n", 0644);
+	text = xasprintf(HEAD REQ "@include \"%s\"\n" TAIL,
+	    strrchr(inc, '/') + 1);
+	top = write_temp(text, 0600);
+	want = xasprintf("%s:1: password: %s holds a password", inc, inc);
+	expect_fail("password in an included 0644 file", top, EX_CONFIG,
+	    want);
+	if (chmod(inc, 0600) == -1 || chmod(top, 0644) == -1)
+		exit(99);
+	r = try_load(top, &e, NULL, &why);
+	tap_ok(r == 0, "password in an included 0600 file # %s", e.msg);
+	free(want);
+	free(text);
+	remove_temp(top);
+	remove_temp(inc);
+
+	inc = write_temp("\n port = ;\n", 0600);
+	text = xasprintf(HEAD REQ PWC "@include \"%s\"\n" TAIL,
+	    strrchr(inc, '/') + 1);
+	top = write_temp(text, 0600);
+	want = xasprintf("%s:2: ", inc);
+	expect_fail("syntax error in an included file", top, EX_CONFIG, want);
+	free(want);
+	free(text);
+	remove_temp(top);
+	remove_temp(inc);
+}
+
+static const char *
+chk_xdg_state(const struct config *c)
+{
+	return strcmp(c->state_dir, "/xdg/popfetch") == 0 ? NULL :
+	    c->state_dir;
+}
+
+static const char *
+chk_home_state(const struct config *c)
+{
+	return strcmp(c->state_dir, HOME "/.local/state/popfetch") == 0 ?
+	    NULL : c->state_dir;
+}
+
+static const char *
+chk_state_dir(const struct config *c)
+{
+	return strcmp(c->state_dir, "/var/x") == 0 ? NULL : c->state_dir;
+}
+
+static void
+test_state_dir(void)
+{
+	char *path = write_temp(ACC(""), 0600), *p2;
+	const char *why;
+	struct err e;
+	int r;
+
+	if (setenv("XDG_STATE_HOME", "/xdg", 1) == -1)
+		exit(99);
+	r = try_load(path, &e, chk_xdg_state, &why);
+	tap_ok(r == 0 && why == NULL, "state_dir from XDG_STATE_HOME");
+	if (setenv("XDG_STATE_HOME", "rel", 1) == -1)
+		exit(99);
+	r = try_load(path, &e, chk_home_state, &why);
+	tap_ok(r == 0 && why == NULL, "relative XDG_STATE_HOME ignored");
+	if (unsetenv("XDG_STATE_HOME") == -1 || unsetenv("HOME") == -1)
+		exit(99);
+	r = try_load(path, &e, NULL, &why);
+	tap_ok(r == -1 && e.code == EX_CONFIG && strstr(e.msg, "HOME"),
+	    "no HOME, no state_dir: error # %s", e.msg);
+	p2 = write_temp("state_dir = \"/var/x\";\n" ACC(""), 0600);
+	r = try_load(p2, &e, chk_state_dir, &why);
+	tap_ok(r == 0 && why == NULL, "no HOME, explicit state_dir # %s",
+	    e.msg);
+	if (setenv("HOME", HOME, 1) == -1)
+		exit(99);
+	remove_temp(p2);
+	remove_temp(path);
+}
+
+static void
+test_default_path(void)
+{
+	char *dir, *sub, *file, *p;
+	int fd;
+
+	dir = xasprintf("%s/test_config.d.XXXXXX", tmpdir());
+	if (mkdtemp(dir) == NULL)
+		exit(99);
+	sub = xasprintf("%s/popfetch", dir);
+	file = xasprintf("%s/config", sub);
+	if (setenv("XDG_CONFIG_HOME", dir, 1) == -1)
+		exit(99);
+	p = config_default_path();
+	tap_ok(strlen(p) > 14 && strcmp(p + strlen(p) - 14, "/popfetch.conf")
+	    == 0, "default path without a user file: %s", p);
+	free(p);
+	if (mkdir(sub, 0700) == -1 ||
+	    (fd = open(file, O_WRONLY | O_CREAT, 0600)) == -1 || close(fd))
+		exit(99);
+	p = config_default_path();
+	tap_ok(strcmp(p, file) == 0, "default path: XDG_CONFIG_HOME: %s", p);
+	free(p);
+	if (unsetenv("XDG_CONFIG_HOME") == -1 || setenv("HOME", dir, 1))
+		exit(99);
+	p = config_default_path();
+	tap_ok(strcmp(p, file) != 0 && strstr(p, "/.config/") == NULL,
+	    "default path: no ~/.config file: %s", p);
+	free(p);
+	if (setenv("HOME", HOME, 1) == -1 || unlink(file) == -1 ||
+	    rmdir(sub) == -1 || rmdir(dir) == -1)
+		exit(99);
+	free(file);
+	free(sub);
+	free(dir);
+}
+
+/* Reads a whole file into a new string, or returns NULL. */
+static char *
+slurp(const char *path)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp;
+	char buf[4096];
+	size_t n;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return NULL;
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
+		text = xreallocarray(text, len + n + 1, 1);
+		memcpy(text + len, buf, n);
+		len += n;
+		text[len] = '\0';
+	}
+	if (ferror(fp) || fclose(fp) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The shipped example must load as it stands (copied to a 0600 file). */
+static void
+test_example(void)
+{
+	static const char *const vars[] = { "top_srcdir", "srcdir" };
+	const char *dir, *why;
+	char *path, *text = NULL, *tmp;
+	struct err e;
+	size_t i;
+	int r;
+
+	for (i = 0; i < 2 && text == NULL; i++) {
+		if ((dir = getenv(vars[i])) == NULL)
+			continue;
+		path = xasprintf("%s/etc/popfetch.conf.example", dir);
+		text = slurp(path);
+		free(path);
+	}
+	if (text == NULL)
+		text = slurp("etc/popfetch.conf.example");
+	if (text == NULL)
+		text = slurp("../../etc/popfetch.conf.example");
+	if (text == NULL) {
+		tap_ok(1, "etc/popfetch.conf.example # skip: not found");
+		return;
+	}
+	tmp = write_temp(text, 0600);
+	r = try_load(tmp, &e, NULL, &why);
+	tap_ok(r == 0, "etc/popfetch.conf.example loads # %s", e.msg);
+	remove_temp(tmp);
+	free(text);
+}
+
+int
+main(void)
+{
+	size_t i;
+
+	if (setenv("HOME", HOME, 1) == -1 || unsetenv("XDG_STATE_HOME") == -1)
+		return 99;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		run_row(&rows[i]);
+	test_sizes();
+	test_files();
+	test_include();
+	test_state_dir();
+	test_default_path();
+	test_example();
+	config_free(NULL);
+	return tap_done();
+}
