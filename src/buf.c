@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ buf_append(struct buf *b, const void *p, size_t n)
 		want = b->size < 256 ? 256 : b->size;
 		while (want < b->len + n + 1)
 			want *= 2;
-		if (want > b->cap + 1)
+		if (b->cap < SIZE_MAX && want > b->cap + 1)
 			want = b->cap + 1;
 		b->data = xreallocarray(b->data, 1, want);
 		b->size = want;

@@ -362,7 +362,9 @@ maildir_recover(struct maildir *md, const char *const *names, size_t n,
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		found[i] = fstatat(md->newfd, names[i], &st, 0) == 0;
+		/* A name with a '/' is none of ours: never look it up. */
+		found[i] = strchr(names[i], '/') == NULL &&
+		    fstatat(md->newfd, names[i], &st, 0) == 0;
 		if (!found[i])
 			need_cur = true;
 	}

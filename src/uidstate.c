@@ -17,6 +17,8 @@
 #include "xmalloc.h"
 
 #define STATE_MAGIC	"popfetch-uidstate 1"
+/* The end line has no space, so no "UID TIME" record can look like it. */
+#define STATE_END	"end:"
 #define STATE_LINE_MAX	256
 
 struct uidstate {
@@ -161,8 +163,9 @@ uidstate_load(struct uidstate *s, struct err *e)
 				break;
 			continue;
 		}
-		if (strncmp(line, "end ", 4) == 0) {
-			if (!uidstate_parse_time(line + 4, &t) ||
+		if (strncmp(line, STATE_END, strlen(STATE_END)) == 0 &&
+		    strchr(line, ' ') == NULL) {
+			if (!uidstate_parse_time(line + strlen(STATE_END), &t) ||
 			    (uint64_t)t != count)
 				break;
 			ended = true;
@@ -179,9 +182,10 @@ uidstate_load(struct uidstate *s, struct err *e)
 	if (r == 0 && ended)
 		return 0;
 	err_set(e, EX_IOERR, "%s:%zu: corrupt state file (%s); refusing to "
-	    "guess which mail was already fetched: repair it, or move it "
-	    "aside to fetch everything on the server again", s->state_path,
-	    lineno + (r == 0), r == -1 ? "unreadable or overlong line" :
+	    "guess which mail was already fetched: repair it or restore it "
+	    "(moved aside, the next run fetches everything on the server "
+	    "again)", s->state_path, lineno + (r != 1),
+	    r == -1 ? "unreadable or overlong line" :
 	    r == 0 ? "truncated: no end line" : "malformed line");
 	return -1;
 }
@@ -269,7 +273,7 @@ uidstate_replay(struct uidstate *s, struct pending *p, bool *had_journal,
 {
 	char line[STATE_LINE_MAX + 512];
 	size_t lineno = 0;
-	bool complete;
+	bool complete = true, malformed = false;
 	FILE *f;
 	int r;
 
@@ -289,15 +293,17 @@ uidstate_replay(struct uidstate *s, struct pending *p, bool *had_journal,
 		if (!complete)
 			break;
 		if (!uidstate_replay_line(s, line, p)) {
-			r = -1;
+			malformed = true;
 			break;
 		}
 	}
 	fclose(f);
 	if (r == 0 || (r == 1 && !complete))
 		return 0;
-	err_set(e, EX_IOERR, "%s:%zu: corrupt journal; refusing to guess "
-	    "which mail was already fetched", s->journal_path, lineno);
+	err_set(e, EX_IOERR, "%s:%zu: corrupt journal (%s); refusing to "
+	    "guess which mail was already fetched", s->journal_path,
+	    malformed ? lineno : lineno + 1, malformed ? "malformed line" :
+	    "unreadable or overlong line");
 	return -1;
 }
 
@@ -524,7 +530,7 @@ uidstate_write(struct uidstate *s, const char *tmp, struct err *e)
 	fprintf(f, "%s\n", STATE_MAGIC);
 	while ((en = uidmap_next(s->map, &pos)) != NULL)
 		fprintf(f, "%s %" PRId64 "\n", en->uid, en->value);
-	fprintf(f, "end %zu\n", uidmap_count(s->map));
+	fprintf(f, STATE_END "%zu\n", uidmap_count(s->map));
 	if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0) {
 		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
 		    strerror(errno));

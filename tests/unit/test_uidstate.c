@@ -1,0 +1,808 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "maildir.h"
+#include "uidstate.h"
+#include "xmalloc.h"
+#include "tap.h"
+
+#define ACCT	"acct"
+#define MAGIC	"popfetch-uidstate 1\n"
+/* The state file's last line, with the number of records. */
+#define END(n)	"end:" #n "\n"
+#define X10	"xxxxxxxxxx"
+#define X70	X10 X10 X10 X10 X10 X10 X10
+
+static char *top;		/* the mkdtemp directory */
+static char *sdir;		/* the state directory under it */
+static char *state_path, *journal_path;
+
+/* What the recover callback was asked, and what it answers. */
+struct rec {
+	struct maildir	*md;	/* NULL: answer from found_names */
+	const char	*found_names[4];
+	int		 fail;	/* answer -1 */
+	int		 calls;
+	size_t		 asked;
+	char		*names[8];
+};
+
+static int
+recover_cb(void *arg, const char *const *names, size_t n, bool *found,
+    struct err *e)
+{
+	struct rec *r = arg;
+	size_t i, j;
+
+	r->calls++;
+	for (i = 0; i < n; i++) {
+		if (r->asked < 8)
+			r->names[r->asked++] = xstrdup(names[i]);
+		found[i] = false;
+		for (j = 0; j < 4 && r->found_names[j] != NULL; j++)
+			if (strcmp(names[i], r->found_names[j]) == 0)
+				found[i] = true;
+	}
+	if (r->fail) {
+		err_set(e, EX_IOERR, "recover failed on purpose");
+		return -1;
+	}
+	if (r->md != NULL)
+		return maildir_recover(r->md, names, n, found, e);
+	return 0;
+}
+
+static void
+rec_free(struct rec *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->asked; i++)
+		free(r->names[i]);
+	r->asked = 0;
+	r->calls = 0;
+}
+
+static bool
+rec_asked(const struct rec *r, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < r->asked; i++)
+		if (strcmp(r->names[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	/* nftw(3) passes these; removal needs only the path. */
+	(void)st;
+	(void)flag;
+	(void)f;
+	return remove(p);
+}
+
+static void
+rm_rf(const char *p)
+{
+	(void)nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+write_file(const char *path, const char *text, size_t n)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fwrite(text, 1, n, f) != n || fclose(f) != 0) {
+		perror(path);
+		exit(99);
+	}
+}
+
+/* The whole file, NUL-terminated, or NULL; *np gets its length. */
+static char *
+slurp(const char *path, size_t *np)
+{
+	char *p = NULL;
+	size_t n = 0, r;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return NULL;
+	do {
+		p = xreallocarray(p, n + 4097, 1);
+		r = fread(p + n, 1, 4096, f);
+		n += r;
+	} while (r > 0);
+	fclose(f);
+	p[n] = '\0';
+	if (np != NULL)
+		*np = n;
+	return p;
+}
+
+static bool
+exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static unsigned
+mode_of(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (unsigned)st.st_mode & 07777 : 01;
+}
+
+static void
+reset_files(void)
+{
+	char *p = xasprintf("%s.new", state_path);
+
+	unlink(state_path);
+	unlink(journal_path);
+	unlink(p);
+	free(p);
+}
+
+/* Opens the account, or records a failed check and returns NULL. */
+static struct uidstate *
+open_ok(const char *what, struct rec *r)
+{
+	struct uidstate *s = NULL;
+	struct err e;
+
+	err_clear(&e);
+	if (uidstate_open(&s, sdir, ACCT, recover_cb, r, &e) == -1) {
+		tap_ok(0, "%s: open failed: %s", what, e.msg);
+		return NULL;
+	}
+	return s;
+}
+
+static bool
+has_at(const struct uidstate *s, const char *uid, time_t when)
+{
+	time_t t = -1;
+
+	return uidstate_has(s, uid, &t) && t == when;
+}
+
+static void
+test_basics(void)
+{
+	const char *uids[] = { "412", "a/b", X70 };
+	struct uidstate *s;
+	struct rec r = { 0 };
+	struct err e;
+	time_t t = 0;
+	char *p;
+
+	s = open_ok("first open", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(mode_of(sdir) == 0700, "open creates the state directory "
+	    "and its parents, mode 0700 (%o)", mode_of(sdir));
+	tap_ok(uidstate_count(s) == 0 && !uidstate_has(s, "412", &t),
+	    "a new account has no UIDs");
+	tap_ok(r.calls == 0, "no recovery without a journal");
+	err_clear(&e);
+	tap_ok(uidstate_delivered(s, uids, 3, 1000, &e) == 0,
+	    "delivered (%s)", e.msg);
+	tap_ok(mode_of(journal_path) == 0600, "the journal has mode 0600 "
+	    "(%o)", mode_of(journal_path));
+	tap_ok(has_at(s, "412", 1000) && has_at(s, "a/b", 1000) &&
+	    has_at(s, X70, 1000), "has() after delivered, with first_seen");
+	tap_ok(!uidstate_has(s, "12", &t) && !uidstate_has(s, "41", &t) &&
+	    !uidstate_has(s, "4120", &t), "\"412\" does not make \"12\", "
+	    "\"41\" or \"4120\" look delivered");
+	tap_ok(uidstate_delivered(s, uids, 1, 2000, &e) == 0 &&
+	    has_at(s, "412", 1000) && uidstate_count(s) == 3,
+	    "delivered again keeps the first time and the count");
+	tap_ok(uidstate_delivered(s, NULL, 0, 3000, &e) == 0,
+	    "delivered of none");
+	tap_ok(uidstate_commit(s, &e) == 0, "commit (%s)", e.msg);
+	tap_ok(!exists(journal_path), "commit removes the journal");
+	tap_ok(mode_of(state_path) == 0600, "the state file has mode 0600 "
+	    "(%o)", mode_of(state_path));
+	p = xasprintf("%s.new", state_path);
+	tap_ok(!exists(p), "no temporary state file is left");
+	free(p);
+	tap_ok(uidstate_commit(s, &e) == 0, "a second commit with nothing "
+	    "new");
+	uidstate_close(s);
+	uidstate_close(NULL);
+
+	s = open_ok("reopen", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(uidstate_count(s) == 3 && has_at(s, "412", 1000) &&
+	    has_at(s, "a/b", 1000) && has_at(s, X70, 1000),
+	    "reopen keeps the UIDs and their times");
+	tap_ok(!uidstate_has(s, "12", &t), "reopen: \"12\" still not "
+	    "delivered");
+	tap_ok(r.calls == 0, "no recovery after a clean commit");
+	uidstate_close(s);
+
+	/* A second account in the same directory is separate. */
+	err_clear(&e);
+	s = NULL;
+	tap_ok(uidstate_open(&s, sdir, "other", recover_cb, &r, &e) == 0 &&
+	    uidstate_count(s) == 0, "another account in the same "
+	    "directory starts empty (%s)", e.msg);
+	uidstate_close(s);
+	reset_files();
+}
+
+static void
+test_retain(void)
+{
+	const char *uids[] = { "412", "12", "b", "c" };
+	struct uidmap *present = uidmap_new();
+	struct uidstate *s;
+	struct rec r = { 0 };
+	struct err e;
+	time_t t;
+
+	err_clear(&e);
+	s = open_ok("retain", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(uidstate_delivered(s, uids, 4, 500, &e) == 0 &&
+	    uidstate_commit(s, &e) == 0, "four UIDs committed");
+	uidstate_close(s);
+
+	/* The server now lists 12, c and one we never fetched. */
+	uidmap_put(present, "12", 0);
+	uidmap_put(present, "c", 0);
+	uidmap_put(present, "new", 0);
+	s = open_ok("retain reopen", &r);
+	if (s == NULL)
+		exit(99);
+	uidstate_retain(s, present);
+	tap_ok(uidstate_commit(s, &e) == 0, "commit after retain");
+	uidstate_close(s);
+	s = open_ok("retain reopen 2", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(uidstate_count(s) == 2 && has_at(s, "12", 500) &&
+	    has_at(s, "c", 500), "after retain, commit, reopen: the listed "
+	    "ones stay with their times");
+	tap_ok(!uidstate_has(s, "412", &t) && !uidstate_has(s, "b", &t),
+	    "the unlisted ones are forgotten (\"12\" listed does not keep "
+	    "\"412\")");
+	tap_ok(!uidstate_has(s, "new", &t), "a listed UID never delivered "
+	    "is not recorded");
+
+	/* An empty listing forgets everything. */
+	uidmap_free(present);
+	present = uidmap_new();
+	uidstate_retain(s, present);
+	tap_ok(uidstate_commit(s, &e) == 0, "commit after retain of none");
+	uidstate_close(s);
+	s = open_ok("retain reopen 3", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(uidstate_count(s) == 0, "an empty listing forgets all");
+	uidstate_close(s);
+	uidmap_free(present);
+	reset_files();
+}
+
+/* A UID that looks like part of the state file's syntax. */
+static void
+test_tricky_uids(void)
+{
+	const char *uids[] = { "end", "popfetch-uidstate", "P", "D", "#",
+	    "end0", "-1" };
+	struct uidstate *s;
+	struct rec r = { 0 };
+	struct err e;
+	size_t i;
+	bool all = true;
+
+	s = open_ok("tricky", &r);
+	if (s == NULL)
+		exit(99);
+	err_clear(&e);
+	tap_ok(uidstate_delivered(s, uids, 7, 7, &e) == 0 &&
+	    uidstate_commit(s, &e) == 0, "UIDs like keywords committed");
+	uidstate_close(s);
+	err_clear(&e);
+	s = NULL;
+	tap_ok(uidstate_open(&s, sdir, ACCT, recover_cb, &r, &e) == 0,
+	    "reopen after delivering UIDs \"end\", \"P\", \"D\"... (%s)",
+	    e.msg);
+	for (i = 0; s != NULL && i < 7; i++)
+		all = all && has_at(s, uids[i], 7);
+	tap_ok(s != NULL && all && uidstate_count(s) == 7,
+	    "all seven are recorded after reopen");
+	uidstate_close(s);
+	reset_files();
+}
+
+static void
+test_lock(void)
+{
+	struct uidstate *s, *s2 = NULL;
+	struct rec r = { 0 };
+	struct err e;
+	pid_t pid;
+	int status = -1;
+
+	s = open_ok("lock holder", &r);
+	if (s == NULL)
+		exit(99);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct uidstate *c = NULL;
+		int rc;
+
+		err_clear(&e);
+		rc = uidstate_open(&c, sdir, ACCT, recover_cb, &r, &e);
+		if (rc == 0)
+			uidstate_close(c);
+		/* Our copy only: the parent's descriptor keeps the lock. */
+		uidstate_close(s);
+		_exit(rc == -1 ? e.code : 0);
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == EX_TEMPFAIL,
+	    "a second process cannot open a held account: EX_TEMPFAIL "
+	    "(exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+
+	err_clear(&e);
+	tap_ok(uidstate_open(&s2, sdir, ACCT, recover_cb, &r, &e) == -1 &&
+	    e.code == EX_TEMPFAIL && e.msg[0] != '\0', "nor a second open in "
+	    "the same process (%s)", e.msg);
+	tap_ok(uidstate_count(s) == 0, "the holder is unaffected");
+
+	uidstate_close(s);
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct uidstate *c = NULL;
+		int rc;
+
+		err_clear(&e);
+		rc = uidstate_open(&c, sdir, ACCT, recover_cb, &r, &e);
+		if (rc == 0)
+			uidstate_close(c);
+		_exit(rc == -1 ? e.code : 0);
+	}
+	waitpid(pid, &status, 0);
+	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "after close another process can open it (exit %d)",
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	s = open_ok("reopen after the lock tests", &r);
+	tap_ok(s != NULL, "and so can this one");
+	uidstate_close(s);
+	reset_files();
+}
+
+/* Finished and synced messages in md, or exits. */
+static struct maildir_msg *
+make_msg(struct maildir *md, const char *text)
+{
+	struct maildir_msg *m;
+	struct err e;
+
+	err_clear(&e);
+	if (maildir_msg_begin(md, &m, &e) == -1 ||
+	    maildir_msg_write(m, text, strlen(text), &e) == -1 ||
+	    maildir_msg_finish(m, &e) == -1 ||
+	    maildir_sync(md, &m, 1, &e) == -1) {
+		fprintf(stderr, "make_msg: %s\n", e.msg);
+		exit(99);
+	}
+	return m;
+}
+
+/*
+ * A run that journals four messages as pending and dies before
+ * recording any as delivered: one reached new/, one was already moved
+ * to cur/ by a reader, one was left in tmp/, and one is gone.
+ */
+static void
+test_crash_recovery(void)
+{
+	const char *uids[] = { "u-new", "u-cur", "u-tmp", "u-gone" };
+	char *names[4], *mdpath, *from, *to;
+	struct maildir_msg *ms[4];
+	struct uidstate *s;
+	struct maildir *md;
+	struct rec r = { 0 };
+	time_t before, after, t = 0;
+	struct err e;
+	size_t i;
+
+	mdpath = xasprintf("%s/Maildir", top);
+	err_clear(&e);
+	if (maildir_open(&md, mdpath, &e) == -1) {
+		fprintf(stderr, "%s\n", e.msg);
+		exit(99);
+	}
+	r.md = md;
+	s = open_ok("crash: first run", &r);
+	if (s == NULL)
+		exit(99);
+	for (i = 0; i < 4; i++) {
+		ms[i] = make_msg(md, uids[i]);
+		names[i] = xstrdup(maildir_msg_name(ms[i]));
+	}
+	tap_ok(uidstate_pending(s, uids, (const char *const *)names, 4,
+	    &e) == 0, "pending for four (%s)", e.msg);
+	tap_ok(mode_of(journal_path) == 0600, "the journal exists, mode "
+	    "0600");
+	tap_ok(maildir_commit(md, ms, 2, &e) == 0, "two moved into new/");
+	from = xasprintf("%s/new/%s", mdpath, names[1]);
+	to = xasprintf("%s/cur/%s:2,S", mdpath, names[1]);
+	tap_ok(rename(from, to) == 0, "one of them moved on to cur/ as "
+	    "NAME:2,S");
+	free(from);
+	free(to);
+	for (i = 0; i < 4; i++)
+		maildir_msg_free(ms[i]);
+	/* A crash would have left the third in tmp/. */
+	to = xasprintf("%s/tmp/%s", mdpath, names[2]);
+	write_file(to, "u-tmp", 5);
+	/* The crash: no delivered, no commit. */
+	uidstate_close(s);
+	tap_ok(exists(journal_path), "the journal survives close");
+
+	before = time(NULL);
+	s = open_ok("crash: reopen", &r);
+	after = time(NULL);
+	if (s == NULL)
+		exit(99);
+	tap_ok(r.calls == 1 && r.asked == 4 && rec_asked(&r, names[0]) &&
+	    rec_asked(&r, names[1]) && rec_asked(&r, names[2]) &&
+	    rec_asked(&r, names[3]), "recover asked once about the four "
+	    "pending names");
+	tap_ok(uidstate_has(s, "u-new", &t) && t >= before && t <= after,
+	    "the one found in new/ is recorded, first seen now");
+	tap_ok(uidstate_has(s, "u-cur", &t), "the one found in cur/ is "
+	    "recorded");
+	tap_ok(!uidstate_has(s, "u-tmp", &t), "the one left in tmp/ is not");
+	tap_ok(!exists(to), "... and it was removed from tmp/");
+	tap_ok(!uidstate_has(s, "u-gone", &t), "the one found nowhere is "
+	    "not");
+	tap_ok(uidstate_count(s) == 2, "count 2");
+	tap_ok(!exists(journal_path) && exists(state_path),
+	    "the result is compacted: state file written, journal gone");
+	uidstate_close(s);
+	free(to);
+	rec_free(&r);
+
+	s = open_ok("crash: third open", &r);
+	tap_ok(s != NULL && r.calls == 0 && uidstate_count(s) == 2 &&
+	    uidstate_has(s, "u-new", &t) && uidstate_has(s, "u-cur", &t),
+	    "the recovered state persists, with no second recovery");
+
+	/* Pending, then delivered for one of two, then a crash. */
+	for (i = 0; i < 2; i++) {
+		free(names[i]);
+		ms[i] = make_msg(md, "again");
+		names[i] = xstrdup(maildir_msg_name(ms[i]));
+		maildir_msg_free(ms[i]);
+	}
+	tap_ok(s != NULL && uidstate_pending(s, (const char *[]){ "p1",
+	    "p2" }, (const char *const *)names, 2, &e) == 0 &&
+	    uidstate_delivered(s, (const char *[]){ "p1" }, 1, 4242,
+	    &e) == 0, "pending two, delivered one (%s)", e.msg);
+	uidstate_close(s);
+	rec_free(&r);
+	s = open_ok("crash: after a partial batch", &r);
+	tap_ok(s != NULL && has_at(s, "p1", 4242), "the delivered one is "
+	    "recorded with its time, though its file is gone");
+	tap_ok(s != NULL && !uidstate_has(s, "p2", &t), "the other, found "
+	    "nowhere, is not");
+	tap_ok(r.calls == 1 && !rec_asked(&r, names[0]) &&
+	    rec_asked(&r, names[1]), "recover was asked only about the "
+	    "undelivered one");
+	uidstate_close(s);
+	rec_free(&r);
+
+	for (i = 0; i < 4; i++)
+		free(names[i]);
+	maildir_close(md);
+	free(mdpath);
+	reset_files();
+}
+
+/* A failing recover callback fails the open and changes nothing. */
+static void
+test_recover_fails(void)
+{
+	const char *state = MAGIC "a 1\n" END(1);
+	const char *journal = "P b 1700000000.M1P1Q1_popfetch.h\n";
+	struct uidstate *s = NULL;
+	struct rec r = { 0 };
+	struct err e;
+	char *st, *jo;
+	time_t t;
+
+	write_file(state_path, state, strlen(state));
+	write_file(journal_path, journal, strlen(journal));
+	r.fail = 1;
+	err_clear(&e);
+	tap_ok(uidstate_open(&s, sdir, ACCT, recover_cb, &r, &e) == -1 &&
+	    e.code == EX_IOERR && strstr(e.msg, "on purpose") != NULL,
+	    "a failing recover fails the open with its error (%s)", e.msg);
+	st = slurp(state_path, NULL);
+	jo = slurp(journal_path, NULL);
+	tap_ok(st != NULL && jo != NULL && strcmp(st, state) == 0 &&
+	    strcmp(jo, journal) == 0, "state and journal are untouched");
+	free(st);
+	free(jo);
+	rec_free(&r);
+	r.fail = 0;
+	r.found_names[0] = "1700000000.M1P1Q1_popfetch.h";
+	s = open_ok("recover works on the next try", &r);
+	tap_ok(s != NULL && uidstate_count(s) == 2 && has_at(s, "a", 1) &&
+	    uidstate_has(s, "b", &t), "the next open recovers");
+	uidstate_close(s);
+	rec_free(&r);
+	reset_files();
+}
+
+struct jrow {
+	const char	*what;
+	const char	*text;
+	const char	*has;		/* must be recorded after open */
+	const char	*hasnot;	/* must not be */
+};
+
+static const struct jrow torn[] = {
+	{ "torn D line", "D a 100\nD b 2", "a", "b" },
+	{ "torn P line", "D a 100\nP b 1700000000.M1P1Q1_popfetch.h", "a",
+	    "b" },
+	{ "torn garbage", "D a 100\nX", "a", "X" },
+	{ "torn after a P line", "P b n1\nD a 100\nD b 1", "a", "b" },
+	{ "only a torn line", "D b 1", NULL, "b" },
+	{ "empty journal", "", NULL, "b" },
+};
+
+static void
+test_torn(void)
+{
+	struct uidstate *s;
+	struct rec r = { 0 };
+	size_t i;
+	time_t t;
+
+	for (i = 0; i < sizeof(torn) / sizeof(torn[0]); i++) {
+		write_file(journal_path, torn[i].text, strlen(torn[i].text));
+		s = open_ok(torn[i].what, &r);
+		if (s == NULL)
+			continue;
+		tap_ok(torn[i].has == NULL || has_at(s, torn[i].has, 100),
+		    "%s: accepted, the complete record is kept", torn[i].what);
+		tap_ok(!uidstate_has(s, torn[i].hasnot, &t),
+		    "%s: the torn record is ignored", torn[i].what);
+		tap_ok(!exists(journal_path), "%s: journal folded in",
+		    torn[i].what);
+		uidstate_close(s);
+		rec_free(&r);
+		reset_files();
+	}
+}
+
+struct crow {
+	const char	*what;
+	const char	*text;
+	int		 line;
+};
+
+/* State files that must be refused, and the line to blame. */
+static const struct crow bad_states[] = {
+	{ "bad magic line", "popfetch-uidstate 2\na 1\n" END(1), 1 },
+	{ "no magic line", "a 1\n" END(1), 1 },
+	{ "empty file", "", 1 },
+	{ "magic only", MAGIC, 2 },
+	{ "missing end line", MAGIC "a 1\nb 2\n", 4 },
+	{ "end line without a newline", MAGIC "a 1\nend 1", 3 },
+	{ "record without a newline", MAGIC "a 1", 2 },
+	{ "end count too high", MAGIC "a 1\n" END(2), 3 },
+	{ "end count too low", MAGIC "a 1\nb 1\n" END(1), 4 },
+	{ "end count negative", MAGIC END(-1), 2 },
+	{ "end count not a number", MAGIC END(x), 2 },
+	{ "end without a count", MAGIC "a 1\nend\n", 3 },
+	{ "invalid UID with a space", MAGIC "a b 1\n" END(1), 2 },
+	{ "line with three fields", MAGIC "a 1 2\n" END(1), 2 },
+	{ "UID with a tab", MAGIC "a\tb 1\n" END(1), 2 },
+	{ "UID with 0x7f", MAGIC "a\x7f 1\n" END(1), 2 },
+	{ "UID with 0x80", MAGIC "a\x80 1\n" END(1), 2 },
+	{ "UID of 71 characters", MAGIC X70 "x 1\n" END(1), 2 },
+	{ "negative time", MAGIC "a -1\n" END(1), 2 },
+	{ "time with a plus sign", MAGIC "a +1\n" END(1), 2 },
+	{ "time not a number", MAGIC "a x\n" END(1), 2 },
+	{ "time with trailing junk", MAGIC "a 1x\n" END(1), 2 },
+	{ "time out of range", MAGIC "a 99999999999999999999\n" END(1), 2 },
+	{ "UID without a time", MAGIC "a\n" END(1), 2 },
+	{ "UID and an empty time", MAGIC "a \n" END(1), 2 },
+	{ "leading space", MAGIC " a 1\n" END(1), 2 },
+	{ "empty line", MAGIC "a 1\n\n" END(1), 3 },
+	{ "duplicate UID", MAGIC "a 1\nb 2\na 3\n" END(3), 4 },
+	{ "garbage after end", MAGIC "a 1\n" END(1) "x 2\n", 4 },
+	{ "a second end", MAGIC "a 1\n" END(1) END(1), 4 },
+	{ "an empty line after end", MAGIC END(0) "\n", 3 },
+	{ "CRLF line ends", "popfetch-uidstate 1\r\nend 0\r\n", 1 },
+	{ "overlong line", MAGIC X70 X70 X70 X70 " 1\n" END(1), 2 },
+};
+
+/* Journals that must be refused, after a valid state file. */
+static const struct crow bad_journals[] = {
+	{ "unknown record type", "X foo\n", 1 },
+	{ "unknown record after good ones", "D a 1\nP b n\nX foo\n", 3 },
+	{ "D without a time", "D a\n", 1 },
+	{ "D with a negative time", "D a -1\n", 1 },
+	{ "D with three fields", "D a 1 2\n", 1 },
+	{ "D with an invalid UID", "D a\x7f 1\n", 1 },
+	{ "D with a 71-character UID", "D " X70 "x 1\n", 1 },
+	{ "P without a name", "P a\n", 1 },
+	{ "P with a name with a slash", "P a ../new/x\n", 1 },
+	{ "P with a hidden name", "P a .x\n", 1 },
+	{ "type without a space", "Da 1\n", 1 },
+	{ "two spaces", "D  a 1\n", 1 },
+	{ "lower-case type", "d a 1\n", 1 },
+	{ "empty line", "D a 1\n\nD b 1\n", 2 },
+	{ "a complete line after a bad one", "D a 1\nD b\nD c 1\n", 2 },
+	{ "overlong line", "D a 1\nP b " X70 X70 X70 X70 X70 X70 X70 X70 X70
+	    X70 X70 X70 "\nD c 1\n", 2 },
+};
+
+static void
+check_refused(const char *kind, const struct crow *c, const char *path,
+    const char *state, size_t statelen, const char *journal,
+    size_t journallen)
+{
+	struct uidstate *s = NULL;
+	struct rec r = { 0 };
+	struct err e;
+	char *st, *jo, *at, *p;
+	size_t n1 = 0, n2 = 0;
+	int rc;
+
+	err_clear(&e);
+	rc = uidstate_open(&s, sdir, ACCT, recover_cb, &r, &e);
+	tap_ok(rc == -1 && e.code == EX_IOERR, "%s: %s: refused with "
+	    "EX_IOERR (rc %d, code %d)", kind, c->what, rc, e.code);
+	at = xasprintf("%s:%d:", path, c->line);
+	tap_ok(strstr(e.msg, at) != NULL, "%s: %s: the message names "
+	    "\"FILE:%d:\" (%s)", kind, c->what, c->line, e.msg);
+	free(at);
+	st = slurp(state_path, &n1);
+	jo = slurp(journal_path, &n2);
+	tap_ok(state == NULL ? st == NULL : st != NULL && n1 == statelen &&
+	    memcmp(st, state, n1) == 0, "%s: %s: the state file is "
+	    "untouched", kind, c->what);
+	tap_ok(journal == NULL ? jo == NULL : jo != NULL &&
+	    n2 == journallen && memcmp(jo, journal, n2) == 0,
+	    "%s: %s: the journal is untouched", kind, c->what);
+	p = xasprintf("%s.new", state_path);
+	tap_ok(!exists(p) && r.calls == 0, "%s: %s: no new state file, no "
+	    "recovery", kind, c->what);
+	free(p);
+	free(st);
+	free(jo);
+	if (rc == 0)
+		uidstate_close(s);
+	rec_free(&r);
+}
+
+static void
+test_corrupt(void)
+{
+	const char *good = MAGIC "a 1\n" END(1);
+	struct uidstate *s;
+	struct rec r = { 0 };
+	size_t i, n;
+
+	for (i = 0; i < sizeof(bad_states) / sizeof(bad_states[0]); i++) {
+		n = strlen(bad_states[i].text);
+		write_file(state_path, bad_states[i].text, n);
+		check_refused("state", &bad_states[i], state_path,
+		    bad_states[i].text, n, NULL, 0);
+		reset_files();
+	}
+	for (i = 0; i < sizeof(bad_journals) / sizeof(bad_journals[0]);
+	    i++) {
+		n = strlen(bad_journals[i].text);
+		write_file(state_path, good, strlen(good));
+		write_file(journal_path, bad_journals[i].text, n);
+		check_refused("journal", &bad_journals[i], journal_path,
+		    good, strlen(good), bad_journals[i].text, n);
+		reset_files();
+	}
+
+	/* A corrupt journal with no state file at all. */
+	write_file(journal_path, "X foo\n", 6);
+	check_refused("journal without state", &bad_journals[0],
+	    journal_path, NULL, 0, "X foo\n", 6);
+	reset_files();
+
+	/* Valid files are read, and a failed open left no lock behind. */
+	write_file(state_path, MAGIC END(0), strlen(MAGIC END(0)));
+	s = open_ok("state with no UIDs", &r);
+	tap_ok(s != NULL && uidstate_count(s) == 0, "a state file with "
+	    "\"end 0\" loads empty");
+	uidstate_close(s);
+	write_file(state_path, MAGIC "a 1\n" X70 " 0\n" END(2),
+	    strlen(MAGIC "a 1\n" X70 " 0\n" END(2)));
+	s = open_ok("state with two UIDs", &r);
+	tap_ok(s != NULL && uidstate_count(s) == 2 && has_at(s, "a", 1) &&
+	    has_at(s, X70, 0), "a state file with a 70-character UID and "
+	    "time 0 loads");
+	uidstate_close(s);
+	reset_files();
+}
+
+static void
+test_cantcreate(void)
+{
+	struct uidstate *s = NULL;
+	struct rec r = { 0 };
+	struct err e;
+	char *file = xasprintf("%s/regular", top);
+	char *dir = xasprintf("%s/sub/state", file);
+
+	write_file(file, "x", 1);
+	err_clear(&e);
+	tap_ok(uidstate_open(&s, dir, ACCT, recover_cb, &r, &e) == -1 &&
+	    e.code == EX_CANTCREAT && e.msg[0] != '\0', "a state directory "
+	    "under a regular file: EX_CANTCREAT (%s)", e.msg);
+	err_clear(&e);
+	tap_ok(uidstate_open(&s, file, ACCT, recover_cb, &r, &e) == -1 &&
+	    e.code == EX_CANTCREAT, "a state directory that is a regular "
+	    "file: EX_CANTCREAT (%s)", e.msg);
+	free(dir);
+	free(file);
+}
+
+int
+main(void)
+{
+	const char *t = getenv("TMPDIR");
+	char *tmpl = xasprintf("%s/test_uidstate.XXXXXX",
+	    t != NULL && t[0] != '\0' ? t : "/tmp");
+
+	if ((top = mkdtemp(tmpl)) == NULL) {
+		perror(tmpl);
+		return 99;
+	}
+	umask(022);
+	sdir = xasprintf("%s/state/popfetch", top);
+	state_path = xasprintf("%s/%s.state", sdir, ACCT);
+	journal_path = xasprintf("%s/%s.journal", sdir, ACCT);
+	test_basics();
+	test_retain();
+	test_tricky_uids();
+	test_lock();
+	test_crash_recovery();
+	test_recover_fails();
+	test_torn();
+	test_corrupt();
+	test_cantcreate();
+	rm_rf(top);
+	free(sdir);
+	free(state_path);
+	free(journal_path);
+	free(tmpl);
+	return tap_done();
+}
