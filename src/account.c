@@ -113,27 +113,6 @@ account_login(struct run *r, struct err *e)
 	return rc;
 }
 
-/* Parses "NUM REST" with NUM a positive decimal; *rest after the space. */
-static bool
-account_parse_num(const char *line, size_t n, unsigned long *num,
-    const char **rest, size_t *restlen)
-{
-	unsigned long v = 0;
-	size_t i;
-
-	for (i = 0; i < n && line[i] >= '0' && line[i] <= '9'; i++) {
-		if (v > (ULONG_MAX - 9) / 10)
-			return false;
-		v = v * 10 + (unsigned long)(line[i] - '0');
-	}
-	if (i == 0 || v == 0 || i + 1 >= n || line[i] != ' ')
-		return false;
-	*num = v;
-	*rest = line + i + 1;
-	*restlen = n - i - 1;
-	return true;
-}
-
 static int
 account_bad_line(const char *what, const char *line, size_t n, struct err *e)
 {
@@ -149,21 +128,11 @@ static int
 account_list_line(void *arg, const char *line, size_t n, struct err *e)
 {
 	struct run *r = arg;
-	const char *rest;
 	unsigned long num;
-	uint64_t size = 0;
-	size_t len, i;
+	uint64_t size;
 	struct msg *m;
 
-	if (!account_parse_num(line, n, &num, &rest, &len))
-		return account_bad_line("LIST", line, n, e);
-	/* The size, then anything after a space (RFC 1939 allows it). */
-	for (i = 0; i < len && rest[i] >= '0' && rest[i] <= '9'; i++) {
-		if (size > (UINT64_MAX - 9) / 10)
-			return account_bad_line("LIST", line, n, e);
-		size = size * 10 + (uint64_t)(rest[i] - '0');
-	}
-	if (i == 0 || (i < len && rest[i] != ' '))
+	if (pop3_parse_list(line, n, &num, &size) == -1)
 		return account_bad_line("LIST", line, n, e);
 	/* Numbers must rise: lookups by number rely on it. */
 	if (r->nmsgs > 0 && num <= r->msgs[r->nmsgs - 1].num)
@@ -204,7 +173,7 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	struct msg *m;
 	char *esc;
 
-	if (!account_parse_num(line, n, &num, &rest, &len))
+	if (pop3_parse_uidl(line, n, &num, &rest, &len) == -1)
 		return account_bad_line("UIDL", line, n, e);
 	if ((m = account_msg_by_num(r, num)) == NULL || m->uid_listed)
 		return account_bad_line("UIDL (unknown or repeated number)",

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -757,6 +758,10 @@ pop3_flush(struct pop3 *p, struct err *e)
 	size_t sent;
 	CURLcode rc;
 
+	if (p->curl == NULL) {
+		buf_reset(&p->out);	/* detached: nowhere to send */
+		return 0;
+	}
 	while (p->out.len > 0) {
 		rc = curl_easy_send(p->curl, p->out.data, p->out.len, &sent);
 		if (rc == CURLE_AGAIN)
@@ -883,4 +888,87 @@ pop3_quit(struct pop3 *p, struct err *e)
 	if (pop3_queue(p, POP3_SINGLE, &cb, p, 0, "QUIT", e) == -1)
 		return -1;
 	return pop3_drain(p, e);
+}
+
+struct pop3 *
+pop3_detached(void)
+{
+	struct pop3 *p = xcalloc(1, sizeof(*p));
+
+	p->fd = CURL_SOCKET_BAD;
+	p->timeout = 1;
+	buf_init(&p->out, POP3_OUTMAX);
+	buf_init(&p->line, POP3_LINEMAX);
+	p->in = xmalloc(POP3_INBUF);
+	p->dec = xmalloc(POP3_INBUF + 1);
+	return p;
+}
+
+int
+pop3_feed(struct pop3 *p, const char *data, size_t n, struct err *e)
+{
+	size_t room;
+
+	buf_reset(&p->out);
+	while (n > 0) {
+		room = POP3_INBUF - p->inlen;
+		if (room > n)
+			room = n;
+		memcpy(p->in + p->inlen, data, room);
+		p->inlen += room;
+		data += room;
+		n -= room;
+		if (pop3_parse(p, e) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* A positive decimal number, at most max; *end after its digits. */
+static bool
+pop3_parse_number(const char *s, size_t n, uint64_t max, uint64_t *v,
+    size_t *end)
+{
+	size_t i;
+
+	*v = 0;
+	for (i = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (*v > (max - (uint64_t)(s[i] - '0')) / 10)
+			return false;
+		*v = *v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*end = i;
+	return i > 0;
+}
+
+int
+pop3_parse_list(const char *line, size_t n, unsigned long *num,
+    uint64_t *size)
+{
+	uint64_t v;
+	size_t i, j;
+
+	if (!pop3_parse_number(line, n, ULONG_MAX, &v, &i) || v == 0 ||
+	    i + 1 >= n || line[i] != ' ' ||
+	    !pop3_parse_number(line + i + 1, n - i - 1, UINT64_MAX, size,
+	    &j) || (i + 1 + j < n && line[i + 1 + j] != ' '))
+		return -1;
+	*num = (unsigned long)v;
+	return 0;
+}
+
+int
+pop3_parse_uidl(const char *line, size_t n, unsigned long *num,
+    const char **uid, size_t *uidlen)
+{
+	uint64_t v;
+	size_t i;
+
+	if (!pop3_parse_number(line, n, ULONG_MAX, &v, &i) || v == 0 ||
+	    i + 1 >= n || line[i] != ' ')
+		return -1;
+	*num = (unsigned long)v;
+	*uid = line + i + 1;
+	*uidlen = n - i - 1;
+	return 0;
 }

@@ -136,6 +136,35 @@ int	pop3_quit(struct pop3 *, struct err *e);
 int	pop3_err_code(const char *line, size_t n, int dflt);
 
 /*
+ * Parses a LIST scan line "NUM SIZE[ ...]" (RFC 1939: more may follow
+ * the size). Returns 0, or -1 when it has another form or a number
+ * overflows. NUM must be positive.
+ */
+int	pop3_parse_list(const char *line, size_t n, unsigned long *num,
+	    uint64_t *size);
+
+/*
+ * Parses a UIDL line "NUM UID": *uid points into line, *uidlen bytes.
+ * Returns 0, or -1 when it has another form. The UID is NOT validated:
+ * see uid_valid.
+ */
+int	pop3_parse_uidl(const char *line, size_t n, unsigned long *num,
+	    const char **uid, size_t *uidlen);
+
+/*
+ * For tests and fuzzers: a session without a connection, into which
+ * pop3_feed pushes server bytes as if they had arrived; queued commands
+ * are dropped instead of sent. Free with pop3_close.
+ */
+struct pop3 *pop3_detached(void);
+
+/*
+ * Parses n bytes as server output for the queued commands, running
+ * their callbacks. Returns 0, or -1 with e filled in.
+ */
+int	pop3_feed(struct pop3 *, const char *, size_t n, struct err *e);
+
+/*
  * The body decoder, exposed for tests: undoes dot-stuffing and turns CRLF
  * into LF, fed any split of the input. Start with the struct zeroed.
  * Consumes at most n bytes of in; writes at most n + 1 bytes to out and

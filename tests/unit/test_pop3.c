@@ -195,6 +195,268 @@ test_err_codes(void)
 		    codes[i].line);
 }
 
+/*
+ * The engine on a detached session: queued commands, then the server's
+ * bytes fed in every split. The callbacks write one transcript: status
+ * lines "S+:" or "S-:", lines "L:", stream bytes as they come, "E" at
+ * the end of a body; so the transcript does not depend on the split.
+ */
+struct seen {
+	char	text[8192];
+	size_t	len;
+	int	fail_at_end;	/* > 0: the Nth end callback fails */
+};
+
+static void
+seen_add(struct seen *s, const char *tag, const char *p, size_t n, bool sep)
+{
+	size_t t = strlen(tag);
+
+	if (s->len + t + n + 1 >= sizeof(s->text))
+		return;
+	memcpy(s->text + s->len, tag, t);
+	s->len += t;
+	memcpy(s->text + s->len, p, n);
+	s->len += n;
+	if (sep)
+		s->text[s->len++] = '|';
+}
+
+static int
+cb_status(void *arg, bool ok, const char *line, size_t n, struct err *e)
+{
+	(void)e;
+	seen_add(arg, ok ? "S+:" : "S-:", line, n, true);
+	return 0;
+}
+
+static int
+cb_line(void *arg, const char *p, size_t n, struct err *e)
+{
+	(void)e;
+	seen_add(arg, "L:", p, n, true);
+	return 0;
+}
+
+static int
+cb_chunk(void *arg, const char *p, size_t n, struct err *e)
+{
+	(void)e;
+	seen_add(arg, "", p, n, false);
+	return 0;
+}
+
+static int
+cb_end(void *arg, struct err *e)
+{
+	struct seen *s = arg;
+
+	seen_add(s, "E", "", 0, true);
+	if (s->fail_at_end > 0 && --s->fail_at_end == 0) {
+		err_set(e, EX_IOERR, "callback failed");
+		return -1;
+	}
+	return 0;
+}
+
+static const struct pop3_cb lines_cb = { cb_status, cb_line, cb_end };
+static const struct pop3_cb stream_cb = { cb_status, cb_chunk, cb_end };
+static const struct pop3_cb single_cb = { cb_status, NULL, NULL };
+
+struct exchange {
+	const char	*name;
+	const char	*server;
+	const char	*want;		/* transcript; NULL: must fail */
+	int		 code;		/* the error code when it fails */
+};
+
+static const struct exchange exchanges[] = {
+	{ "pipelined CAPA, RETR, RETR -ERR, DELE, QUIT",
+	    "+OK caps\r\nUIDL\r\nPIPELINING\r\n.\r\n"
+	    "+OK 9 octets\r\nab\r\n..c\r\n.\r\n"
+	    "-ERR no such message\r\n"
+	    "+OK deleted\r\n+OK bye\r\n",
+	    "S+:+OK caps|L:UIDL|L:PIPELINING|E|S+:+OK 9 octets|ab\n.c\nE|"
+	    "S-:-ERR no such message|S+:+OK deleted|S+:+OK bye|", 0 },
+	{ "bare +OK and -ERR",
+	    "+OK\r\n.\r\n+OK\r\n.\r\n-ERR\r\n+OK\r\n+OK\r\n",
+	    "S+:+OK|E|S+:+OK|E|S-:-ERR|S+:+OK|S+:+OK|", 0 },
+	{ "LF-only status lines are accepted",
+	    "+OK\n.\r\n+OK\n.\r\n-ERR x\n+OK\n+OK\n",
+	    "S+:+OK|E|S+:+OK|E|S-:-ERR x|S+:+OK|S+:+OK|", 0 },
+	{ "garbage status line", "+OK\r\n.\r\nHELLO\r\n", NULL, EX_PROTOCOL },
+	{ "+OKAY is not +OK", "+OKAY\r\n", NULL, EX_PROTOCOL },
+	{ "-ERROR is not -ERR", "+OK\r\n.\r\n-ERROR\r\n", NULL, EX_PROTOCOL },
+	{ "unsolicited data after the last reply",
+	    "+OK\r\n.\r\n+OK\r\n.\r\n-ERR\r\n+OK\r\n+OK\r\n+OK extra\r\n",
+	    NULL, EX_PROTOCOL },
+	{ "a callback failing stops the session",
+	    "+OK\r\n.\r\n+OK\r\nx\r\n.\r\n", NULL, EX_IOERR },
+};
+
+static const char *
+run_exchange(const struct exchange *x, size_t first, size_t step,
+    struct seen *s, struct err *e)
+{
+	struct pop3 *p = pop3_detached();
+	size_t n = strlen(x->server), off = 0, len;
+	int rc = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (strcmp(x->name, "a callback failing stops the session") == 0)
+		s->fail_at_end = 2;
+	err_clear(e);
+	if (pop3_queue(p, POP3_LINES, &lines_cb, s, 0, "CAPA", e) == -1 ||
+	    pop3_queue(p, POP3_STREAM, &stream_cb, s, 9, "RETR 1", e) == -1 ||
+	    pop3_queue(p, POP3_STREAM, &stream_cb, s, 9, "RETR 2", e) == -1 ||
+	    pop3_queue(p, POP3_SINGLE, &single_cb, s, 0, "DELE 1", e) == -1 ||
+	    pop3_queue(p, POP3_SINGLE, &single_cb, s, 0, "QUIT", e) == -1) {
+		pop3_close(p);
+		return "queueing failed";
+	}
+	while (off < n && rc == 0) {
+		len = off == 0 && first > 0 ? first : step;
+		if (len > n - off)
+			len = n - off;
+		rc = pop3_feed(p, x->server + off, len, e);
+		off += len;
+	}
+	s->text[s->len] = '\0';
+	if (rc == 0 && pop3_inflight(p) != 0 && x->want != NULL) {
+		pop3_close(p);
+		return "replies left in flight";
+	}
+	pop3_close(p);
+	if (x->want == NULL)
+		return rc == -1 && e->code == x->code ? NULL :
+		    "did not fail as it should";
+	if (rc == -1)
+		return e->msg;
+	return strcmp(s->text, x->want) == 0 ? NULL : s->text;
+}
+
+static void
+test_exchanges(void)
+{
+	const char *why, *first_why;
+	struct seen s;
+	struct err e;
+	size_t i, cut, n;
+
+	for (i = 0; i < sizeof(exchanges) / sizeof(exchanges[0]); i++) {
+		n = strlen(exchanges[i].server);
+		why = run_exchange(&exchanges[i], 0, n, &s, &e);
+		tap_ok(why == NULL, "engine: %s: whole%s%s", exchanges[i].name,
+		    why ? ": " : "", why ? why : "");
+		why = run_exchange(&exchanges[i], 0, 1, &s, &e);
+		tap_ok(why == NULL, "engine: %s: byte by byte%s%s",
+		    exchanges[i].name, why ? ": " : "", why ? why : "");
+		first_why = NULL;
+		for (cut = 1; cut < n && first_why == NULL; cut++)
+			first_why = run_exchange(&exchanges[i], cut, n, &s, &e);
+		tap_ok(first_why == NULL, "engine: %s: every two-way split",
+		    exchanges[i].name);
+	}
+}
+
+static void
+test_engine_limits(void)
+{
+	struct pop3 *p = pop3_detached();
+	char *big = malloc(10000);
+	struct seen s;
+	struct err e;
+
+	memset(&s, 0, sizeof(s));
+	memset(big, 'x', 10000);
+	err_clear(&e);
+	tap_ok(pop3_queue(p, POP3_SINGLE, &single_cb, &s, 0, "NOOP", &e) == 0 &&
+	    pop3_feed(p, big, 10000, &e) == -1 && e.code == EX_PROTOCOL,
+	    "a status line over the cap without LF is refused");
+	pop3_close(p);
+
+	p = pop3_detached();
+	err_clear(&e);
+	tap_ok(pop3_queue(p, POP3_LINES, &lines_cb, &s, 0, "UIDL", &e) == 0 &&
+	    pop3_feed(p, "+OK\r\n", 5, &e) == 0 &&
+	    pop3_feed(p, big, 10000, &e) == -1 && e.code == EX_PROTOCOL,
+	    "a listing line over the cap is refused");
+	pop3_close(p);
+
+	p = pop3_detached();
+	err_clear(&e);
+	tap_ok(pop3_queue(p, POP3_SINGLE, &single_cb, &s, 0, "BAD\r\nX", &e) ==
+	    -1 && e.code == EX_SOFTWARE, "a command with CR LF is refused");
+	tap_ok(pop3_queue(p, POP3_SINGLE, &single_cb, &s, 0, "", &e) == -1,
+	    "an empty command is refused");
+	pop3_close(p);
+	free(big);
+}
+
+static void
+test_list_uidl(void)
+{
+	static const struct {
+		const char	*line;
+		int		 rc;
+		unsigned long	 num;
+		uint64_t	 size;
+	} lists[] = {
+		{ "1 120", 0, 1, 120 },
+		{ "42 0", 0, 42, 0 },
+		{ "7 300 extra words", 0, 7, 300 },
+		{ "18446744073709551615 18446744073709551615", 0,
+		    18446744073709551615UL, UINT64_MAX },
+		{ "1 18446744073709551616", -1, 0, 0 },
+		{ "0 10", -1, 0, 0 },
+		{ "1", -1, 0, 0 },
+		{ "1 ", -1, 0, 0 },
+		{ " 1 10", -1, 0, 0 },
+		{ "1  10", -1, 0, 0 },
+		{ "1 10x", -1, 0, 0 },
+		{ "-1 10", -1, 0, 0 },
+		{ "1 -10", -1, 0, 0 },
+		{ "a 10", -1, 0, 0 },
+		{ "", -1, 0, 0 },
+	};
+	static const struct {
+		const char	*line;
+		int		 rc;
+		unsigned long	 num;
+		const char	*uid;
+	} uidls[] = {
+		{ "1 abc", 0, 1, "abc" },
+		{ "12 00000001abcdef", 0, 12, "00000001abcdef" },
+		{ "3 has space", 0, 3, "has space" },	/* uid_valid refuses */
+		{ "3 ", -1, 0, NULL },
+		{ "3", -1, 0, NULL },
+		{ "0 x", -1, 0, NULL },
+		{ "x 1", -1, 0, NULL },
+		{ " 1 x", -1, 0, NULL },
+	};
+	unsigned long num;
+	uint64_t size;
+	const char *uid;
+	size_t i, len;
+	int rc;
+
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		rc = pop3_parse_list(lists[i].line, strlen(lists[i].line),
+		    &num, &size);
+		tap_ok(rc == lists[i].rc && (rc == -1 ||
+		    (num == lists[i].num && size == lists[i].size)),
+		    "LIST line \"%s\"", lists[i].line);
+	}
+	for (i = 0; i < sizeof(uidls) / sizeof(uidls[0]); i++) {
+		rc = pop3_parse_uidl(uidls[i].line, strlen(uidls[i].line),
+		    &num, &uid, &len);
+		tap_ok(rc == uidls[i].rc && (rc == -1 ||
+		    (num == uidls[i].num && len == strlen(uidls[i].uid) &&
+		    memcmp(uid, uidls[i].uid, len) == 0)),
+		    "UIDL line \"%s\"", uidls[i].line);
+	}
+}
+
 int
 main(void)
 {
@@ -202,5 +464,8 @@ main(void)
 	test_output_bound();
 	test_long_line();
 	test_err_codes();
+	test_exchanges();
+	test_engine_limits();
+	test_list_uidl();
 	return tap_done();
 }
