@@ -333,14 +333,18 @@ account_plan(struct run *r, struct uidmap *present, struct err *e)
 	return 0;
 }
 
-/* A local failure: remember it, stop asking for more, keep in sync. */
+/*
+ * A local failure: take the error out of e (the session goes on, to stay
+ * in sync with the server's replies), stop asking for more. Returns 0.
+ */
 static int
-account_local_fail(struct run *r, const struct err *e)
+account_local_fail(struct run *r, struct err *e)
 {
 	if (!r->local_failed) {
 		r->local_failed = true;
 		r->local_err = *e;
 	}
+	err_clear(e);
 	maildir_msg_free(r->cur);
 	r->cur = NULL;
 	return 0;
