@@ -187,9 +187,13 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		    "login refused: server said \"%s\"", last);
 		break;
 	case CURLE_USE_SSL_FAILED:
-		err_set(e, EX_PROTOCOL, "server does not offer STLS, or "
-		    "refused it; nothing was sent in cleartext (server said "
-		    "\"%s\")", last);
+		/* The last line is STLS's -ERR, or the end of the CAPA list. */
+		if (p->lastlen >= 4 && memcmp(p->last, "-ERR", 4) == 0)
+			err_set(e, EX_PROTOCOL, "server refused STLS (\"%s\"); "
+			    "nothing was sent in cleartext", last);
+		else
+			err_set(e, EX_PROTOCOL, "server does not offer STLS; "
+			    "nothing was sent in cleartext");
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:

@@ -1,0 +1,765 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""fakepop3.py: a scriptable, fault-injecting POP3 server for popfetch's tests.
+
+It serves a mailbox made from a directory of LF message files (sorted by
+name; the UIDL of a message is its file name) with CRLF line endings and
+dot-stuffing, on 127.0.0.1 only, optionally over TLS (implicit, or STLS),
+and misbehaves on request. Python 3 standard library only.
+
+Deletions take effect on QUIT only (RFC 1939): the files are moved to
+--trash, or, without --trash, hidden from later connections of this
+server and left where they are. One session at a time holds the maildrop:
+a second login meanwhile gets -ERR [IN-USE].
+
+The --log file gets one JSON object a line: every command received (the
+arguments of PASS, APOP and AUTH, and AUTH continuation lines, replaced by
+"<secret>", with "tls" saying whether the connection was encrypted when
+the secret arrived), connection events, faults injected, deletions
+committed and rolled back. Example: {"event":"cmd","cmd":"PASS",
+"arg":"<secret>","tls":false,"conn":1,"t":0.013}
+"""
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+
+# name: (parameters with defaults, description). Every scenario also takes
+# conn=N: act on the N-th connection only (default: on every connection).
+SCENARIOS = {
+    "stls-refused": ({}, "answer STLS with -ERR"),
+    "greeting-err": ({}, "greet with -ERR, then close"),
+    "greeting-garbage": ({}, "greet with a non-POP3 line, then read until "
+                         "the client closes"),
+    "greeting-drop": ({}, "close the connection before any greeting"),
+    "greeting-stall": ({}, "send no greeting; wait until the client closes"),
+    "drop-mid-retr": ({"msg": 1, "after": 100},
+                      "close (FIN) after AFTER bytes of message MSG"),
+    "reset-mid-retr": ({"msg": 1, "after": 100},
+                       "reset (RST) after AFTER bytes of message MSG"),
+    "stall-mid-retr": ({"msg": 1, "after": 100},
+                       "stop sending after AFTER bytes of message MSG, "
+                       "keep the connection open"),
+    "no-quit-reply": ({"commit": 1},
+                      "on QUIT commit the deletions (unless commit=0) and "
+                      "close without a reply"),
+    "err-on-quit": ({"commit": 0},
+                    "answer QUIT with -ERR; commit nothing (unless "
+                    "commit=1)"),
+    "err-on-dele": ({"msg": 0}, "answer DELE of message MSG (0: every "
+                    "message) with -ERR"),
+    "in-use": ({}, "answer the login with -ERR [IN-USE]"),
+    "auth-fail": ({}, "answer the login with -ERR [AUTH]"),
+    "sys-temp": ({}, "answer the login with -ERR [SYS/TEMP]"),
+    "duplicate-uids": ({"msg": 2, "of": 1},
+                       "give message MSG the UID of message OF"),
+    "hostile-uids": ({"count": 0},
+                     "give the first COUNT messages (0: up to 7) hostile "
+                     "UIDs: '../../../../tmp/popfetch-escape', 'a/b', '..', "
+                     "'has space', control characters, 71 and 200 chars"),
+    "list-lies": ({"delta": -10, "msg": 0},
+                  "report the size of message MSG (0: all) in LIST, STAT "
+                  "and RETR as DELTA octets off"),
+    "long-line": ({"size": 10 * 1024 * 1024},
+                  "add a last message (UID long-line) whose body is one "
+                  "line of SIZE bytes"),
+    "plaintext-on-tls-port": ({}, "with --tls-implicit, talk plaintext "
+                              "anyway"),
+    "apop-greeting": ({}, "put a <timestamp> in the greeting and answer "
+                      "APOP with -ERR [AUTH]"),
+}
+
+HOSTILE_UIDS = [
+    "../../../../tmp/popfetch-escape", "a/b", "..", "has space",
+    "ctl\x1b]0;x\x07\x01", "x" * 71, "y" * 200,
+]
+
+MAX_LINE = 64 * 1024
+
+
+class Closed(Exception):
+    """The session is over (client gone, or a fault closed it)."""
+
+
+def parse_scenarios(specs):
+    """'a:k=v,k=v,b' (repeatable) -> {name: {param: int}}."""
+    active = {}
+    last = None
+    for spec in specs:
+        for token in filter(None, (t.strip() for t in spec.split(","))):
+            if "=" in token and ":" not in token:
+                if last is None:
+                    raise SystemExit("parameter %r before any scenario"
+                                     % token)
+                name, param = last, token
+            else:
+                name, _, param = token.partition(":")
+                if name not in SCENARIOS:
+                    raise SystemExit("unknown scenario %r (see --help)"
+                                     % name)
+                params = dict(SCENARIOS[name][0])
+                params["conn"] = 0
+                active[name] = params
+                last = name
+            if param:
+                key, _, value = param.partition("=")
+                if key not in active[name]:
+                    raise SystemExit("scenario %s has no parameter %r"
+                                     % (name, key))
+                try:
+                    active[name][key] = int(value)
+                except ValueError:
+                    raise SystemExit("%s: %s must be a number"
+                                     % (name, key))
+    return active
+
+
+def to_crlf(raw):
+    """LF (or CRLF) lines to CRLF; a missing final newline is added."""
+    data = re.sub(rb"\r?\n", b"\r\n", raw)
+    if data and not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data
+
+
+def dot_stuff(data):
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\r\n.", b"\r\n..")
+
+
+class Log:
+    def __init__(self, path):
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.f = open(path, "a", encoding="utf-8") if path else None
+
+    def __call__(self, event, **fields):
+        if not self.f:
+            return
+        rec = {"event": event}
+        rec.update(fields)
+        rec["t"] = round(time.monotonic() - self.start, 3)
+        with self.lock:
+            self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
+            self.f.flush()
+
+
+class Message:
+    def __init__(self, name, uid, data):
+        self.name, self.uid, self.data = name, uid, data
+
+
+class Mailbox:
+    """The maildrop, shared by all connections."""
+
+    def __init__(self, args, log):
+        self.dir, self.trash, self.log = args.maildir, args.trash, log
+        self.lock = threading.Lock()
+        self.owner = None
+        self.gone = set()   # names deleted without --trash
+
+    def acquire(self, conn):
+        with self.lock:
+            if self.owner is not None:
+                return False
+            self.owner = conn
+            return True
+
+    def release(self, conn):
+        with self.lock:
+            if self.owner == conn:
+                self.owner = None
+
+    def load(self, sc):
+        msgs = []
+        names = sorted(os.listdir(self.dir)) if self.dir else []
+        for name in names:
+            path = os.path.join(self.dir, name)
+            if name.startswith(".") or name in self.gone or \
+                    not os.path.isfile(path):
+                continue
+            with open(path, "rb") as f:
+                msgs.append(Message(name, name, to_crlf(f.read())))
+        p = sc("duplicate-uids")
+        if p and max(p["msg"], p["of"]) <= len(msgs):
+            msgs[p["msg"] - 1].uid = msgs[p["of"] - 1].uid
+        p = sc("hostile-uids")
+        if p:
+            n = p["count"] or len(HOSTILE_UIDS)
+            for m, uid in zip(msgs[:n], HOSTILE_UIDS):
+                m.uid = uid
+        p = sc("long-line")
+        if p:
+            data = (b"From: fakepop3 <fake@example.org>\r\n"
+                    b"Subject: a very long line\r\n\r\n" +
+                    b"x" * p["size"] + b"\r\n")
+            msgs.append(Message(None, "long-line", data))
+        return msgs
+
+    def commit(self, conn, msgs):
+        for m in msgs:
+            if m.name is None:
+                self.log("dele-commit", conn=conn, uid=m.uid, file=None)
+                continue
+            if self.trash:
+                os.makedirs(self.trash, exist_ok=True)
+                os.replace(os.path.join(self.dir, m.name),
+                           os.path.join(self.trash, m.name))
+            else:
+                self.gone.add(m.name)
+            self.log("dele-commit", conn=conn, uid=m.uid, file=m.name)
+
+
+class Session:
+    def __init__(self, server, sock, number):
+        self.srv, self.args, self.log = server, server.args, server.log
+        self.sock, self.n = sock, number
+        self.tls = False
+        self.rbuf = b""
+        self.msgs = None        # None until logged in
+        self.marked = set()
+        self.user = None
+        self.stamp = None
+
+    # --- plumbing -----------------------------------------------------
+
+    def sc(self, name):
+        p = self.args.scenarios.get(name)
+        if p is None or (p["conn"] and p["conn"] != self.n):
+            return None
+        return p
+
+    def event(self, event, **fields):
+        self.log(event, conn=self.n, **fields)
+
+    def send(self, data):
+        if self.args.verbose:
+            first = data.split(b"\r\n", 1)[0][:100]
+            print("[%d] S: %r" % (self.n, first), file=sys.stderr)
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            self.event("close", reason="send failed: %s" % e)
+            raise Closed()
+
+    def reply(self, text):
+        self.send(text.encode("latin-1") + b"\r\n")
+
+    def readline(self):
+        while True:
+            i = self.rbuf.find(b"\n")
+            if i >= 0:
+                line, self.rbuf = self.rbuf[:i], self.rbuf[i + 1:]
+                return line[:-1] if line.endswith(b"\r") else line
+            if len(self.rbuf) > MAX_LINE:
+                self.event("close", reason="command line too long")
+                raise Closed()
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as e:
+                self.event("close", reason="receive failed: %s" % e)
+                raise Closed()
+            if not chunk:
+                self.event("close", reason="client closed",
+                           pending=len(self.rbuf))
+                raise Closed()
+            if not self.rbuf and not self.tls and \
+                    chunk.startswith(b"\x16\x03"):
+                self.event("tls-hello-on-plaintext")
+            self.rbuf += chunk
+
+    def wait_for_close(self):
+        """Read and ignore everything until the client goes away."""
+        try:
+            while self.sock.recv(65536):
+                pass
+        except OSError:
+            pass
+        self.event("close", reason="client closed")
+        raise Closed()
+
+    def start_tls(self):
+        self.sock.settimeout(10)
+        try:
+            self.sock = self.srv.ctx.wrap_socket(self.sock, server_side=True)
+        except (OSError, ValueError) as e:
+            self.event("tls-failed", error=str(e))
+            raise Closed()
+        self.sock.settimeout(None)
+        self.tls = True
+        self.event("tls", version=self.sock.version())
+
+    def abort(self, rst):
+        if rst:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 struct.pack("ii", 1, 0))
+        else:
+            try:
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.sock.close()
+        raise Closed()
+
+    # --- the session --------------------------------------------------
+
+    def run(self):
+        try:
+            self.greet()
+            while True:
+                self.command(self.readline())
+        except Closed:
+            pass
+        finally:
+            if self.marked:
+                self.event("rollback", marked=len(self.marked))
+            if self.msgs is not None:
+                self.srv.mailbox.release(self.n)
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+    def greet(self):
+        if self.sc("greeting-drop"):
+            self.event("fault", fault="greeting-drop")
+            self.abort(rst=False)
+        if self.args.tls_implicit and not self.sc("plaintext-on-tls-port"):
+            self.start_tls()
+        if self.sc("greeting-stall"):
+            self.event("fault", fault="greeting-stall")
+            self.wait_for_close()
+        if self.sc("greeting-err"):
+            self.event("fault", fault="greeting-err")
+            self.reply("-ERR [SYS/TEMP] service not available")
+            self.abort(rst=False)
+        if self.sc("greeting-garbage"):
+            self.event("fault", fault="greeting-garbage")
+            self.send(b"\x00\xff* OK [CAPABILITY IMAP4rev1] \x1b[2J\r\n")
+            self.wait_for_close()
+        text = "+OK fakepop3 ready"
+        if self.args.apop or self.sc("apop-greeting"):
+            self.stamp = "<%d.%d@fakepop3.test>" % (os.getpid(), self.n)
+            text += " " + self.stamp
+        self.reply(text)
+
+    def command(self, line):
+        text = line.decode("latin-1")
+        cmd, _, arg = text.partition(" ")
+        cmd = cmd.upper()
+        if self.args.verbose:
+            shown = arg if cmd in ("USER", "LIST", "UIDL", "RETR", "TOP",
+                                   "DELE") else "..."
+            print("[%d] C: %s %s" % (self.n, cmd, shown), file=sys.stderr)
+        if cmd == "PASS":
+            self.event("cmd", cmd=cmd, arg="<secret>", tls=self.tls)
+        elif cmd == "APOP":
+            self.event("cmd", cmd=cmd, arg=arg.split(" ")[0] + " <secret>",
+                       tls=self.tls)
+        elif cmd == "AUTH":
+            mech = arg.split(" ")[0]
+            self.event("cmd", cmd=cmd, arg=mech + (" <secret>" if " " in arg
+                                                   else ""), tls=self.tls)
+        elif re.fullmatch(r"[A-Z][A-Z0-9-]{0,19}", cmd):
+            self.event("cmd", cmd=cmd, arg=arg[:200], tls=self.tls)
+        else:
+            self.event("junk", bytes=len(line), tls=self.tls)
+        if self.msgs is None:
+            handler = getattr(self, "auth_" + cmd.lower(), None)
+        else:
+            handler = getattr(self, "trans_" + cmd.lower(), None)
+        if cmd == "QUIT":
+            handler = self.quit
+        elif cmd == "CAPA":
+            handler = self.capa
+        if handler is None:
+            self.reply("-ERR unknown command or wrong state")
+        else:
+            handler(arg)
+
+    def capa(self, arg):
+        a = self.args
+        if a.no_capa:
+            self.reply("-ERR unknown command")
+            return
+        lines = ["TOP", "USER", "RESP-CODES", "AUTH-RESP-CODE",
+                 "IMPLEMENTATION fakepop3"]
+        if not a.no_uidl:
+            lines.append("UIDL")
+        if not a.no_pipelining:
+            lines.append("PIPELINING")
+        if a.stls and not a.no_stls_in_capa and not self.tls \
+                and self.msgs is None:
+            lines.append("STLS")
+        if a.sasl:
+            lines.append("SASL " + a.sasl)
+        lines += a.capa_extra
+        self.reply("+OK Capability list follows\r\n" + "\r\n".join(lines) +
+                   "\r\n.")
+
+    # --- AUTHORIZATION state ------------------------------------------
+
+    def auth_stls(self, arg):
+        if not self.args.stls or self.tls:
+            self.reply("-ERR STLS not available")
+            return
+        if self.sc("stls-refused"):
+            self.event("fault", fault="stls-refused")
+            self.reply("-ERR [SYS/TEMP] TLS not available now")
+            return
+        self.reply("+OK Begin TLS negotiation")
+        if self.rbuf:
+            # RFC 2595: plaintext sent after STLS must be thrown away.
+            self.event("stls-pipelined-data", bytes=len(self.rbuf))
+            self.rbuf = b""
+        self.start_tls()
+
+    def auth_user(self, arg):
+        self.user = arg
+        self.reply("+OK send PASS")
+
+    def auth_pass(self, arg):
+        if self.user is None:
+            self.reply("-ERR USER first")
+            return
+        self.login(self.user, arg == self.args.password)
+
+    def auth_apop(self, arg):
+        user, _, digest = arg.partition(" ")
+        if self.sc("apop-greeting"):
+            self.event("fault", fault="apop-greeting")
+            self.reply("-ERR [AUTH] APOP not allowed")
+            return
+        if not self.stamp:
+            self.reply("-ERR APOP not available")
+            return
+        want = hashlib.md5((self.stamp + self.args.password).encode())
+        self.login(user, digest.lower() == want.hexdigest())
+
+    def auth_auth(self, arg):
+        mechs = self.args.sasl.upper().split()
+        mech, _, initial = arg.partition(" ")
+        mech = mech.upper()
+        if not mech:
+            self.reply("+OK\r\n" + "\r\n".join(mechs) + "\r\n.")
+            return
+        if mech not in mechs or mech not in ("PLAIN", "LOGIN", "CRAM-MD5"):
+            self.reply("-ERR unsupported mechanism")
+            return
+        try:
+            if mech == "PLAIN":
+                resp = self.sasl_step("", initial)
+                _, user, pw = resp.split(b"\0")
+                ok = pw.decode() == self.args.password
+            elif mech == "LOGIN":
+                user = self.sasl_step("VXNlcm5hbWU6", initial)
+                pw = self.sasl_step("UGFzc3dvcmQ6", "")
+                ok = pw.decode() == self.args.password
+            else:
+                chal = "<%d.%d@fakepop3.test>" % (os.getpid(), self.n)
+                resp = self.sasl_step(
+                    base64.b64encode(chal.encode()).decode(), "")
+                user, _, digest = resp.partition(b" ")
+                want = hmac.new(self.args.password.encode(), chal.encode(),
+                                hashlib.md5).hexdigest()
+                ok = digest.decode() == want
+            user = user.decode("latin-1")
+        except _Cancel:
+            self.reply("-ERR authentication cancelled")
+            return
+        except (ValueError, UnicodeError):
+            self.reply("-ERR malformed authentication data")
+            return
+        self.login(user, ok)
+
+    def sasl_step(self, challenge, initial):
+        if initial:
+            data = initial
+        else:
+            self.reply("+ " + challenge)
+            data = self.readline().decode("latin-1")
+            self.event("cmd", cmd="AUTH-DATA", arg="<secret>", tls=self.tls)
+        if data == "*":
+            raise _Cancel()
+        if data == "=":
+            return b""
+        return base64.b64decode(data, validate=True)
+
+    def login(self, user, ok):
+        for name, text in (("auth-fail", "-ERR [AUTH] Authentication failed"),
+                           ("sys-temp", "-ERR [SYS/TEMP] Temporary failure, "
+                            "try again later"),
+                           ("in-use", "-ERR [IN-USE] Mailbox is locked by "
+                            "another session")):
+            if self.sc(name):
+                self.event("fault", fault=name)
+                self.reply(text)
+                return
+        if user != self.args.user or not ok:
+            self.event("login-failed", user=user)
+            self.reply("-ERR [AUTH] Authentication failed")
+            return
+        if not self.srv.mailbox.acquire(self.n):
+            self.event("login-in-use")
+            self.reply("-ERR [IN-USE] Mailbox is locked by another session")
+            return
+        self.msgs = self.srv.mailbox.load(self.sc)
+        self.event("login", user=user, tls=self.tls, messages=len(self.msgs))
+        self.reply("+OK Logged in")
+
+    # --- TRANSACTION state --------------------------------------------
+
+    def size(self, i):
+        real = len(self.msgs[i - 1].data)
+        p = self.sc("list-lies")
+        if p and p["msg"] in (0, i):
+            return max(0, real + p["delta"])
+        return real
+
+    def number(self, arg):
+        """The message number in arg, or None after replying -ERR."""
+        try:
+            i = int(arg.split(" ")[0])
+        except ValueError:
+            self.reply("-ERR invalid message number")
+            return None
+        if i < 1 or i > len(self.msgs) or i in self.marked:
+            self.reply("-ERR no such message")
+            return None
+        return i
+
+    def live(self):
+        return [i for i in range(1, len(self.msgs) + 1)
+                if i not in self.marked]
+
+    def listing(self, arg, what):
+        if arg:
+            i = self.number(arg)
+            if i is not None:
+                self.reply("+OK %d %s" % (i, what(i)))
+            return
+        lines = ["+OK"] + ["%d %s" % (i, what(i)) for i in self.live()]
+        self.reply("\r\n".join(lines + ["."]))
+
+    def trans_stat(self, arg):
+        live = self.live()
+        self.reply("+OK %d %d" % (len(live), sum(self.size(i) for i in live)))
+
+    def trans_list(self, arg):
+        self.listing(arg, self.size)
+
+    def trans_uidl(self, arg):
+        if self.args.no_uidl:
+            self.reply("-ERR unknown command")
+            return
+        self.listing(arg, lambda i: self.msgs[i - 1].uid)
+
+    def trans_retr(self, arg):
+        i = self.number(arg)
+        if i is None:
+            return
+        head = b"+OK %d octets\r\n" % self.size(i)
+        body = dot_stuff(self.msgs[i - 1].data)
+        for fault in ("drop-mid-retr", "reset-mid-retr", "stall-mid-retr"):
+            p = self.sc(fault)
+            if p and p["msg"] == i:
+                cut = min(p["after"], len(body))
+                self.send(head + body[:cut])
+                self.event("fault", fault=fault, msg=i, sent=cut)
+                if fault == "stall-mid-retr":
+                    self.wait_for_close()
+                self.abort(rst=(fault == "reset-mid-retr"))
+        self.send(head + body + b".\r\n")
+
+    def trans_top(self, arg):
+        parts = arg.split(" ")
+        i = self.number(parts[0])
+        if i is None:
+            return
+        try:
+            n = int(parts[1])
+        except (IndexError, ValueError):
+            self.reply("-ERR TOP needs a line count")
+            return
+        data = self.msgs[i - 1].data
+        head, sep, body = data.partition(b"\r\n\r\n")
+        lines = body.split(b"\r\n")[:-1] if body else []
+        out = head + sep + b"".join(l + b"\r\n" for l in lines[:n])
+        self.send(b"+OK\r\n" + dot_stuff(out) + b".\r\n")
+
+    def trans_dele(self, arg):
+        i = self.number(arg)
+        if i is None:
+            return
+        p = self.sc("err-on-dele")
+        if p and p["msg"] in (0, i):
+            self.event("fault", fault="err-on-dele", msg=i)
+            self.reply("-ERR cannot delete message %d" % i)
+            return
+        self.marked.add(i)
+        self.reply("+OK message %d deleted" % i)
+
+    def trans_noop(self, arg):
+        self.reply("+OK")
+
+    def trans_rset(self, arg):
+        self.marked.clear()
+        self.reply("+OK")
+
+    def quit(self, arg):
+        if self.msgs is None:
+            self.reply("+OK bye")
+            self.event("close", reason="quit")
+            raise Closed()
+        commit = True
+        p = self.sc("err-on-quit") or self.sc("no-quit-reply")
+        if p:
+            commit = bool(p["commit"])
+        doomed = [self.msgs[i - 1] for i in sorted(self.marked)]
+        self.marked = set()
+        if commit:
+            self.srv.mailbox.commit(self.n, doomed)
+        elif doomed:
+            self.event("rollback", marked=len(doomed))
+        if self.sc("no-quit-reply"):
+            self.event("fault", fault="no-quit-reply", committed=commit)
+            self.abort(rst=False)
+        if self.sc("err-on-quit"):
+            self.event("fault", fault="err-on-quit", committed=commit)
+            self.reply("-ERR some deleted messages not removed")
+        else:
+            self.reply("+OK bye, %d messages deleted" % len(doomed))
+        self.event("close", reason="quit")
+        raise Closed()
+
+
+class _Cancel(Exception):
+    pass
+
+
+class Server:
+    def __init__(self, args):
+        self.args = args
+        self.log = Log(args.log)
+        self.mailbox = Mailbox(args, self.log)
+        self.ctx = None
+        if args.tls_implicit or args.stls:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(args.cert, args.key)
+
+    def serve(self):
+        a = self.args
+        deadline = time.monotonic() + a.lifetime
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind((a.host, a.port))
+        ls.listen(16)
+        ls.settimeout(0.2)
+        port = ls.getsockname()[1]
+        self.log("listen", port=port, scenarios=a.scenarios)
+        if a.port_file:
+            tmp = a.port_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write("%d\n" % port)
+            os.replace(tmp, a.port_file)
+        threads, n = [], 0
+        while time.monotonic() < deadline and \
+                (not a.max_conns or n < a.max_conns):
+            try:
+                sock, peer = ls.accept()
+            except socket.timeout:
+                continue
+            n += 1
+            sock.settimeout(None)
+            self.log("connect", conn=n, peer="%s:%d" % peer)
+            t = threading.Thread(target=Session(self, sock, n).run,
+                                 daemon=True)
+            t.start()
+            threads.append(t)
+        ls.close()
+        for t in threads:
+            t.join(max(0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            self.log("exit", reason="lifetime over")
+        else:
+            self.log("exit", reason="max-conns served")
+
+
+def main():
+    scen = "\n".join("  %-22s %s%s" % (
+        name, desc, (" [" + ",".join("%s=%s" % kv for kv in p.items()) + "]")
+        if p else "") for name, (p, desc) in SCENARIOS.items())
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios (NAME[:PARAM=N[,PARAM=N]...], comma-separated; "
+        "every one also\ntakes conn=N to act on the N-th connection only):\n"
+        + scen + "\n\n" + __doc__.split("\n\n", 1)[1])
+    ap.add_argument("--host", default="127.0.0.1",
+                    help="loopback address to listen on (127.0.0.1)")
+    ap.add_argument("--port", type=int, default=0,
+                    help="port (0: any free one)")
+    ap.add_argument("--port-file", help="write the port here once listening")
+    ap.add_argument("--max-conns", type=int, default=0,
+                    help="exit after serving N connections (0: no limit)")
+    ap.add_argument("--lifetime", type=float, default=60,
+                    help="exit after this many seconds in any case (60)")
+    ap.add_argument("--maildir",
+                    help="directory of LF message files to serve")
+    ap.add_argument("--trash", help="move deleted files here on QUIT")
+    ap.add_argument("--user", default="alice")
+    ap.add_argument("--password", default="secret")
+    ap.add_argument("--log", help="JSON-lines log file (appended to)")
+    ap.add_argument("--tls-implicit", action="store_true",
+                    help="TLS from the first byte (POP3S)")
+    ap.add_argument("--stls", action="store_true", help="support STLS")
+    ap.add_argument("--cert", help="certificate (PEM) for TLS")
+    ap.add_argument("--key", help="private key (PEM) for TLS")
+    ap.add_argument("--apop", action="store_true",
+                    help="<timestamp> in the greeting, APOP accepted")
+    ap.add_argument("--sasl", default="",
+                    help="SASL mechanisms to offer: any of PLAIN LOGIN "
+                    "CRAM-MD5 (default: none)")
+    ap.add_argument("--capa-extra", action="append", default=[],
+                    metavar="LINE", help="add LINE to the CAPA answer")
+    ap.add_argument("--no-capa", action="store_true",
+                    help="answer CAPA with -ERR (an RFC 1939 server)")
+    ap.add_argument("--no-pipelining", action="store_true")
+    ap.add_argument("--no-uidl", action="store_true",
+                    help="no UIDL in CAPA, and UIDL answers -ERR")
+    ap.add_argument("--no-stls-in-capa", action="store_true",
+                    help="support STLS (with --stls) without saying so")
+    ap.add_argument("--scenario", action="append", default=[],
+                    help="misbehave (see below)")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="print a transcript on stderr")
+    args = ap.parse_args()
+    if not args.host.startswith("127."):
+        ap.error("--host must be a loopback address (127.x.y.z)")
+    if (args.tls_implicit or args.stls) and not (args.cert and args.key):
+        ap.error("--tls-implicit and --stls need --cert and --key")
+    if args.maildir and not os.path.isdir(args.maildir):
+        ap.error("--maildir %s is not a directory" % args.maildir)
+    args.scenarios = parse_scenarios(args.scenario)
+    server = Server(args)
+    signal.signal(signal.SIGTERM, lambda *_: (
+        server.log("exit", reason="SIGTERM"), os._exit(0)))
+    server.serve()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
