@@ -31,6 +31,13 @@
 #define KEEP_DAYS_MAX	36500
 #define DEF_TIMEOUT	60
 #define DEF_INTERVAL	300
+#define DEF_MAX_PARALLEL	8
+#define DEF_MAX_PER_HOST	4
+
+/* Keys that stand only at the top level, each read on its own. */
+static const char *const top_only[] = {
+	"state_dir", "accounts", "max_parallel", "max_per_host"
+};
 #define ESC_MAX		128		/* bytes of a value echoed in errors */
 
 enum key {
@@ -670,6 +677,30 @@ find_key(const char *name)
 	return NULL;
 }
 
+static bool
+is_top_only(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(top_only) / sizeof(top_only[0]); i++)
+		if (strcmp(name, top_only[i]) == 0)
+			return true;
+	return false;
+}
+
+/* An optional top-level integer key in [min, max], else dflt. */
+static unsigned
+top_int(struct ctx *c, const config_setting_t *root, const char *name,
+    long long min, long long max, unsigned dflt)
+{
+	const config_setting_t *s = config_setting_get_member(root, name);
+	long long v;
+
+	if (s == NULL || get_int(c, s, min, max, &v) == -1)
+		return dflt;
+	return (unsigned)v;
+}
+
 /* Applies the settings of group g (the top level when top) to ac. */
 static void
 parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
@@ -684,8 +715,7 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 	for (i = 0; i < n; i++) {
 		s = config_setting_get_elem(g, i);
 		name = config_setting_name(s);
-		if (top && (strcmp(name, "state_dir") == 0 ||
-		    strcmp(name, "accounts") == 0))
+		if (top && is_top_only(name))
 			continue;
 		kd = find_key(name);
 		if (kd == NULL || (top && kd->key == K_NAME)) {
@@ -916,6 +946,10 @@ build(struct ctx *c, const config_setting_t *root)
 	parse_group(c, root, &def, 1);
 	cfg->timeout = def.a.timeout;
 	cfg->interval = def.a.interval;
+	cfg->max_parallel = top_int(c, root, "max_parallel", 1, 256,
+	    DEF_MAX_PARALLEL);
+	cfg->max_per_host = top_int(c, root, "max_per_host", 1, 256,
+	    DEF_MAX_PER_HOST);
 	if ((s = config_setting_get_member(root, "state_dir")) != NULL) {
 		if (get_path(c, s, &cfg->state_dir) == -1)
 			cfg->state_dir = NULL;

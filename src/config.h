@@ -56,6 +56,8 @@ struct config {
 	char		*state_dir;	/* ~ expanded */
 	unsigned	 timeout;	/* top-level default */
 	unsigned	 interval;	/* top-level default */
+	unsigned	 max_parallel;	/* accounts fetched at once, >= 1 */
+	unsigned	 max_per_host;	/* sessions to one host at once, >= 1 */
 	struct account	*accounts;
 	size_t		 naccounts;
 };

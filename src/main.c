@@ -8,17 +8,16 @@
 #include <openssl/crypto.h>
 
 #include <getopt.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "account.h"
 #include "config.h"
 #include "err.h"
 #include "log.h"
+#include "poll.h"
 #include "xmalloc.h"
 
 struct options {
@@ -122,38 +121,33 @@ parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-static void
-print_result(const struct account *a, const struct account_result *res)
-{
-	printf("popfetch: %s: %lu fetched (%" PRIu64 " bytes), %lu deleted, "
-	    "%lu kept, %lu skipped\n", a->name, res->fetched, res->bytes,
-	    res->deleted, res->kept, res->skipped);
-	fflush(stdout);
-}
-
 static int
 run_accounts(const struct config *cfg, const struct options *o)
 {
-	struct account_result res;
-	const struct account *a;
-	int code = EX_OK;
-	size_t i;
+	const struct account **list, *a;
+	size_t i, j, k, n;
+	int code;
 
-	for (i = 0; i < o->naccounts; i++) {
-		if (config_find_account(cfg, o->accounts[i]) == NULL) {
-			log_msg(LOG_ERROR, "%s: no account named %s",
-			    cfg->path, o->accounts[i]);
-			return EX_USAGE;
-		}
-	}
-	for (i = 0; i < (o->naccounts ? o->naccounts : cfg->naccounts); i++) {
+	n = o->naccounts ? o->naccounts : cfg->naccounts;
+	list = xreallocarray(NULL, n, sizeof(*list));
+	for (i = j = 0; i < n; i++) {
 		a = o->naccounts ? config_find_account(cfg, o->accounts[i]) :
 		    &cfg->accounts[i];
-		/* Accounts are independent: one failing stops no other. */
-		code = err_worse(code, account_run(cfg, a, &res));
-		if (!o->quiet)
-			print_result(a, &res);
+		if (a == NULL) {
+			log_msg(LOG_ERROR, "%s: no account named %s",
+			    cfg->path, o->accounts[i]);
+			free(list);
+			return EX_USAGE;
+		}
+		/* -a twice for one account fetches it once. */
+		for (k = 0; k < j && list[k] != a; k++)
+			;
+		if (k == j)
+			list[j++] = a;
 	}
+	n = j;
+	code = poll_once(cfg, list, n, o->quiet);
+	free(list);
 	return code;
 }
 

@@ -72,11 +72,20 @@ chk_defaults(const struct config *c)
 		return "password";
 	if (a->ca_file != NULL || a->fingerprint != NULL)
 		return "ca_file/fingerprint";
+	if (c->max_parallel != 8 || c->max_per_host != 4)
+		return "max_parallel/max_per_host";
 	if (strcmp(c->state_dir, HOME "/.local/state/popfetch") != 0)
 		return "state_dir";
 	if (a->line != 1 || strcmp(a->maildir, "/tmp/m") != 0)
 		return "line/maildir";
 	return NULL;
+}
+
+static const char *
+chk_parallel(const struct config *c)
+{
+	return c->max_parallel == 32 && c->max_per_host == 1 ? NULL :
+	    "max_parallel/max_per_host";
 }
 
 static const char *
@@ -377,6 +386,17 @@ static const struct row rows[] = {
 	    "out of range", NULL, 0 },
 	{ "max_size bool", ACC(" max_size = true;\n"), EX_CONFIG, 7,
 	    "expected a string or an integer", NULL, 0 },
+	{ "max_parallel and max_per_host",
+	    "max_parallel = 32;\nmax_per_host = 1;\n" ACC(""), EX_OK, 0, NULL,
+	    chk_parallel, 0 },
+	{ "max_parallel 0", "max_parallel = 0;\n" ACC(""), EX_CONFIG, 1,
+	    "max_parallel", NULL, 0 },
+	{ "max_per_host 257", "max_per_host = 257;\n" ACC(""), EX_CONFIG, 1,
+	    "max_per_host", NULL, 0 },
+	{ "max_parallel as a string", "max_parallel = \"4\";\n" ACC(""),
+	    EX_CONFIG, 1, "max_parallel", NULL, 0 },
+	{ "max_parallel in an account", ACC(" max_parallel = 2;\n"),
+	    EX_CONFIG, 7, "max_parallel", NULL, 0 },
 	{ "timeout 0", "timeout = 0;\n" ACC(""), EX_CONFIG, 1,
 	    "out of range", NULL, 0 },
 	{ "timeout 86401 in account", ACC(" timeout = 86401;\n"), EX_CONFIG,
