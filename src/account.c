@@ -48,6 +48,7 @@ struct run {
 	const struct config	*cfg;
 	const struct account	*acct;
 	struct account_result	*res;
+	const volatile sig_atomic_t *cancel;
 	struct pop3		*pop;
 	struct maildir		*md;
 	struct uidstate		*st;
@@ -75,7 +76,7 @@ account_trace(void *arg, char dir, const char *text)
 {
 	const struct account *a = arg;
 
-	log_msg(dir == POP3_TRACE_INFO ? LOG_TRACE : LOG_DEBUG, "%s: %c %s",
+	log_msg(dir == POP3_TRACE_INFO ? LL_TRACE : LL_DEBUG, "%s: %c %s",
 	    a->name, dir, text);
 }
 
@@ -108,8 +109,11 @@ account_login(struct run *r, struct err *e)
 	l.timeout = a->timeout;
 	l.trace = account_trace;
 	l.trace_arg = (void *)a;
+	l.cancel = r->cancel;
 	rc = pop3_open(&r->pop, &l, e);
 	xfree_secret(secret);
+	if (rc == 0)
+		r->res->login_delay = pop3_login_delay(r->pop);
 	return rc;
 }
 
@@ -182,7 +186,7 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	if (!uid_valid(rest, len)) {
 		/* Never a path, never a key we could confuse: leave it. */
 		esc = buf_escape(rest, len, 100);
-		log_msg(LOG_WARN, "%s: message %lu has an invalid UID \"%s\" "
+		log_msg(LL_WARN, "%s: message %lu has an invalid UID \"%s\" "
 		    "(RFC 1939: 1 to 70 printable characters); left on the "
 		    "server", r->acct->name, num, esc);
 		free(esc);
@@ -259,7 +263,7 @@ account_skip_duplicates(struct run *r)
 			continue;
 		}
 		esc = buf_escape(r->msgs[i].uid, strlen(r->msgs[i].uid), 80);
-		log_msg(LOG_WARN, "%s: the server gives UID \"%s\" to more "
+		log_msg(LL_WARN, "%s: the server gives UID \"%s\" to more "
 		    "than one message; leaving them on the server",
 		    r->acct->name, esc);
 		free(esc);
@@ -284,7 +288,7 @@ account_decide(struct run *r, struct msg *m, time_t now)
 		return A_KEEP;
 	}
 	if (a->max_size > 0 && m->size > a->max_size) {
-		log_msg(LOG_WARN, "%s: message %lu is %" PRIu64 " bytes, over "
+		log_msg(LL_WARN, "%s: message %lu is %" PRIu64 " bytes, over "
 		    "max_size; left on the server", a->name, m->num, m->size);
 		return A_SKIP;
 	}
@@ -309,7 +313,7 @@ account_plan(struct run *r, struct uidmap *present, struct err *e)
 		if (m->uid != NULL)
 			uidmap_put(present, m->uid, 0);
 		else if (r->have_uidl && m->action != A_SKIP) {
-			log_msg(LOG_WARN, "%s: UIDL gave message %lu no UID; "
+			log_msg(LL_WARN, "%s: UIDL gave message %lu no UID; "
 			    "left on the server", r->acct->name, m->num);
 			m->action = A_SKIP;
 		}
@@ -418,7 +422,7 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 		return 0;
 	if (!ok) {
 		esc = buf_escape(line, n, 200);
-		log_msg(LOG_WARN, "%s: RETR %lu refused: \"%s\"; left on the "
+		log_msg(LL_WARN, "%s: RETR %lu refused: \"%s\"; left on the "
 		    "server", r->acct->name, m->num, esc);
 		free(esc);
 		r->res->skipped++;
@@ -475,7 +479,7 @@ account_dele_status(void *arg, bool ok, const char *line, size_t n,
 	}
 	/* Stored and recorded: the next run deletes it again. */
 	esc = buf_escape(line, n, 200);
-	log_msg(LOG_WARN, "%s: DELE %lu refused: \"%s\"", m->run->acct->name,
+	log_msg(LL_WARN, "%s: DELE %lu refused: \"%s\"", m->run->acct->name,
 	    m->num, esc);
 	free(esc);
 	return 0;
@@ -610,7 +614,11 @@ account_report(struct run *r, const struct err *e)
 {
 	if (e->code == EX_OK)
 		return;
-	log_msg(LOG_ERROR, "%s: %s", r->acct->name, e->msg);
+	log_msg(LL_ERROR, "%s: %s", r->acct->name, e->msg);
+	if (r->res->error[0] == '\0')
+		/* Cut short if need be: it is a summary for the daemon. */
+		snprintf(r->res->error, sizeof(r->res->error), "%.*s",
+		    (int)sizeof(r->res->error) - 1, e->msg);
 	r->res->code = err_worse(r->res->code, e->code);
 }
 
@@ -648,7 +656,7 @@ account_session(struct run *r, struct uidmap *present, struct err *e,
 
 		/* Nothing was asked of the server: leave it politely. */
 		if (pop3_quit(r->pop, &qe) == -1)
-			log_msg(LOG_DEBUG, "%s: %s", r->acct->name, qe.msg);
+			log_msg(LL_DEBUG, "%s: %s", r->acct->name, qe.msg);
 		return;
 	}
 	*scanned = true;
@@ -673,7 +681,7 @@ account_session(struct run *r, struct uidmap *present, struct err *e,
 
 int
 account_run(const struct config *cfg, const struct account *a,
-    struct account_result *res)
+    const volatile sig_atomic_t *cancel, struct account_result *res)
 {
 	struct run r;
 	struct uidmap *present = uidmap_new();
@@ -685,6 +693,7 @@ account_run(const struct config *cfg, const struct account *a,
 	r.cfg = cfg;
 	r.acct = a;
 	r.res = res;
+	r.cancel = cancel;
 	err_clear(&e);
 	err_clear(&se);
 	if (maildir_open(&r.md, a->maildir, &e) == 0 &&

@@ -2,6 +2,7 @@
 #ifndef POPFETCH_ACCOUNT_H
 #define POPFETCH_ACCOUNT_H
 
+#include <signal.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -14,7 +15,9 @@ struct account_result {
 	unsigned long	deleted;	/* removed from the server (QUIT +OK) */
 	unsigned long	kept;		/* left on the server by keep = true */
 	unsigned long	skipped;	/* left for another reason (warned) */
+	unsigned	login_delay;	/* LOGIN-DELAY the server asked for, s */
 	int		code;		/* sysexits: EX_OK or the worst error */
+	char		error[256];	/* the first error logged, or "" */
 };
 
 /*
@@ -23,10 +26,11 @@ struct account_result {
  * keeps mail, and quits. A DELE is sent only for a message that is
  * durably in the Maildir and durably recorded; on any failure before
  * QUIT nothing that was not stored is deleted. Errors and warnings are
- * logged here, once each, prefixed with the account name. Returns
- * res->code.
+ * logged here, once each, prefixed with the account name. When cancel
+ * (may be NULL) becomes non-zero, the run ends within about a second,
+ * keeping every invariant. Returns res->code.
  */
 int	account_run(const struct config *, const struct account *,
-	    struct account_result *res);
+	    const volatile sig_atomic_t *cancel, struct account_result *res);
 
 #endif

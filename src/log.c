@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "autoconf.h"
 
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "log.h"
 
 /*
- * The level is set once by main before any account runs and only read
- * afterwards: a process-wide setting, like stderr itself.
+ * Set once by main (and per worker process) before any account runs,
+ * then only read: process-wide settings, like stderr itself.
  */
-static enum log_level log_level = LOG_INFO;
+static enum log_level log_level = LL_INFO;
+static bool log_syslog, log_journal, log_demote;
 
 void
 log_set_level(enum log_level level)
@@ -25,16 +31,57 @@ log_get_level(void)
 }
 
 void
+log_set_demote_errors(bool on)
+{
+	log_demote = on;
+}
+
+/* True when JOURNAL_STREAM names the file that standard error is. */
+static bool
+log_stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
+void
+log_open(bool use_syslog)
+{
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog("popfetch", LOG_PID, LOG_MAIL);
+	else
+		log_journal = log_stderr_is_journal();
+}
+
+void
 log_msg(enum log_level level, const char *fmt, ...)
 {
+	static const int prio[] = {
+		LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG
+	};
 	char line[2048];
 	va_list ap;
 
+	if (level == LL_ERROR && log_demote)
+		level = LL_DEBUG;
 	if (level > log_level)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* One write per line, so lines from parallel workers never mix. */
-	fprintf(stderr, "popfetch: %s\n", line);
+	if (log_syslog)
+		syslog(prio[level], "%s", line);
+	else if (log_journal)
+		fprintf(stderr, "<%d>%s\n", prio[level], line);
+	else
+		/* One write per line: lines of parallel workers never mix. */
+		fprintf(stderr, "popfetch: %s\n", line);
 }

@@ -2,22 +2,38 @@
 #ifndef POPFETCH_LOG_H
 #define POPFETCH_LOG_H
 
+#include <stdbool.h>
+
 /*
- * Diagnostics on standard error, one line each, "popfetch: " first.
- * Only the account loop and main log; the modules below them return
- * errors instead. Callers escape server text before logging it.
+ * Diagnostics, one line each: on standard error as "popfetch: ...", or
+ * with a syslog priority prefix ("<3>...") when standard error is the
+ * journal (systemd sets JOURNAL_STREAM), or to syslog(3). Only the
+ * account loop, the scheduler and main log; the modules below them
+ * return errors instead. Callers escape server text before logging it.
  */
 enum log_level {
-	LOG_ERROR,	/* shown even with -q */
-	LOG_WARN,
-	LOG_INFO,	/* shown by default */
-	LOG_DEBUG,	/* -v: the protocol, without secrets */
-	LOG_TRACE	/* -vv: also libcurl's own notes */
+	LL_ERROR,	/* shown even with -q */
+	LL_WARN,
+	LL_INFO,	/* shown by default */
+	LL_DEBUG,	/* -v: the protocol, without secrets */
+	LL_TRACE	/* -vv: also libcurl's own notes */
 };
 
-/* Sets the most verbose level that is printed (default LOG_INFO). */
+/* Sets the most verbose level that is printed (default LL_INFO). */
 void	log_set_level(enum log_level);
 enum log_level log_get_level(void);
+
+/*
+ * Where lines go: syslog (facility mail) when use_syslog, else standard
+ * error, with priority prefixes when it is the journal. Call once, early.
+ */
+void	log_open(bool use_syslog);
+
+/*
+ * While on, errors are logged at LL_DEBUG instead (the daemon's way of
+ * reporting a failing login once, not at every poll).
+ */
+void	log_set_demote_errors(bool);
 
 /* Prints one line at level (a newline is added). */
 void	log_msg(enum log_level, const char *fmt, ...)

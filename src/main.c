@@ -26,16 +26,21 @@ struct options {
 	size_t		 naccounts;
 	int		 verbose;
 	bool		 quiet;
+	bool		 daemon;
+	bool		 syslog;
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: popfetch [-qv] [-c file] [-a account]...\n"
+	    "       popfetch --daemon [-qv] [--syslog] [-c file]\n"
 	    "       popfetch --version | --help\n"
-	    "Fetches mail from POP3 accounts into Maildirs, once.\n"
+	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
 	    "  -a, --account NAME   fetch only this account (repeatable)\n"
+	    "  -d, --daemon         keep polling each account on its interval\n"
+	    "      --syslog         log to syslog instead of standard error\n"
 	    "  -v, --verbose        show the protocol (twice: and libcurl)\n"
 	    "  -q, --quiet          print errors only\n"
 	    "  -V, --version        print versions and exit\n"
@@ -78,13 +83,15 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "account", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "syslog", no_argument, NULL, 'S' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:a:vqVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:a:dvqVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -101,6 +108,12 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'q':
 			o->quiet = true;
 			break;
+		case 'd':
+			o->daemon = true;
+			break;
+		case 'S':
+			o->syslog = true;
+			break;
 		case 'V':
 			version();
 			exit(EX_OK);
@@ -111,6 +124,11 @@ parse_args(int argc, char **argv, struct options *o)
 			usage(stderr);
 			return -1;
 		}
+	}
+	if (o->daemon && o->naccounts > 0) {
+		fprintf(stderr, "popfetch: --daemon polls every account of "
+		    "the configuration; -a does not go with it\n");
+		return -1;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "popfetch: unexpected argument: %s\n",
@@ -134,7 +152,7 @@ run_accounts(const struct config *cfg, const struct options *o)
 		a = o->naccounts ? config_find_account(cfg, o->accounts[i]) :
 		    &cfg->accounts[i];
 		if (a == NULL) {
-			log_msg(LOG_ERROR, "%s: no account named %s",
+			log_msg(LL_ERROR, "%s: no account named %s",
 			    cfg->path, o->accounts[i]);
 			free(list);
 			return EX_USAGE;
@@ -166,23 +184,26 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (parse_args(argc, argv, &o) == -1)
 		return EX_USAGE;
-	log_set_level(o.quiet ? LOG_ERROR : o.verbose >= 2 ? LOG_TRACE :
-	    o.verbose == 1 ? LOG_DEBUG : LOG_INFO);
+	log_open(o.syslog);
+	log_set_level(o.quiet ? LL_ERROR : o.verbose >= 2 ? LL_TRACE :
+	    o.verbose == 1 ? LL_DEBUG : LL_INFO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_msg(LOG_ERROR, "cannot initialise libcurl");
+		log_msg(LL_ERROR, "cannot initialise libcurl");
 		return EX_SOFTWARE;
 	}
 	if (!curl_has_pop3()) {
-		log_msg(LOG_ERROR, "this libcurl cannot do POP3 and POP3S "
+		log_msg(LL_ERROR, "this libcurl cannot do POP3 and POP3S "
 		    "with TLS; rebuild or install one that can");
 		return EX_UNAVAILABLE;
 	}
 	err_clear(&e);
 	path = o.config_path ? xstrdup(o.config_path) : config_default_path();
 	if (config_load(path, &cfg, &e) == -1) {
-		log_msg(LOG_ERROR, "%s", e.msg);
+		log_msg(LL_ERROR, "%s", e.msg);
 		code = e.code;
-	} else
+	} else if (o.daemon)
+		code = poll_daemon(path, &cfg);
+	else
 		code = run_accounts(cfg, &o);
 	config_free(cfg);
 	free(path);

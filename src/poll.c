@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "autoconf.h"
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "account.h"
@@ -19,14 +23,31 @@
 #include "poll.h"
 #include "xmalloc.h"
 
-/* One account's place in a pool run. */
-struct job {
-	const struct account	*acct;
-	pid_t			 pid;	/* 0: not started, -1: finished */
-	int			 fd;	/* result pipe, read end */
-	bool			 done;
-	struct account_result	 res;
+/* Set by the SIGTERM/SIGINT handler of a worker (or of a lone run). */
+static volatile sig_atomic_t poll_cancel;
+
+/* A running worker process. */
+struct worker {
+	pid_t		 pid;
+	int		 fd;		/* result pipe, read end */
+	char		*name;		/* its account */
+	char		*host;
 };
+
+/* The workers of one pool, and its limits. */
+struct pool {
+	struct worker	*w;
+	size_t		 nw;
+	unsigned	 max_parallel;
+	unsigned	 max_per_host;
+};
+
+static void
+poll_on_term(int sig)
+{
+	(void)sig;
+	poll_cancel = 1;
+}
 
 static void
 poll_print(const struct account *a, const struct account_result *res)
@@ -37,166 +58,656 @@ poll_print(const struct account *a, const struct account_result *res)
 	fflush(stdout);
 }
 
-/* Sessions now open to host. */
-static unsigned
-poll_host_load(const struct job *jobs, size_t n, const char *host)
+/* SIGTERM and SIGINT set poll_cancel; HUP and USR1 are ignored. */
+static void
+poll_worker_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = poll_on_term;	/* no SA_RESTART: waits end */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static bool
+pool_can_start(const struct pool *p, const char *host)
 {
 	unsigned load = 0;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (jobs[i].pid > 0 && strcasecmp(jobs[i].acct->host, host) == 0)
+	if (p->nw >= p->max_parallel)
+		return false;
+	for (i = 0; i < p->nw; i++)
+		if (strcasecmp(p->w[i].host, host) == 0)
 			load++;
-	return load;
+	return load < p->max_per_host;
 }
 
-static void
-poll_child(const struct config *cfg, struct job *jobs, size_t n, size_t me,
-    int wfd)
+/*
+ * Starts a worker for account a. Returns 0, or -1 (logged) when it
+ * cannot. In the worker, errors are logged at debug level when demote.
+ */
+static int
+pool_start(struct pool *p, const struct config *cfg, const struct account *a,
+    bool demote)
 {
 	struct account_result res;
-	ssize_t w;
+	struct worker *w;
+	ssize_t n;
+	pid_t pid;
 	size_t i;
+	int fd[2];
 
-	for (i = 0; i < n; i++)
-		if (jobs[i].pid > 0)
-			close(jobs[i].fd);	/* the others' pipes */
-	(void)account_run(cfg, jobs[me].acct, &res);
-	w = write(wfd, &res, sizeof(res));
-	fflush(stderr);
-	_exit(w == (ssize_t)sizeof(res) ? 0 : EX_OSERR);
-}
-
-/* Starts job i in a child. Returns 0, or -1 (logged) when fork fails. */
-static int
-poll_start(const struct config *cfg, struct job *jobs, size_t n, size_t i)
-{
-	int p[2];
-
-	if (pipe(p) == -1) {
-		log_msg(LOG_ERROR, "%s: pipe: %s", jobs[i].acct->name,
-		    strerror(errno));
+	if (pipe(fd) == -1) {
+		log_msg(LL_ERROR, "%s: pipe: %s", a->name, strerror(errno));
 		return -1;
 	}
 	fflush(stdout);
 	fflush(stderr);
-	if ((jobs[i].pid = fork()) == -1) {
-		log_msg(LOG_ERROR, "%s: fork: %s", jobs[i].acct->name,
-		    strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		jobs[i].pid = 0;
+	if ((pid = fork()) == -1) {
+		log_msg(LL_ERROR, "%s: fork: %s", a->name, strerror(errno));
+		close(fd[0]);
+		close(fd[1]);
 		return -1;
 	}
-	if (jobs[i].pid == 0) {
-		close(p[0]);
-		poll_child(cfg, jobs, n, i, p[1]);
+	if (pid == 0) {
+		close(fd[0]);
+		for (i = 0; i < p->nw; i++)
+			close(p->w[i].fd);	/* the other workers' pipes */
+		poll_worker_signals();
+		log_set_demote_errors(demote);
+		(void)account_run(cfg, a, &poll_cancel, &res);
+		n = write(fd[1], &res, sizeof(res));
+		_exit(n == (ssize_t)sizeof(res) ? 0 : EX_OSERR);
 	}
-	close(p[1]);
-	jobs[i].fd = p[0];
+	close(fd[1]);
+	p->w = xreallocarray(p->w, p->nw + 1, sizeof(*p->w));
+	w = &p->w[p->nw++];
+	w->pid = pid;
+	w->fd = fd[0];
+	w->name = xstrdup(a->name);
+	w->host = xstrdup(a->host);
 	return 0;
 }
 
-/* Collects the result of the child that ended with status. */
-static void
-poll_reap(struct job *j, int status)
+/*
+ * Reaps one finished worker if there is one: fills *res and returns its
+ * account's name (the caller frees it), or NULL when none has ended.
+ */
+static char *
+pool_reap(struct pool *p, struct account_result *res)
 {
+	struct worker w;
 	ssize_t r;
+	size_t i;
+	pid_t pid;
+	int status;
 
-	r = read(j->fd, &j->res, sizeof(j->res));
-	close(j->fd);
-	j->pid = -1;
-	j->done = true;
-	if (r == (ssize_t)sizeof(j->res) && WIFEXITED(status) &&
-	    WEXITSTATUS(status) == 0)
-		return;
-	memset(&j->res, 0, sizeof(j->res));
-	j->res.code = EX_SOFTWARE;
-	if (WIFSIGNALED(status))
-		log_msg(LOG_ERROR, "%s: worker killed by signal %d",
-		    j->acct->name, WTERMSIG(status));
-	else
-		log_msg(LOG_ERROR, "%s: worker failed", j->acct->name);
+	if ((pid = waitpid(-1, &status, WNOHANG)) <= 0)
+		return NULL;
+	for (i = 0; i < p->nw && p->w[i].pid != pid; i++)
+		;
+	if (i == p->nw)
+		return pool_reap(p, res);	/* not ours: a stray child */
+	w = p->w[i];
+	p->w[i] = p->w[--p->nw];
+	r = read(w.fd, res, sizeof(*res));
+	close(w.fd);
+	free(w.host);
+	if (r != (ssize_t)sizeof(*res) || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		memset(res, 0, sizeof(*res));
+		res->code = EX_SOFTWARE;
+		if (WIFSIGNALED(status))
+			log_msg(LL_ERROR, "%s: worker killed by signal %d",
+			    w.name, WTERMSIG(status));
+		else
+			log_msg(LL_ERROR, "%s: worker failed", w.name);
+	}
+	return w.name;
 }
 
-/* Starts every job the limits allow. Returns how many are running. */
-static size_t
-poll_fill(const struct config *cfg, struct job *jobs, size_t n,
-    size_t running)
+static void
+pool_signal_all(const struct pool *p, int sig)
 {
 	size_t i;
 
-	for (i = 0; i < n && running < cfg->max_parallel; i++) {
-		if (jobs[i].pid != 0 || jobs[i].done ||
-		    poll_host_load(jobs, n, jobs[i].acct->host) >=
-		    cfg->max_per_host)
+	for (i = 0; i < p->nw; i++)
+		(void)kill(p->w[i].pid, sig);	/* it may have just ended */
+}
+
+/* Blocks the signals the parent takes with sigtimedwait; *old gets the
+ * previous mask. */
+static void
+poll_block(sigset_t *set, sigset_t *old)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, set, old);
+}
+
+/* Waits up to ms milliseconds for a blocked signal; 0 for none. */
+static int
+poll_wait(const sigset_t *set, long ms)
+{
+	struct timespec ts;
+	int sig;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	sig = sigtimedwait(set, NULL, &ts);
+	return sig == -1 ? 0 : sig;
+}
+
+static int
+poll_serial(const struct config *cfg, const struct account *const *accts,
+    size_t n, bool quiet)
+{
+	struct account_result res;
+	struct sigaction sa, oterm, oint;
+	int code = EX_OK;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = poll_on_term;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, &oterm);
+	sigaction(SIGINT, &sa, &oint);
+	/* Accounts are independent: one failing stops no other. */
+	for (i = 0; i < n && !poll_cancel; i++) {
+		code = err_worse(code, account_run(cfg, accts[i], &poll_cancel,
+		    &res));
+		if (!quiet)
+			poll_print(accts[i], &res);
+	}
+	if (poll_cancel)
+		code = err_worse(code, EX_TEMPFAIL);
+	sigaction(SIGTERM, &oterm, NULL);
+	sigaction(SIGINT, &oint, NULL);
+	return code;
+}
+
+/* One account's place in a run of poll_once. */
+struct once_job {
+	const struct account	*acct;
+	bool			 started;
+	bool			 done;
+	struct account_result	 res;
+};
+
+static void
+once_fill(struct pool *p, const struct config *cfg, struct once_job *jobs,
+    size_t n, bool stopping)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (jobs[i].started || jobs[i].done)
 			continue;
-		if (poll_start(cfg, jobs, n, i) == 0)
-			running++;
+		if (stopping) {
+			/* Interrupted before its turn: not fetched. */
+			jobs[i].done = true;
+			jobs[i].res.code = EX_TEMPFAIL;
+			continue;
+		}
+		if (!pool_can_start(p, jobs[i].acct->host))
+			continue;
+		if (pool_start(p, cfg, jobs[i].acct, false) == 0)
+			jobs[i].started = true;
 		else {
 			jobs[i].done = true;
 			jobs[i].res.code = EX_OSERR;
 		}
 	}
-	return running;
 }
 
-static int
-poll_pool(const struct config *cfg, struct job *jobs, size_t n, bool quiet)
+static void
+once_collect(struct pool *p, struct once_job *jobs, size_t n)
 {
-	size_t running = 0, printed = 0, i;
-	int status, code = EX_OK;
-	pid_t pid;
+	struct account_result res;
+	char *name;
+	size_t i;
 
-	while (printed < n) {
-		running = poll_fill(cfg, jobs, n, running);
-		/* Summaries go out in the configured order, as they can. */
-		for (; printed < n && jobs[printed].done; printed++) {
-			code = err_worse(code, jobs[printed].res.code);
-			if (!quiet)
-				poll_print(jobs[printed].acct,
-				    &jobs[printed].res);
-		}
-		if (running == 0)
-			continue;
-		if ((pid = waitpid(-1, &status, 0)) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_msg(LOG_ERROR, "waitpid: %s", strerror(errno));
-			return EX_OSERR;
-		}
+	while ((name = pool_reap(p, &res)) != NULL) {
 		for (i = 0; i < n; i++)
-			if (jobs[i].pid == pid) {
-				poll_reap(&jobs[i], status);
-				running--;
+			if (jobs[i].started && !jobs[i].done &&
+			    strcmp(jobs[i].acct->name, name) == 0) {
+				jobs[i].done = true;
+				jobs[i].res = res;
 			}
+		free(name);
 	}
-	return code;
 }
 
 int
 poll_once(const struct config *cfg, const struct account *const *accts,
     size_t n, bool quiet)
 {
-	struct job *jobs;
-	size_t i;
-	int code = EX_OK;
+	struct pool p = { NULL, 0, cfg->max_parallel, cfg->max_per_host };
+	struct once_job *jobs;
+	size_t i, printed = 0;
+	bool stopping = false;
+	sigset_t set, old;
+	int code = EX_OK, sig;
 
-	if (n <= 1 || cfg->max_parallel <= 1) {
-		struct account_result res;
-
-		/* Accounts are independent: one failing stops no other. */
-		for (i = 0; i < n; i++) {
-			code = err_worse(code, account_run(cfg, accts[i], &res));
-			if (!quiet)
-				poll_print(accts[i], &res);
-		}
-		return code;
-	}
+	if (n <= 1 || cfg->max_parallel <= 1)
+		return poll_serial(cfg, accts, n, quiet);
 	jobs = xcalloc(n, sizeof(*jobs));
 	for (i = 0; i < n; i++)
 		jobs[i].acct = accts[i];
-	code = poll_pool(cfg, jobs, n, quiet);
+	poll_block(&set, &old);
+	for (;;) {
+		once_fill(&p, cfg, jobs, n, stopping);
+		/* Summaries go out in the order given, as soon as they can. */
+		for (; printed < n && jobs[printed].done; printed++) {
+			code = err_worse(code, jobs[printed].res.code);
+			if (!quiet)
+				poll_print(jobs[printed].acct,
+				    &jobs[printed].res);
+		}
+		if (printed == n)
+			break;
+		sig = poll_wait(&set, 1000);
+		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+			stopping = true;
+			pool_signal_all(&p, SIGTERM);
+		}
+		once_collect(&p, jobs, n);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	free(p.w);
 	free(jobs);
 	return code;
+}
+
+/* --- the daemon ------------------------------------------------------ */
+
+/* One account's schedule. */
+struct sched {
+	char		*name;
+	int64_t		 due;		/* monotonic ms */
+	unsigned	 failures;	/* in a row */
+	bool		 running;
+	bool		 again;		/* SIGUSR1 while running */
+	bool		 auth_failing;	/* reported once, then quiet */
+	bool		 gone;		/* dropped by a reload, still running */
+	int		 last_code;
+};
+
+struct daemon {
+	const char	*path;
+	struct config	*cfg;
+	struct pool	 pool;
+	struct sched	*s;
+	size_t		 ns;
+	int64_t		 watchdog_ms;	/* 0: no watchdog */
+	int64_t		 next_watchdog;
+	time_t		 last_poll;	/* wall clock, for STATUS */
+};
+
+static int64_t
+poll_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Up to a tenth of the interval (at most a minute), so accounts at one
+ * host do not all connect at the same moment. */
+static int64_t
+poll_jitter_ms(unsigned interval)
+{
+	int64_t max = (int64_t)interval * 100;
+
+	if (max > 60000)
+		max = 60000;
+	return max > 0 ? (int64_t)(random() % max) : 0;
+}
+
+/* sd_notify(3)'s datagram, sent by hand: no libsystemd needed. */
+static void
+poll_notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun;
+	size_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    (len = strlen(path)) >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, len);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';		/* an abstract socket */
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	/* Best effort: systemd may be gone, and that must not stop us. */
+	(void)sendto(fd, msg, strlen(msg), MSG_NOSIGNAL,
+	    (struct sockaddr *)&sun,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
+}
+
+static void
+daemon_status(const struct daemon *d)
+{
+	char msg[512], when[32], failing[256] = "";
+	int64_t now = poll_now_ms(), next = -1;
+	size_t i, o = 0;
+	struct tm tm;
+
+	for (i = 0; i < d->ns; i++) {
+		if (d->s[i].gone)
+			continue;
+		if (!d->s[i].running && (next == -1 || d->s[i].due < next))
+			next = d->s[i].due;
+		if (d->s[i].last_code != EX_OK && o + 2 < sizeof(failing))
+			o += (size_t)snprintf(failing + o, sizeof(failing) - o,
+			    "%s%s", o ? " " : "", d->s[i].name);
+	}
+	if (o >= sizeof(failing))
+		strcpy(failing + sizeof(failing) - 4, "...");
+	strcpy(when, "never");
+	if (d->last_poll != 0 && localtime_r(&d->last_poll, &tm) != NULL)
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	snprintf(msg, sizeof(msg), "STATUS=%zu accounts; last poll %s; next "
+	    "in %llds; %s%s", d->cfg->naccounts, when,
+	    next < 0 ? 0LL : (long long)((next - now + 999) / 1000),
+	    o ? "failing: " : "all well", failing);
+	poll_notify(msg);
+}
+
+static struct sched *
+daemon_find(struct daemon *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->ns; i++)
+		if (strcmp(d->s[i].name, name) == 0)
+			return &d->s[i];
+	return NULL;
+}
+
+/* A schedule for every account of cfg, keeping what old ones knew. */
+static void
+daemon_schedule(struct daemon *d, const struct config *cfg)
+{
+	struct sched *ns = xcalloc(cfg->naccounts + d->ns, sizeof(*ns)), *o;
+	int64_t now = poll_now_ms();
+	size_t i, n = 0;
+
+	for (i = 0; i < cfg->naccounts; i++, n++) {
+		if ((o = daemon_find(d, cfg->accounts[i].name)) != NULL) {
+			ns[n] = *o;
+			o->name = NULL;		/* moved */
+			ns[n].gone = false;
+			continue;
+		}
+		ns[n].name = xstrdup(cfg->accounts[i].name);
+		/* The first poll soon after start, spread over two seconds. */
+		ns[n].due = now + random() % 2000;
+	}
+	/* Dropped accounts still running: kept until their worker ends. */
+	for (i = 0; i < d->ns; i++) {
+		if (d->s[i].name == NULL)
+			continue;
+		if (d->s[i].running) {
+			ns[n] = d->s[i];
+			ns[n++].gone = true;
+		} else
+			free(d->s[i].name);
+	}
+	free(d->s);
+	d->s = ns;
+	d->ns = n;
+	d->pool.max_parallel = cfg->max_parallel;
+	d->pool.max_per_host = cfg->max_per_host;
+}
+
+static void
+daemon_reload(struct daemon *d)
+{
+	struct config *ncfg;
+	struct err e;
+
+	err_clear(&e);
+	if (config_load(d->path, &ncfg, &e) == -1) {
+		log_msg(LL_ERROR, "configuration not reloaded, the old one "
+		    "stays in use: %s", e.msg);
+		return;
+	}
+	daemon_schedule(d, ncfg);
+	config_free(d->cfg);
+	d->cfg = ncfg;
+	log_msg(LL_INFO, "configuration reloaded from %s: %zu accounts",
+	    d->path, ncfg->naccounts);
+}
+
+/* Seconds to wait after a poll that ended with code, before the next. */
+static unsigned
+daemon_delay(const struct sched *s, unsigned interval, int code)
+{
+	unsigned shift, cap;
+
+	if (code == EX_OK)
+		return interval;
+	/* A refused login will not heal by itself: back off harder. */
+	shift = code == EX_NOPERM ? 2 * s->failures : s->failures;
+	cap = code == EX_NOPERM ? 6 * 3600 : 3600;
+	if (cap < interval)
+		cap = interval;
+	if (shift > 16 || (uint64_t)interval << shift > cap)
+		return cap;
+	return interval << shift;
+}
+
+static void
+daemon_report(struct sched *s, const struct account_result *res,
+    unsigned delay)
+{
+	enum log_level lv = res->fetched || res->deleted || res->skipped ?
+	    LL_INFO : LL_DEBUG;
+
+	log_msg(lv, "%s: %lu fetched (%" PRIu64 " bytes), %lu deleted, %lu "
+	    "kept, %lu skipped; next poll in %us", s->name, res->fetched,
+	    res->bytes, res->deleted, res->kept, res->skipped, delay);
+	if (res->code == EX_NOPERM && !s->auth_failing) {
+		log_msg(LL_WARN, "%s: login refused; retrying less and less "
+		    "often, and reporting it again only with -v", s->name);
+		s->auth_failing = true;
+	} else if (res->code != EX_NOPERM && s->auth_failing) {
+		if (res->code == EX_OK)
+			log_msg(LL_INFO, "%s: login works again", s->name);
+		else
+			/* The worker was quiet about errors: say it here. */
+			log_msg(LL_ERROR, "%s: %s", s->name, res->error);
+		s->auth_failing = false;
+	}
+}
+
+static void
+daemon_done(struct daemon *d, const char *name,
+    const struct account_result *res)
+{
+	struct sched *s = daemon_find(d, name);
+	const struct account *a;
+	unsigned delay;
+
+	if (s == NULL)
+		return;
+	s->running = false;
+	d->last_poll = time(NULL);
+	if (s->gone || (a = config_find_account(d->cfg, name)) == NULL) {
+		s->gone = true;		/* dropped by a reload */
+		return;
+	}
+	s->failures = res->code == EX_OK ? 0 : s->failures + 1;
+	delay = daemon_delay(s, a->interval, res->code);
+	if (delay < res->login_delay)
+		delay = res->login_delay;
+	daemon_report(s, res, delay);
+	s->last_code = res->code;
+	s->due = poll_now_ms() + (int64_t)delay * 1000 +
+	    poll_jitter_ms(a->interval);
+	if (s->again && res->login_delay == 0)
+		s->due = poll_now_ms();
+	s->again = false;
+}
+
+/* Forgets schedules of dropped accounts whose worker has ended. */
+static void
+daemon_prune(struct daemon *d)
+{
+	size_t i = 0;
+
+	while (i < d->ns) {
+		if (d->s[i].gone && !d->s[i].running) {
+			free(d->s[i].name);
+			d->s[i] = d->s[--d->ns];
+		} else
+			i++;
+	}
+}
+
+static void
+daemon_start_due(struct daemon *d)
+{
+	const struct account *a;
+	int64_t now = poll_now_ms();
+	size_t i;
+
+	for (i = 0; i < d->ns; i++) {
+		struct sched *s = &d->s[i];
+
+		if (s->running || s->gone || s->due > now ||
+		    (a = config_find_account(d->cfg, s->name)) == NULL ||
+		    !pool_can_start(&d->pool, a->host))
+			continue;
+		if (pool_start(&d->pool, d->cfg, a, s->auth_failing) == 0)
+			s->running = true;
+		else
+			s->due = now + 60000;	/* fork failed: later */
+	}
+}
+
+/* Milliseconds until something is due: a poll or the watchdog. */
+static long
+daemon_timeout(const struct daemon *d)
+{
+	int64_t now = poll_now_ms(), t = now + 60000;
+	size_t i;
+
+	for (i = 0; i < d->ns; i++)
+		if (!d->s[i].running && !d->s[i].gone && d->s[i].due < t)
+			t = d->s[i].due;
+	if (d->watchdog_ms > 0 && d->next_watchdog < t)
+		t = d->next_watchdog;
+	return t <= now ? 0 : (long)(t - now);
+}
+
+static void
+daemon_watchdog(struct daemon *d)
+{
+	const char *usec = getenv("WATCHDOG_USEC"), *pid;
+	long long v;
+
+	if (usec == NULL || (v = atoll(usec)) <= 0)
+		return;
+	pid = getenv("WATCHDOG_PID");
+	if (pid != NULL && atoll(pid) != (long long)getpid())
+		return;
+	d->watchdog_ms = v / 2000 > 0 ? v / 2000 : 1;	/* half the period */
+	d->next_watchdog = poll_now_ms();
+}
+
+/* Takes one signal, reaps what ended; false once it is time to stop. */
+static bool
+daemon_handle(struct daemon *d, int sig, bool *stopping)
+{
+	struct account_result res;
+	char *name;
+	size_t i;
+
+	if ((sig == SIGTERM || sig == SIGINT) && !*stopping) {
+		log_msg(LL_INFO, "stopping: %zu polls in progress end first",
+		    d->pool.nw);
+		poll_notify("STOPPING=1");
+		*stopping = true;
+		pool_signal_all(&d->pool, SIGTERM);
+	} else if (sig == SIGUSR1 && !*stopping) {
+		log_msg(LL_INFO, "SIGUSR1: polling every account now");
+		for (i = 0; i < d->ns; i++)
+			if (d->s[i].running)
+				d->s[i].again = true;
+			else
+				d->s[i].due = poll_now_ms();
+	} else if (sig == SIGHUP && !*stopping) {
+		poll_notify("RELOADING=1");
+		daemon_reload(d);
+		poll_notify("READY=1");
+	}
+	while ((name = pool_reap(&d->pool, &res)) != NULL) {
+		daemon_done(d, name, &res);
+		free(name);
+	}
+	daemon_prune(d);
+	return !*stopping || d->pool.nw > 0;
+}
+
+int
+poll_daemon(const char *path, struct config **cfgp)
+{
+	struct daemon d;
+	bool stopping = false;
+	sigset_t set, old;
+	int sig;
+
+	memset(&d, 0, sizeof(d));
+	d.path = path;
+	d.cfg = *cfgp;
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+	poll_block(&set, &old);
+	daemon_schedule(&d, d.cfg);
+	daemon_watchdog(&d);
+	log_msg(LL_INFO, "daemon started: %zu accounts from %s",
+	    d.cfg->naccounts, path);
+	poll_notify("READY=1");
+	daemon_status(&d);
+	do {
+		if (!stopping)
+			daemon_start_due(&d);
+		if (d.watchdog_ms > 0 && poll_now_ms() >= d.next_watchdog) {
+			poll_notify("WATCHDOG=1");
+			d.next_watchdog = poll_now_ms() + d.watchdog_ms;
+		}
+		sig = poll_wait(&set, stopping ? 1000 : daemon_timeout(&d));
+		if (sig != 0)
+			daemon_status(&d);
+	} while (daemon_handle(&d, sig, &stopping));
+	log_msg(LL_INFO, "stopped");
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	for (size_t i = 0; i < d.ns; i++)
+		free(d.s[i].name);
+	free(d.s);
+	free(d.pool.w);
+	*cfgp = d.cfg;
+	return EX_OK;
 }

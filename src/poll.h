@@ -10,12 +10,29 @@
 /*
  * Fetches each of n accounts once: at most cfg->max_parallel at a time,
  * and at most cfg->max_per_host sessions to one host at a time, each in
- * a process of its own (one account, or max_parallel 1, runs in this
+ * a worker process (one account, or max_parallel 1, runs in this
  * process). Unless quiet, prints one summary line per account on
- * standard output, in the order given. Returns the most severe exit code
- * (err_worse) over all accounts; a worker that dies is EX_SOFTWARE.
+ * standard output, in the order given. SIGTERM or SIGINT ends the run
+ * within about a second, every invariant kept; accounts not yet started
+ * are then not fetched. Returns the most severe exit code (err_worse)
+ * over all accounts: EX_TEMPFAIL for an interrupted one, EX_SOFTWARE for
+ * a worker that died.
  */
 int	poll_once(const struct config *cfg, const struct account *const *accts,
 	    size_t n, bool quiet);
+
+/*
+ * The daemon: polls every account of *cfgp on its own interval (with a
+ * little jitter, exponential backoff after failures, harder after a
+ * refused login, and no sooner than the server's LOGIN-DELAY), in worker
+ * processes within the same limits as poll_once, until SIGTERM or SIGINT.
+ * SIGUSR1 polls every account now; SIGHUP reloads the configuration from
+ * path (a broken one is reported and the old one stays; *cfgp is then
+ * replaced, the old one freed). Tells systemd through $NOTIFY_SOCKET when
+ * it is ready, what it is doing (STATUS=) and, with $WATCHDOG_USEC, that
+ * it is alive. Returns EX_OK after a signal to stop, or an exit code
+ * when it cannot run at all.
+ */
+int	poll_daemon(const char *path, struct config **cfgp);
 
 #endif

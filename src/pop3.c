@@ -33,6 +33,8 @@ struct pop3 {
 	curl_socket_t	 fd;
 	unsigned	 timeout;
 	unsigned	 caps;
+	unsigned	 login_delay;
+	const volatile sig_atomic_t *cancel;
 	void		(*trace)(void *, char, const char *);
 	void		*trace_arg;
 	char		 errbuf[CURL_ERROR_SIZE];
@@ -212,6 +214,9 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		err_set(e, pop3_err_code(p->last, p->lastlen, EX_PROTOCOL),
 		    "unexpected reply from server: \"%s\"", last);
 		break;
+	case CURLE_ABORTED_BY_CALLBACK:
+		err_set(e, EX_TEMPFAIL, "interrupted");
+		break;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_NOT_BUILT_IN:
 		err_set(e, EX_UNAVAILABLE, "libcurl cannot do this: %s", why);
@@ -242,6 +247,20 @@ pop3_login_options(enum auth_mech auth)
 	default:
 		return NULL;
 	}
+}
+
+/* Lets a cancel flag end libcurl's connect phase (it calls this often). */
+static int
+pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+    curl_off_t un)
+{
+	struct pop3 *p = arg;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return p->cancel != NULL && *p->cancel ? 1 : 0;
 }
 
 /* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
@@ -277,6 +296,9 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	SET(CURLOPT_DEBUGFUNCTION, pop3_debug);
 	SET(CURLOPT_DEBUGDATA, p);
 	SET(CURLOPT_SASL_IR, 1L);
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, pop3_progress);
+	SET(CURLOPT_XFERINFODATA, p);
 	/* With AUTH_USER libcurl gets no user name, stops after TLS and
 	 * CAPA, and our engine sends USER and PASS itself. */
 	if (auth != AUTH_USER) {
@@ -399,9 +421,17 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 		{ "RESP-CODES", POP3_CAP_RESP_CODES },
 	};
 	struct pop3 *p = arg;
+	unsigned long v = 0;
 	size_t i, len;
 
 	(void)e;
+	if (n > 12 && strncasecmp(line, "LOGIN-DELAY ", 12) == 0) {
+		/* "LOGIN-DELAY 900" or, before login, "... USER" */
+		for (i = 12; i < n && line[i] >= '0' && line[i] <= '9' &&
+		    v < 86400; i++)
+			v = v * 10 + (unsigned long)(line[i] - '0');
+		p->login_delay = v > 86400 ? 86400 : (unsigned)v;
+	}
 	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
 		len = strlen(caps[i].name);
 		if (n >= len && strncasecmp(line, caps[i].name, len) == 0 &&
@@ -436,6 +466,7 @@ pop3_capa(struct pop3 *p, struct err *e)
 	};
 
 	p->caps = 0;
+	p->login_delay = 0;
 	if (pop3_queue(p, POP3_LINES, &cb, p, 0, "CAPA", e) == -1)
 		return -1;
 	return pop3_drain(p, e);
@@ -463,6 +494,7 @@ pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 	p->timeout = l->timeout > 0 ? l->timeout : 60;
 	p->trace = l->trace;
 	p->trace_arg = l->trace_arg;
+	p->cancel = l->cancel;
 	buf_init(&p->out, POP3_OUTMAX);
 	buf_init(&p->line, POP3_LINEMAX);
 	p->in = xmalloc(POP3_INBUF);
@@ -498,6 +530,12 @@ unsigned
 pop3_caps(const struct pop3 *p)
 {
 	return p->caps;
+}
+
+unsigned
+pop3_login_delay(const struct pop3 *p)
+{
+	return p->login_delay;
 }
 
 int
@@ -825,6 +863,10 @@ pop3_step(struct pop3 *p, struct err *e)
 	int r;
 
 	for (;;) {
+		if (p->cancel != NULL && *p->cancel) {
+			err_set(e, EX_TEMPFAIL, "interrupted");
+			return -1;
+		}
 		if (pop3_flush(p, e) == -1)
 			return -1;
 		/* Drain libcurl before polling: TLS may hold bytes that the
@@ -851,7 +893,9 @@ pop3_step(struct pop3 *p, struct err *e)
 		pfd.fd = p->fd;
 		pfd.events = POLLIN | (p->out.len > 0 ? POLLOUT : 0);
 		pfd.revents = 0;
-		if (poll(&pfd, 1, (int)(left > 60000 ? 60000 : left)) == -1 &&
+		/* At most a second at a time: a cancel flag set just before
+		 * poll() is still seen promptly. */
+		if (poll(&pfd, 1, (int)(left > 1000 ? 1000 : left)) == -1 &&
 		    errno != EINTR) {
 			err_set(e, EX_OSERR, "poll: %s", strerror(errno));
 			return -1;

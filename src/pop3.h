@@ -2,6 +2,7 @@
 #ifndef POPFETCH_POP3_H
 #define POPFETCH_POP3_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,12 @@ struct pop3_login {
 	/* Optional; text is escaped, NUL-terminated, with no newline. */
 	void		(*trace)(void *arg, char dir, const char *text);
 	void		*trace_arg;
+	/*
+	 * Optional: a flag a signal handler sets to make the session give
+	 * up within about a second, wherever it waits (EX_TEMPFAIL,
+	 * "interrupted"). It must outlive the session.
+	 */
+	const volatile sig_atomic_t *cancel;
 };
 
 /*
@@ -69,6 +76,12 @@ void	pop3_close(struct pop3 *);
 
 /* The POP3_CAP_ bits the server announced after login. */
 unsigned pop3_caps(const struct pop3 *);
+
+/*
+ * The least number of seconds the server wants between two logins
+ * (RFC 2449 LOGIN-DELAY, as announced after login), or 0.
+ */
+unsigned pop3_login_delay(const struct pop3 *);
 
 /* How a command's response is read. */
 enum pop3_kind {
