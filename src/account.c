@@ -19,10 +19,19 @@
 #include "uidstate.h"
 #include "xmalloc.h"
 
+/* Tuning; overridable at build time (-D) to measure what each costs. */
+#ifndef WINDOW_CMDS
 #define WINDOW_CMDS	64		/* commands in flight, pipelined */
+#endif
+#ifndef WINDOW_BYTES
 #define WINDOW_BYTES	(4u << 20)	/* expected reply bytes in flight */
+#endif
+#ifndef BATCH_MSGS
 #define BATCH_MSGS	128		/* messages per durable commit */
+#endif
+#ifndef BATCH_BYTES
 #define BATCH_BYTES	(32u << 20)
+#endif
 
 enum action {
 	A_FETCH,	/* new: retrieve, store, then delete unless keep */
