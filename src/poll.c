@@ -340,6 +340,8 @@ poll_once(const struct config *cfg, const struct account *const *accts,
 struct sched {
 	char		*name;
 	int64_t		 due;		/* monotonic ms */
+	int64_t		 not_before;	/* LOGIN-DELAY: no login sooner */
+	int64_t		 started;	/* when the last poll began */
 	unsigned	 failures;	/* in a row */
 	bool		 running;
 	bool		 again;		/* SIGUSR1 while running */
@@ -530,8 +532,9 @@ daemon_report(struct sched *s, const struct account_result *res,
 	    "kept, %lu skipped; next poll in %us", s->name, res->fetched,
 	    res->bytes, res->deleted, res->kept, res->skipped, delay);
 	if (res->code == EX_NOPERM && !s->auth_failing) {
-		log_msg(LL_WARN, "%s: login refused; retrying less and less "
-		    "often, and reporting it again only with -v", s->name);
+		log_msg(LL_WARN, "%s: login refused; next try in %us, then "
+		    "less and less often, reported again only with -v",
+		    s->name, delay);
 		s->auth_failing = true;
 	} else if (res->code != EX_NOPERM && s->auth_failing) {
 		if (res->code == EX_OK)
@@ -565,10 +568,13 @@ daemon_done(struct daemon *d, const char *name,
 		delay = res->login_delay;
 	daemon_report(s, res, delay);
 	s->last_code = res->code;
+	s->not_before = s->started + (int64_t)res->login_delay * 1000;
 	s->due = poll_now_ms() + (int64_t)delay * 1000 +
 	    poll_jitter_ms(a->interval);
-	if (s->again && res->login_delay == 0)
+	if (s->again)
 		s->due = poll_now_ms();
+	if (s->due < s->not_before)
+		s->due = s->not_before;
 	s->again = false;
 }
 
@@ -601,8 +607,10 @@ daemon_start_due(struct daemon *d)
 		    (a = config_find_account(d->cfg, s->name)) == NULL ||
 		    !pool_can_start(&d->pool, a->host))
 			continue;
-		if (pool_start(&d->pool, d->cfg, a, s->auth_failing) == 0)
+		if (pool_start(&d->pool, d->cfg, a, s->auth_failing) == 0) {
 			s->running = true;
+			s->started = now;
+		}
 		else
 			s->due = now + 60000;	/* fork failed: later */
 	}
@@ -657,8 +665,11 @@ daemon_handle(struct daemon *d, int sig, bool *stopping)
 		for (i = 0; i < d->ns; i++)
 			if (d->s[i].running)
 				d->s[i].again = true;
-			else
+			else if (d->s[i].not_before <= poll_now_ms())
 				d->s[i].due = poll_now_ms();
+			else
+				/* The server's LOGIN-DELAY holds even now. */
+				d->s[i].due = d->s[i].not_before;
 	} else if (sig == SIGHUP && !*stopping) {
 		poll_notify("RELOADING=1");
 		daemon_reload(d);
