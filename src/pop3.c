@@ -42,7 +42,9 @@ struct pop3 {
 	/* login: the last line the server sent, and whether APOP was used */
 	char		 last[POP3_STATUSMAX];
 	size_t		 lastlen;
+	unsigned long	 lines_in;	/* server lines seen during login */
 	bool		 apop_sent;
+	bool		 bad_greeting;	/* the first line was not POP3 */
 
 	/* the engine: a FIFO of commands awaiting their responses */
 	struct pop3_req	*reqs;
@@ -123,6 +125,12 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		pop3_trace(p, POP3_TRACE_INFO, data, size);
 		break;
 	case CURLINFO_HEADER_IN:
+		/* libcurl reads on past a greeting that is neither +OK nor
+		 * -ERR, until the timeout; the progress callback stops it. */
+		if (p->lines_in++ == 0 && !(size >= 3 &&
+		    memcmp(data, "+OK", 3) == 0) && !(size >= 4 &&
+		    memcmp(data, "-ERR", 4) == 0))
+			p->bad_greeting = true;
 		p->lastlen = size < sizeof(p->last) ? size : sizeof(p->last);
 		memcpy(p->last, data, p->lastlen);
 		while (p->lastlen > 0 && (p->last[p->lastlen - 1] == '\n' ||
@@ -215,7 +223,25 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		    "unexpected reply from server: \"%s\"", last);
 		break;
 	case CURLE_ABORTED_BY_CALLBACK:
-		err_set(e, EX_TEMPFAIL, "interrupted");
+		if (p->bad_greeting)
+			err_set(e, EX_PROTOCOL, "not a POP3 server: it greeted "
+			    "with \"%s\"", last);
+		else
+			err_set(e, EX_TEMPFAIL, "interrupted");
+		break;
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+		/* libcurl 7.88 says only "Too large response headers" when a
+		 * server line has no end in sight: a protocol violation. */
+		if (strncmp(p->errbuf, "Too large response", 18) == 0)
+			err_set(e, EX_PROTOCOL, "server line too long: %s",
+			    why);
+		else if (p->lines_in == 0)
+			err_set(e, EX_TEMPFAIL, "connection closed before the "
+			    "server's greeting (%s)", why);
+		else
+			err_set(e, EX_TEMPFAIL, "connection lost during "
+			    "login (%s)", why);
 		break;
 	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_NOT_BUILT_IN:
@@ -260,7 +286,7 @@ pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return p->cancel != NULL && *p->cancel ? 1 : 0;
+	return p->bad_greeting || (p->cancel != NULL && *p->cancel) ? 1 : 0;
 }
 
 /* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
@@ -368,7 +394,9 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	}
 	p->errbuf[0] = '\0';
 	p->lastlen = 0;
+	p->lines_in = 0;
 	p->apop_sent = false;
+	p->bad_greeting = false;
 	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
 	    "%s://%s:%u/", l->tls == TLS_IMPLICIT ? "pop3s" : "pop3",
 	    l->host, l->port);

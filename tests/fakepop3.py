@@ -7,6 +7,11 @@ name; the UIDL of a message is its file name) with CRLF line endings and
 dot-stuffing, on 127.0.0.1 only, optionally over TLS (implicit, or STLS),
 and misbehaves on request. Python 3 standard library only.
 
+Files over 1 MiB are streamed from disk in chunks, never held whole in
+memory. With --wire, files are served as they are, already in wire form
+(CRLF lines; bare CR, bare LF and NUL bytes stay as they are): only
+dot-stuffing and, if missing, a final CRLF are added.
+
 Deletions take effect on QUIT only (RFC 1939): the files are moved to
 --trash, or, without --trash, hidden from later connections of this
 server and left where they are. One session at a time holds the maildrop:
@@ -15,15 +20,19 @@ a second login meanwhile gets -ERR [IN-USE].
 The --log file gets one JSON object a line: every command received (the
 arguments of PASS, APOP and AUTH, and AUTH continuation lines, replaced by
 "<secret>", with "tls" saying whether the connection was encrypted when
-the secret arrived), connection events, faults injected, deletions
-committed and rolled back. Example: {"event":"cmd","cmd":"PASS",
-"arg":"<secret>","tls":false,"conn":1,"t":0.013}
+the secret arrived), connection events, faults injected, messages sent
+whole ("retr", with the UID), deletions committed and rolled back, and
+the verb of each command that a stalled session left unanswered
+("ignored").
+Example: {"event":"cmd","cmd":"PASS","arg":"<secret>","tls":false,
+"conn":1,"t":0.013}
 """
 
 import argparse
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import re
@@ -45,15 +54,19 @@ SCENARIOS = {
     "greeting-drop": ({}, "close the connection before any greeting"),
     "greeting-stall": ({}, "send no greeting; wait until the client closes"),
     "drop-mid-retr": ({"msg": 1, "after": 100},
-                      "close (FIN) after AFTER bytes of message MSG"),
+                      "close (FIN) after AFTER bytes of message MSG (the "
+                      "bytes after the +OK line, dot-stuffed; the last "
+                      "three are the terminating \".\\r\\n\")"),
     "reset-mid-retr": ({"msg": 1, "after": 100},
-                       "reset (RST) after AFTER bytes of message MSG"),
+                       "reset (RST) after AFTER bytes of message MSG (see "
+                       "drop-mid-retr)"),
     "stall-mid-retr": ({"msg": 1, "after": 100},
-                       "stop sending after AFTER bytes of message MSG, "
-                       "keep the connection open"),
-    "no-quit-reply": ({"commit": 1},
+                       "stop sending after AFTER bytes of message MSG (see "
+                       "drop-mid-retr), keep the connection open"),
+    "no-quit-reply": ({"commit": 1, "stall": 0},
                       "on QUIT commit the deletions (unless commit=0) and "
-                      "close without a reply"),
+                      "close without a reply (stall=1: keep the connection "
+                      "open, silent, until the client closes)"),
     "err-on-quit": ({"commit": 0},
                     "answer QUIT with -ERR; commit nothing (unless "
                     "commit=1)"),
@@ -65,9 +78,11 @@ SCENARIOS = {
     "duplicate-uids": ({"msg": 2, "of": 1},
                        "give message MSG the UID of message OF"),
     "hostile-uids": ({"count": 0},
-                     "give the first COUNT messages (0: up to 7) hostile "
+                     "give the first COUNT messages (0: up to 10) hostile "
                      "UIDs: '../../../../tmp/popfetch-escape', 'a/b', '..', "
-                     "'has space', control characters, 71 and 200 chars"),
+                     "'has space', control characters, 71 and 200 chars "
+                     "(these four are invalid), then 70 chars, 'end', "
+                     "'a\\b' (valid)"),
     "list-lies": ({"delta": -10, "msg": 0},
                   "report the size of message MSG (0: all) in LIST, STAT "
                   "and RETR as DELTA octets off"),
@@ -78,14 +93,33 @@ SCENARIOS = {
                               "anyway"),
     "apop-greeting": ({}, "put a <timestamp> in the greeting and answer "
                       "APOP with -ERR [AUTH]"),
+    "long-status": ({"msg": 0, "size": 10 * 1024 * 1024},
+                    "send a status line of SIZE bytes without CRLF, then "
+                    "wait until the client closes: as the greeting (msg=0) "
+                    "or as the reply to RETR MSG"),
+    "hostile-err": ({"at": 2, "msg": 1},
+                    "answer with -ERR and a text full of terminal escapes, "
+                    "BEL, CR, DEL and bytes >= 0x80: at=1 as the greeting "
+                    "(then close), 2 to the login (PASS, APOP or AUTH), "
+                    "3 to RETR MSG, 4 to DELE MSG, 5 to QUIT (nothing "
+                    "committed)"),
 }
 
 HOSTILE_UIDS = [
     "../../../../tmp/popfetch-escape", "a/b", "..", "has space",
     "ctl\x1b]0;x\x07\x01", "x" * 71, "y" * 200,
+    "z" * 70, "end", "a\\b",
 ]
 
+# What a hostile server might say to a terminal: clear the screen, set
+# the window title, ring the bell, return the carriage to overwrite the
+# line, DEL, raw high bytes (not UTF-8) and UTF-8. No LF: it is one line.
+HOSTILE_TEXT = (b"-ERR \x1b[2J\x1b]0;pwned\x07 bell\x07 cr\r here \x7f del "
+                b"\x80\x9b\xff\xfe high \xc3\xa9 utf8 \x1b[31mred\x1b[0m")
+
 MAX_LINE = 64 * 1024
+STREAM_MIN = 1024 * 1024    # files larger than this are streamed
+CHUNK = 1024 * 1024
 
 
 class Closed(Exception):
@@ -139,6 +173,36 @@ def dot_stuff(data):
     return data.replace(b"\r\n.", b"\r\n..")
 
 
+def file_chunks(path, wire):
+    """The file at path in CRLF form (to_crlf, or as it is with wire), in
+    chunks of about CHUNK bytes; a final CRLF is added if missing."""
+    carry, last = b"", b""
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(CHUNK)
+            if not raw:
+                break
+            raw, carry = carry + raw, b""
+            if not wire and raw.endswith(b"\r"):
+                # It may be the CR of a CRLF split between two chunks.
+                raw, carry = raw[:-1], b"\r"
+            data = raw if wire else re.sub(rb"\r?\n", b"\r\n", raw)
+            if data:
+                last = (last + data)[-2:]
+                yield data
+    if carry or (last and last != b"\r\n"):
+        yield carry + b"\r\n"
+
+
+def stuffed_chunks(chunks):
+    """Dot-stuff a stream of CRLF chunks (a line may span chunks)."""
+    tail = b"\r\n"   # the last two bytes sent: the start is a line start
+    for data in chunks:
+        joined = tail + data
+        yield joined.replace(b"\r\n.", b"\r\n..")[len(tail):]
+        tail = joined[-2:]
+
+
 class Log:
     def __init__(self, path):
         self.lock = threading.Lock()
@@ -157,8 +221,24 @@ class Log:
 
 
 class Message:
-    def __init__(self, name, uid, data):
+    """data is the CRLF form in memory, or None for a file streamed from
+    path; size is its length either way."""
+
+    def __init__(self, name, uid, data, path=None, wire=False, size=None):
         self.name, self.uid, self.data = name, uid, data
+        self.path, self.wire = path, wire
+        self.size = len(data) if data is not None else size
+
+    def chunks(self):
+        """The message dot-stuffed, without the terminating line."""
+        if self.data is not None:
+            return iter([dot_stuff(self.data)])
+        return stuffed_chunks(file_chunks(self.path, self.wire))
+
+    def whole(self):
+        if self.data is not None:
+            return self.data
+        return b"".join(file_chunks(self.path, self.wire))
 
 
 class Mailbox:
@@ -166,9 +246,11 @@ class Mailbox:
 
     def __init__(self, args, log):
         self.dir, self.trash, self.log = args.maildir, args.trash, log
+        self.wire = args.wire
         self.lock = threading.Lock()
         self.owner = None
         self.gone = set()   # names deleted without --trash
+        self.sizes = {}     # (name, size, mtime) -> CRLF size, streamed
 
     def acquire(self, conn):
         with self.lock:
@@ -190,8 +272,7 @@ class Mailbox:
             if name.startswith(".") or name in self.gone or \
                     not os.path.isfile(path):
                 continue
-            with open(path, "rb") as f:
-                msgs.append(Message(name, name, to_crlf(f.read())))
+            msgs.append(self.message(name, path))
         p = sc("duplicate-uids")
         if p and max(p["msg"], p["of"]) <= len(msgs):
             msgs[p["msg"] - 1].uid = msgs[p["of"] - 1].uid
@@ -207,6 +288,23 @@ class Mailbox:
                     b"x" * p["size"] + b"\r\n")
             msgs.append(Message(None, "long-line", data))
         return msgs
+
+    def message(self, name, path):
+        st = os.stat(path)
+        if st.st_size <= STREAM_MIN:
+            with open(path, "rb") as f:
+                raw = f.read()
+            if self.wire:
+                data = raw + (b"\r\n" if raw and
+                              not raw.endswith(b"\r\n") else b"")
+            else:
+                data = to_crlf(raw)
+            return Message(name, name, data)
+        key = (name, st.st_size, st.st_mtime_ns)
+        if key not in self.sizes:
+            self.sizes[key] = sum(len(c) for c in
+                                  file_chunks(path, self.wire))
+        return Message(name, name, None, path, self.wire, self.sizes[key])
 
     def commit(self, conn, msgs):
         for m in msgs:
@@ -281,10 +379,20 @@ class Session:
             self.rbuf += chunk
 
     def wait_for_close(self):
-        """Read and ignore everything until the client goes away."""
+        """Answer nothing more until the client goes away; log the verb
+        of each command it sends meanwhile (event "ignored")."""
+        data, self.rbuf = self.rbuf, b""
         try:
-            while self.sock.recv(65536):
-                pass
+            while True:
+                *lines, data = data.split(b"\n")
+                for line in lines:
+                    verb = line.split(b" ", 1)[0].strip()[:20]
+                    self.event("ignored", cmd=verb.decode("latin-1"))
+                data = data[-MAX_LINE:]
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
         except OSError:
             pass
         self.event("close", reason="client closed")
@@ -312,6 +420,31 @@ class Session:
                 pass
         self.sock.close()
         raise Closed()
+
+    def hostile_err(self, at, msg):
+        """With hostile-err at AT (and MSG, for RETR and DELE): send its
+        -ERR line and return True."""
+        p = self.sc("hostile-err")
+        if not p or p["at"] != at or (msg and p["msg"] != msg):
+            return False
+        self.event("fault", fault="hostile-err", at=at, msg=msg)
+        self.send(HOSTILE_TEXT + b"\r\n")
+        return True
+
+    def long_status(self, msg):
+        """With long-status for MSG (0: the greeting): send the overlong
+        line, then wait until the client closes (raises Closed)."""
+        p = self.sc("long-status")
+        if not p or p["msg"] != msg:
+            return False
+        self.event("fault", fault="long-status", msg=msg, size=p["size"])
+        line = b"+OK " + b"x" * (CHUNK - 4)
+        left = p["size"]
+        while left > 0:
+            self.send(line[:left])
+            left -= len(line[:left])
+            line = b"x" * CHUNK
+        self.wait_for_close()
 
     # --- the session --------------------------------------------------
 
@@ -345,6 +478,10 @@ class Session:
             self.event("fault", fault="greeting-err")
             self.reply("-ERR [SYS/TEMP] service not available")
             self.abort(rst=False)
+        if self.hostile_err(1, 0):
+            self.abort(rst=False)
+        if self.long_status(0):
+            return
         if self.sc("greeting-garbage"):
             self.event("fault", fault="greeting-garbage")
             self.send(b"\x00\xff* OK [CAPABILITY IMAP4rev1] \x1b[2J\r\n")
@@ -498,6 +635,8 @@ class Session:
         return base64.b64decode(data, validate=True)
 
     def login(self, user, ok):
+        if self.hostile_err(2, 0):
+            return
         for name, text in (("auth-fail", "-ERR [AUTH] Authentication failed"),
                            ("sys-temp", "-ERR [SYS/TEMP] Temporary failure, "
                             "try again later"),
@@ -522,7 +661,7 @@ class Session:
     # --- TRANSACTION state --------------------------------------------
 
     def size(self, i):
-        real = len(self.msgs[i - 1].data)
+        real = self.msgs[i - 1].size
         p = self.sc("list-lies")
         if p and p["msg"] in (0, i):
             return max(0, real + p["delta"])
@@ -570,18 +709,39 @@ class Session:
         i = self.number(arg)
         if i is None:
             return
+        if self.hostile_err(3, i) or self.long_status(i):
+            return
+        m = self.msgs[i - 1]
         head = b"+OK %d octets\r\n" % self.size(i)
-        body = dot_stuff(self.msgs[i - 1].data)
         for fault in ("drop-mid-retr", "reset-mid-retr", "stall-mid-retr"):
             p = self.sc(fault)
             if p and p["msg"] == i:
-                cut = min(p["after"], len(body))
-                self.send(head + body[:cut])
-                self.event("fault", fault=fault, msg=i, sent=cut)
+                sent = self.send_body(head, itertools.chain(
+                    m.chunks(), [b".\r\n"]), p["after"])
+                self.event("fault", fault=fault, msg=i, sent=sent)
                 if fault == "stall-mid-retr":
                     self.wait_for_close()
                 self.abort(rst=(fault == "reset-mid-retr"))
-        self.send(head + body + b".\r\n")
+        sent = self.send_body(head, m.chunks(), None)
+        self.send(b".\r\n")
+        self.event("retr", msg=i, uid=m.uid, sent=sent)
+
+    def send_body(self, head, chunks, limit):
+        """Send head, then the chunks (at most limit bytes of them, if
+        not None); the first chunk goes in the same send as head.
+        Returns how many body bytes were sent."""
+        sent = 0
+        for data in chunks:
+            if limit is not None:
+                data = data[:limit - sent]
+            self.send(head + data)
+            head = b""
+            sent += len(data)
+            if limit is not None and sent >= limit:
+                break
+        if head:
+            self.send(head)
+        return sent
 
     def trans_top(self, arg):
         parts = arg.split(" ")
@@ -593,7 +753,7 @@ class Session:
         except (IndexError, ValueError):
             self.reply("-ERR TOP needs a line count")
             return
-        data = self.msgs[i - 1].data
+        data = self.msgs[i - 1].whole()
         head, sep, body = data.partition(b"\r\n\r\n")
         lines = body.split(b"\r\n")[:-1] if body else []
         out = head + sep + b"".join(l + b"\r\n" for l in lines[:n])
@@ -602,6 +762,8 @@ class Session:
     def trans_dele(self, arg):
         i = self.number(arg)
         if i is None:
+            return
+        if self.hostile_err(4, i):
             return
         p = self.sc("err-on-dele")
         if p and p["msg"] in (0, i):
@@ -627,15 +789,24 @@ class Session:
         p = self.sc("err-on-quit") or self.sc("no-quit-reply")
         if p:
             commit = bool(p["commit"])
+        hostile = self.sc("hostile-err")
+        if hostile and hostile["at"] == 5:
+            commit = False
         doomed = [self.msgs[i - 1] for i in sorted(self.marked)]
         self.marked = set()
         if commit:
             self.srv.mailbox.commit(self.n, doomed)
         elif doomed:
             self.event("rollback", marked=len(doomed))
-        if self.sc("no-quit-reply"):
+        p = self.sc("no-quit-reply")
+        if p:
             self.event("fault", fault="no-quit-reply", committed=commit)
+            if p["stall"]:
+                self.wait_for_close()
             self.abort(rst=False)
+        if self.hostile_err(5, 0):
+            self.event("close", reason="quit")
+            raise Closed()
         if self.sc("err-on-quit"):
             self.event("fault", fault="err-on-quit", committed=commit)
             self.reply("-ERR some deleted messages not removed")
@@ -683,6 +854,8 @@ class Server:
                 continue
             n += 1
             sock.settimeout(None)
+            # Replies go out at once: no Nagle delay between the parts.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.log("connect", conn=n, peer="%s:%d" % peer)
             t = threading.Thread(target=Session(self, sock, n).run,
                                  daemon=True)
@@ -734,6 +907,9 @@ def main():
                     "CRAM-MD5 (default: none)")
     ap.add_argument("--capa-extra", action="append", default=[],
                     metavar="LINE", help="add LINE to the CAPA answer")
+    ap.add_argument("--wire", action="store_true",
+                    help="serve the files as they are, in wire form (see "
+                    "below)")
     ap.add_argument("--no-capa", action="store_true",
                     help="answer CAPA with -ERR (an RFC 1939 server)")
     ap.add_argument("--no-pipelining", action="store_true")

@@ -681,3 +681,142 @@ t_credentials_sent()
 {
 	grep -Eq '"cmd":"(USER|PASS|APOP|AUTH)"' "$1"
 }
+
+# --- measuring and checking runs --------------------------------------
+
+# t_popfetch_measured TAG ARG...: as t_popfetch, and measure the run
+# (with wait4(2), no external tool): T_ELAPSED is the wall-clock time and
+# T_CPU the user plus system CPU time, in seconds; T_MAXRSS is the peak
+# resident set size in KiB.
+t_popfetch_measured()
+{
+	local tag="$1"
+	shift
+	t_log "run $tag: popfetch $* (measured)"
+	rm -f "$T/$tag.rusage"
+	"$PYTHON3" - "$T/$tag" "$POPFETCH" "$@" <<'EOF'
+import os, signal, sys, time
+base, argv = sys.argv[1], sys.argv[2:]
+flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+out = os.open(base + ".out", flags, 0o644)
+err = os.open(base + ".err", flags, 0o644)
+start = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        os.execv(argv[0], argv)
+    finally:
+        os._exit(127)
+signal.signal(signal.SIGALRM, lambda *_: os.kill(pid, signal.SIGKILL))
+signal.alarm(60)
+_, status, ru = os.wait4(pid, 0)
+elapsed = time.monotonic() - start
+rc = os.waitstatus_to_exitcode(status)
+with open(base + ".rusage", "w") as f:
+    f.write("%d %.3f %.3f %d\n" % (rc if rc >= 0 else 128 - rc, elapsed,
+                                   ru.ru_utime + ru.ru_stime, ru.ru_maxrss))
+EOF
+	[ -s "$T/$tag.rusage" ] ||
+	    t_fail "$tag: cannot run and measure popfetch"
+	read -r T_RC T_ELAPSED T_CPU T_MAXRSS <"$T/$tag.rusage"
+	sed 's/^/#   stdout: /' "$T/$tag.out"
+	sed 's/^/#   stderr: /' "$T/$tag.err"
+	t_log "exit status $T_RC; $T_ELAPSED s elapsed, $T_CPU s CPU," \
+	    "peak RSS $T_MAXRSS KiB"
+	[ "$T_RC" != 137 ] ||
+	    t_fail "$tag: popfetch did not finish within 60 seconds"
+}
+
+# t_check_le WHAT VALUE MAX: fail unless the decimal number VALUE is at
+# most MAX; WHAT names it in the message.
+t_check_le()
+{
+	awk -v v="$2" -v m="$3" 'BEGIN { exit !(v + 0 <= m + 0) }' ||
+	    t_fail "$1 is $2, more than $3"
+}
+
+# t_assert_escaped FILE: FILE holds no byte that could act on a terminal
+# or a log: nothing below 0x20 but newline, nothing from 0x7f up.
+t_assert_escaped()
+{
+	local n
+	n=$(LC_ALL=C tr -d '\n\040-\176' <"$1" | wc -c | tr -d ' ')
+	if [ "$n" != 0 ]; then
+		LC_ALL=C grep -n '[^ -~]' "$1" | od -c | head -20 >&2
+		t_fail "$1 holds $n raw control or non-ASCII bytes"
+	fi
+}
+
+# t_assert_only_complete SRC_DIR MAILDIR: every file in MAILDIR/new is,
+# byte for byte, one of the files of SRC_DIR (nothing partial, nothing
+# foreign), none is there twice, and MAILDIR/tmp is empty.
+t_assert_only_complete()
+{
+	local x="$T/.only-complete"
+	t_hashes "$1" | cut -d' ' -f1 | sort -u >"$x.src"
+	t_hashes "$2/new" >"$x.md"
+	cut -d' ' -f1 "$x.md" | sort >"$x.b"
+	if [ -n "$(sort -u "$x.b" | comm -13 "$x.src" -)" ]; then
+		sort -u "$x.b" | comm -13 "$x.src" - | grep -F -f - "$x.md" >&2
+		t_fail "$2/new holds a file that is not one of $1's messages"
+	fi
+	[ -z "$(uniq -d "$x.b")" ] || t_fail "$2/new holds a message twice"
+	t_assert_tmp_empty "$2"
+	rm -f "$x".*
+}
+
+# t_fake_uids LOG EVENT: the UIDs in the fakepop3 LOG's EVENT records
+# ("retr": messages sent whole; "dele-commit": deletions committed), one
+# a line, sorted.
+t_fake_uids()
+{
+	"$PYTHON3" - "$1" "$2" <<'EOF'
+import json, sys
+uids = []
+with open(sys.argv[1], encoding="utf-8") as f:
+    for line in f:
+        rec = json.loads(line)
+        if rec.get("event") == sys.argv[2]:
+            uids.append(rec["uid"])
+for uid in sorted(uids):
+    print(uid)
+EOF
+}
+
+# t_sanitized: true if $POPFETCH was built with AddressSanitizer (its
+# memory use then says nothing about popfetch's own).
+t_sanitized()
+{
+	grep -aq __asan_init "$POPFETCH"
+}
+
+# --- many cases in one test ---------------------------------------------
+
+t_case_cleanup()
+{
+	local pid
+	for pid in $T_PIDS; do
+		t_stop_pid "$pid"
+	done
+}
+
+# t_run_cases PREFIX NAME...: run the function PREFIX_NAME for each NAME,
+# each in a subshell of its own, so that one failure does not hide the
+# others (a failing case's servers are stopped as its subshell exits);
+# then fail, naming the cases that failed, if any did.
+t_run_cases()
+{
+	local prefix="$1" c failed=
+	shift
+	for c in "$@"; do
+		t_log "=== case $c"
+		if (trap t_case_cleanup EXIT; "${prefix}_$c"); then
+			t_log "=== case $c: ok"
+		else
+			failed="$failed $c"
+		fi
+	done
+	[ -z "$failed" ] || t_fail "failed cases:$failed"
+}
