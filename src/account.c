@@ -223,16 +223,8 @@ static int
 account_list_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
-	char *esc;
-
 	(void)arg;
-	if (ok)
-		return 0;
-	esc = buf_escape(line, n, 200);
-	err_set(e, pop3_err_code(line, n, EX_PROTOCOL), "LIST refused: "
-	    "\"%s\"", esc);
-	free(esc);
-	return -1;
+	return ok ? 0 : pop3_refused(e, EX_PROTOCOL, "LIST refused", line, n);
 }
 
 /* LIST, then UIDL: what is on the server, by number, size and UID. */
@@ -562,12 +554,7 @@ account_rset_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
 	(void)arg;
-	(void)line;
-	(void)n;
-	if (ok)
-		return 0;
-	err_set(e, EX_PROTOCOL, "RSET refused");
-	return -1;
+	return ok ? 0 : pop3_refused(e, EX_PROTOCOL, "RSET refused", line, n);
 }
 
 /*

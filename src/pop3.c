@@ -152,6 +152,17 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 }
 
 int
+pop3_refused(struct err *e, int dflt, const char *what, const char *line,
+    size_t n)
+{
+	char *esc = buf_escape(line, n, 200);
+
+	err_set(e, pop3_err_code(line, n, dflt), "%s: \"%s\"", what, esc);
+	free(esc);
+	return -1;
+}
+
+int
 pop3_err_code(const char *line, size_t n, int dflt)
 {
 	static const struct {
@@ -343,17 +354,9 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 static int
 pop3_status_ok(void *arg, bool ok, const char *line, size_t n, struct err *e)
 {
-	struct pop3 *p = arg;
-	char *esc;
-
-	if (ok)
-		return 0;
-	esc = buf_escape(line, n, 200);
-	err_set(e, pop3_err_code(line, n, EX_NOPERM),
-	    "login refused: server said \"%s\"", esc);
-	free(esc);
-	(void)p;
-	return -1;
+	(void)arg;
+	return ok ? 0 : pop3_refused(e, EX_NOPERM, "login refused: server said",
+	    line, n);
 }
 
 /* USER and PASS, one at a time (pipelining them slows some servers). */
@@ -944,16 +947,9 @@ static int
 pop3_quit_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
-	char *esc;
-
 	(void)arg;
-	if (ok)
-		return 0;
-	esc = buf_escape(line, n, 200);
-	err_set(e, pop3_err_code(line, n, EX_TEMPFAIL), "QUIT refused, so "
-	    "the server deleted nothing: \"%s\"", esc);
-	free(esc);
-	return -1;
+	return ok ? 0 : pop3_refused(e, EX_TEMPFAIL, "QUIT refused, so the "
+	    "server deleted nothing", line, n);
 }
 
 int

@@ -149,6 +149,14 @@ int	pop3_quit(struct pop3 *, struct err *e);
 int	pop3_err_code(const char *line, size_t n, int dflt);
 
 /*
+ * Fills e for a refused command: the code pop3_err_code gives line (dflt
+ * without a response code), and "WHAT: \"escaped server text\"".
+ * Returns -1, for a callback to return.
+ */
+int	pop3_refused(struct err *e, int dflt, const char *what,
+	    const char *line, size_t n);
+
+/*
  * Parses a LIST scan line "NUM SIZE[ ...]" (RFC 1939: more may follow
  * the size). Returns 0, or -1 when it has another form or a number
  * overflows. NUM must be positive.
