@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "maildir.h"
 #include "xmalloc.h"
 
@@ -39,45 +40,12 @@ struct maildir_msg {
 };
 
 static int
-maildir_mkdir(const char *path, struct err *e)
-{
-	struct stat st;
-
-	if (mkdir(path, 0700) == 0)
-		return 0;
-	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
-	err_set(e, EX_CANTCREAT, "cannot create directory %s: %s", path,
-	    strerror(errno == EEXIST ? ENOTDIR : errno));
-	return -1;
-}
-
-/* mkdir -p: creates path and every missing parent (mode 0700). */
-static int
-maildir_mkdirs(const char *path, struct err *e)
-{
-	char *p = xstrdup(path), *s;
-	int rc = 0;
-
-	for (s = p + 1; rc == 0 && (s = strchr(s, '/')) != NULL; s++) {
-		*s = '\0';
-		if (s[-1] != '/')
-			rc = maildir_mkdir(p, e);
-		*s = '/';
-	}
-	if (rc == 0)
-		rc = maildir_mkdir(p, e);
-	free(p);
-	return rc;
-}
-
-static int
 maildir_opendir(struct maildir *md, const char *sub, struct err *e)
 {
 	char *p = xasprintf("%s/%s", md->path, sub);
 	int fd = -1;
 
-	if (maildir_mkdir(p, e) == 0 &&
+	if (fs_mkdirs(p, "directory", e) == 0 &&
 	    (fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		err_set(e, EX_CANTCREAT, "cannot open %s: %s", p,
 		    strerror(errno));
@@ -155,7 +123,7 @@ maildir_open(struct maildir **mdp, const char *path, struct err *e)
 	md->path = xstrdup(path);
 	md->tmpfd = md->newfd = md->curfd = -1;
 	maildir_set_host(md);
-	if (maildir_mkdirs(path, e) == -1 ||
+	if (fs_mkdirs(path, "directory", e) == -1 ||
 	    (md->tmpfd = maildir_opendir(md, "tmp", e)) == -1 ||
 	    (md->newfd = maildir_opendir(md, "new", e)) == -1 ||
 	    (md->curfd = maildir_opendir(md, "cur", e)) == -1) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "uidstate.h"
 #include "xmalloc.h"
 
@@ -38,32 +39,6 @@ struct pending {
 	char		**names;
 	size_t		 n;
 };
-
-static int
-uidstate_mkdirs(const char *path, struct err *e)
-{
-	char *p = xstrdup(path), *s;
-	struct stat st;
-	int rc = 0;
-
-	for (s = p + 1; rc == 0; s++) {
-		s = strchr(s, '/');
-		if (s != NULL)
-			*s = '\0';
-		if (mkdir(p, 0700) == -1 && (errno != EEXIST ||
-		    stat(p, &st) == -1 || !S_ISDIR(st.st_mode))) {
-			err_set(e, EX_CANTCREAT, "cannot create state directory "
-			    "%s: %s", p, strerror(errno == EEXIST ? ENOTDIR :
-			    errno));
-			rc = -1;
-		}
-		if (s == NULL)
-			break;
-		*s = '/';
-	}
-	free(p);
-	return rc;
-}
 
 static int
 uidstate_lock(struct uidstate *s, const char *account, struct err *e)
@@ -347,7 +322,7 @@ uidstate_open(struct uidstate **sp, const char *dir, const char *account,
 	s->state_path = xasprintf("%s/%s.state", dir, account);
 	s->journal_path = xasprintf("%s/%s.journal", dir, account);
 	s->map = uidmap_new();
-	if (uidstate_mkdirs(dir, e) == -1)
+	if (fs_mkdirs(dir, "state directory", e) == -1)
 		goto fail;
 	if ((s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
 		err_set(e, EX_CANTCREAT, "cannot open %s: %s", dir,
