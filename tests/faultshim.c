@@ -11,11 +11,11 @@
  *   FAULTSHIM_DIR=DIR        the directory the faults below apply to
  *   FAULTSHIM_ENOSPC_AFTER=B writes to files under DIR fail with ENOSPC
  *                            once B bytes were written there in all
- *   FAULTSHIM_EIO_SYNC=1     fsync and fdatasync of files under DIR fail
- *                            with EIO
+ *   FAULTSHIM_EIO_SYNC=1     fsync and fdatasync of files under DIR, and
+ *                            syncfs of a directory under DIR, fail with EIO
  *
  * Events: write and send to a regular file or a socket, fsync,
- * fdatasync, rename, renameat, unlink, unlinkat. Test code only.
+ * fdatasync, syncfs, rename, renameat, unlink, unlinkat. Test code only.
  */
 #define _GNU_SOURCE
 #include <sys/socket.h>
@@ -150,6 +150,38 @@ sync_fault(int fd)
 		return -1;
 	}
 	return 0;
+}
+
+/* Is the directory fd under DIR? */
+static int
+dir_under(int fd)
+{
+	const char *dir = getenv("FAULTSHIM_DIR");
+	char link[64], path[PATH_MAX];
+	ssize_t n;
+
+	if (dir == NULL)
+		return 0;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	if ((n = readlink(link, path, sizeof(path) - 1)) <= 0)
+		return 0;
+	path[n] = '\0';
+	return strncmp(path, dir, strlen(dir)) == 0;
+}
+
+int
+syncfs(int fd)
+{
+	static int (*real)(int);
+
+	if (real == NULL)
+		real = next("syncfs");
+	event("syncfs");
+	if (getenv("FAULTSHIM_EIO_SYNC") != NULL && dir_under(fd)) {
+		errno = EIO;
+		return -1;
+	}
+	return real(fd);
 }
 
 int
