@@ -44,11 +44,11 @@ struct run;
 
 struct msg {
 	struct run	*run;
-	unsigned long	 num;		/* valid only in this session */
+	const char	*uid;		/* a key of run->present, or NULL */
 	uint64_t	 size;		/* as LIST says; may lie */
-	char		*uid;		/* NULL: none, or an invalid one */
+	uint32_t	 num;		/* valid only in this session */
+	uint8_t		 action;	/* enum action */
 	bool		 uid_listed;	/* UIDL had a line for it */
-	enum action	 action;
 	bool		 stored;	/* durably in the Maildir */
 	bool		 deleted;	/* DELE answered +OK */
 };
@@ -62,12 +62,13 @@ struct run {
 	struct maildir		*md;
 	struct uidstate		*st;
 	struct msg		*msgs;
-	size_t			 nmsgs;
+	size_t			 nmsgs, msgsize;
+	struct uidmap		*present;	/* UID -> index, as listed */
 	bool			 have_uidl;
 
-	size_t			*queue;		/* A_FETCH indexes, in order */
+	uint32_t		*queue;		/* A_FETCH indexes, in order */
 	size_t			 nqueue, next_fetch;
-	size_t			*deles;		/* indexes to DELE */
+	uint32_t		*deles;		/* indexes to DELE */
 	size_t			 ndeles, next_dele;
 
 	struct maildir_msg	*cur;		/* the message being received */
@@ -145,16 +146,19 @@ account_list_line(void *arg, const char *line, size_t n, struct err *e)
 	uint64_t size;
 	struct msg *m;
 
-	if (pop3_parse_list(line, n, &num, &size) == -1)
+	if (pop3_parse_list(line, n, &num, &size) == -1 || num > UINT32_MAX)
 		return account_bad_line("LIST", line, n, e);
 	/* Numbers must rise: lookups by number rely on it. */
 	if (r->nmsgs > 0 && num <= r->msgs[r->nmsgs - 1].num)
 		return account_bad_line("LIST (numbers out of order)", line, n,
 		    e);
-	r->msgs = xreallocarray(r->msgs, r->nmsgs + 1, sizeof(*r->msgs));
+	if (r->nmsgs == r->msgsize) {
+		r->msgsize = r->msgsize ? r->msgsize * 2 : 64;
+		r->msgs = xreallocarray(r->msgs, r->msgsize, sizeof(*r->msgs));
+	}
 	m = &r->msgs[r->nmsgs++];
 	memset(m, 0, sizeof(*m));
-	m->num = num;
+	m->num = (uint32_t)num;
 	m->size = size;
 	return 0;
 }
@@ -181,6 +185,7 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 {
 	struct run *r = arg;
 	const char *rest;
+	struct uidmap_entry *en;
 	unsigned long num;
 	size_t len;
 	struct msg *m;
@@ -202,7 +207,20 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 		m->action = A_SKIP;
 		return 0;
 	}
-	m->uid = xstrndup(rest, len);
+	/* The line is NUL-terminated (pop3.h), so rest is a string. */
+	if ((en = uidmap_get(r->present, rest)) == NULL) {
+		en = uidmap_put(r->present, rest, (int64_t)(m - r->msgs));
+		m->uid = en->uid;
+		return 0;
+	}
+	/* Messages that share a UID cannot be tracked apart: leave them. */
+	esc = buf_escape(rest, len, 80);
+	log_msg(LL_WARN, "%s: the server gives UID \"%s\" to more than one "
+	    "message; leaving them on the server", r->acct->name, esc);
+	free(esc);
+	m->action = A_SKIP;
+	r->msgs[en->value].action = A_SKIP;
+	m->uid = en->uid;
 	return 0;
 }
 
@@ -247,33 +265,6 @@ account_scan(struct run *r, struct err *e)
 	return 0;
 }
 
-/* Messages that share a UID cannot be tracked apart: leave them all. */
-static void
-account_skip_duplicates(struct run *r)
-{
-	struct uidmap *seen = uidmap_new();
-	struct uidmap_entry *en;
-	size_t i;
-	char *esc;
-
-	for (i = 0; i < r->nmsgs; i++) {
-		if (r->msgs[i].uid == NULL)
-			continue;
-		if ((en = uidmap_get(seen, r->msgs[i].uid)) == NULL) {
-			uidmap_put(seen, r->msgs[i].uid, (int64_t)i);
-			continue;
-		}
-		esc = buf_escape(r->msgs[i].uid, strlen(r->msgs[i].uid), 80);
-		log_msg(LL_WARN, "%s: the server gives UID \"%s\" to more "
-		    "than one message; leaving them on the server",
-		    r->acct->name, esc);
-		free(esc);
-		r->msgs[i].action = A_SKIP;
-		r->msgs[en->value].action = A_SKIP;
-	}
-	uidmap_free(seen);
-}
-
 static enum action
 account_decide(struct run *r, struct msg *m, time_t now)
 {
@@ -290,14 +281,15 @@ account_decide(struct run *r, struct msg *m, time_t now)
 	}
 	if (a->max_size > 0 && m->size > a->max_size) {
 		log_msg(LL_WARN, "%s: message %lu is %" PRIu64 " bytes, over "
-		    "max_size; left on the server", a->name, m->num, m->size);
+		    "max_size; left on the server", a->name, (unsigned long)m->num,
+		    m->size);
 		return A_SKIP;
 	}
 	return A_FETCH;
 }
 
 static int
-account_plan(struct run *r, struct uidmap *present, struct err *e)
+account_plan(struct run *r, struct err *e)
 {
 	time_t now = time(NULL);
 	struct msg *m;
@@ -308,28 +300,23 @@ account_plan(struct run *r, struct uidmap *present, struct err *e)
 		    "which keep = true needs to tell new mail from old");
 		return -1;
 	}
-	for (i = 0; i < r->nmsgs; i++) {
-		m = &r->msgs[i];
-		m->run = r;
-		if (m->uid != NULL)
-			uidmap_put(present, m->uid, 0);
-		else if (r->have_uidl && m->action != A_SKIP) {
-			log_msg(LL_WARN, "%s: UIDL gave message %lu no UID; "
-			    "left on the server", r->acct->name, m->num);
-			m->action = A_SKIP;
-		}
-	}
-	account_skip_duplicates(r);
 	r->queue = xreallocarray(NULL, r->nmsgs, sizeof(*r->queue));
 	r->deles = xreallocarray(NULL, r->nmsgs, sizeof(*r->deles));
 	for (i = 0; i < r->nmsgs; i++) {
 		m = &r->msgs[i];
+		m->run = r;
+		if (r->have_uidl && !m->uid_listed) {
+			log_msg(LL_WARN, "%s: UIDL gave message %lu no UID; "
+			    "left on the server", r->acct->name,
+			    (unsigned long)m->num);
+			m->action = A_SKIP;
+		}
 		if (m->action != A_SKIP)
 			m->action = account_decide(r, m, now);
 		if (m->action == A_FETCH)
-			r->queue[r->nqueue++] = i;
+			r->queue[r->nqueue++] = (uint32_t)i;
 		else if (m->action == A_DELETE)
-			r->deles[r->ndeles++] = i;
+			r->deles[r->ndeles++] = (uint32_t)i;
 		else if (m->action == A_KEEP)
 			r->res->kept++;
 		else
@@ -399,7 +386,7 @@ account_commit(struct run *r, struct err *e)
 		r->res->fetched++;
 		r->res->bytes += maildir_msg_size(r->batch[i]);
 		if (!r->acct->keep)
-			r->deles[r->ndeles++] = r->batch_idx[i];
+			r->deles[r->ndeles++] = (uint32_t)r->batch_idx[i];
 		else
 			r->res->kept++;
 	}
@@ -424,7 +411,7 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 	if (!ok) {
 		esc = buf_escape(line, n, 200);
 		log_msg(LL_WARN, "%s: RETR %lu refused: \"%s\"; left on the "
-		    "server", r->acct->name, m->num, esc);
+		    "server", r->acct->name, (unsigned long)m->num, esc);
 		free(esc);
 		r->res->skipped++;
 		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
@@ -481,7 +468,7 @@ account_dele_status(void *arg, bool ok, const char *line, size_t n,
 	/* Stored and recorded: the next run deletes it again. */
 	esc = buf_escape(line, n, 200);
 	log_msg(LL_WARN, "%s: DELE %lu refused: \"%s\"", m->run->acct->name,
-	    m->num, esc);
+	    (unsigned long)m->num, esc);
 	free(esc);
 	return 0;
 }
@@ -503,7 +490,7 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 		return false;
 	if (r->next_dele < r->ndeles) {
 		m = &r->msgs[r->deles[r->next_dele++]];
-		snprintf(cmd, sizeof(cmd), "DELE %lu", m->num);
+		snprintf(cmd, sizeof(cmd), "DELE %lu", (unsigned long)m->num);
 		*rc = pop3_queue(r->pop, POP3_SINGLE, &dele_cb, m, 0, cmd, e);
 		return *rc == 0;
 	}
@@ -514,7 +501,7 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 	    pop3_inflight_bytes(r->pop) + m->size > WINDOW_BYTES)
 		return false;
 	r->next_fetch++;
-	snprintf(cmd, sizeof(cmd), "RETR %lu", m->num);
+	snprintf(cmd, sizeof(cmd), "RETR %lu", (unsigned long)m->num);
 	*rc = pop3_queue(r->pop, POP3_STREAM, &retr_cb, m, m->size, cmd, e);
 	return *rc == 0;
 }
@@ -590,12 +577,12 @@ account_quit(struct run *r, struct err *e)
  * whose deletion QUIT just committed.
  */
 static int
-account_save_state(struct run *r, struct uidmap *present, bool quit_ok,
-    struct err *e)
+account_save_state(struct run *r, bool scanned, bool quit_ok, struct err *e)
 {
+	struct uidmap *present = r->present;
 	size_t i;
 
-	if (present != NULL && r->have_uidl) {
+	if (scanned && r->have_uidl) {
 		if (quit_ok)
 			for (i = 0; i < r->nmsgs; i++)
 				if (r->msgs[i].deleted && r->msgs[i].uid)
@@ -621,15 +608,12 @@ account_report(struct run *r, const struct err *e)
 static void
 account_free(struct run *r)
 {
-	size_t i;
-
 	maildir_msg_free(r->cur);
 	account_batch_free(r);
 	pop3_close(r->pop);
 	uidstate_close(r->st);
 	maildir_close(r->md);
-	for (i = 0; i < r->nmsgs; i++)
-		free(r->msgs[i].uid);
+	uidmap_free(r->present);
 	free(r->msgs);
 	free(r->queue);
 	free(r->deles);
@@ -642,12 +626,12 @@ account_free(struct run *r)
  * complete; *quit_ok that QUIT committed the session's deletions.
  */
 static void
-account_session(struct run *r, struct uidmap *present, struct err *e,
+account_session(struct run *r, struct err *e,
     bool *scanned, bool *quit_ok)
 {
 	if (account_login(r, e) == -1 || account_scan(r, e) == -1)
 		return;
-	if (account_plan(r, present, e) == -1) {
+	if (account_plan(r, e) == -1) {
 		struct err qe;
 
 		/* Nothing was asked of the server: leave it politely. */
@@ -680,7 +664,6 @@ account_run(const struct config *cfg, const struct account *a,
     const volatile sig_atomic_t *cancel, struct account_result *res)
 {
 	struct run r;
-	struct uidmap *present = uidmap_new();
 	bool scanned = false, quit_ok = false;
 	struct err e, se;
 
@@ -690,19 +673,18 @@ account_run(const struct config *cfg, const struct account *a,
 	r.acct = a;
 	r.res = res;
 	r.cancel = cancel;
+	r.present = uidmap_new();
 	err_clear(&e);
 	err_clear(&se);
 	if (maildir_open(&r.md, a->maildir, &e) == 0 &&
 	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
 	    r.md, &e) == 0) {
-		account_session(&r, present, &e, &scanned, &quit_ok);
+		account_session(&r, &e, &scanned, &quit_ok);
 		/* Whatever happened, what was delivered is recorded. */
-		if (account_save_state(&r, scanned ? present : NULL, quit_ok,
-		    &se) == -1)
+		if (account_save_state(&r, scanned, quit_ok, &se) == -1)
 			account_report(&r, &se);
 	}
 	account_report(&r, &e);
 	account_free(&r);
-	uidmap_free(present);
 	return res->code;
 }

@@ -95,7 +95,8 @@ enum pop3_kind {
  * or -1 with e filled in to stop the session (pop3_step then fails).
  * status gets the status line without CRLF (ok: "+OK", else "-ERR");
  * after "-ERR" nothing more follows for that command. data gets, for
- * POP3_LINES, one line at a time (dot-unstuffed, without its CRLF); for
+ * POP3_LINES, one line at a time (dot-unstuffed, without its CRLF, and
+ * followed by a NUL byte not counted in n); for
  * POP3_STREAM, pieces of the body with dot-stuffing undone and each CRLF
  * turned into LF, in order. end comes after the terminating ".".
  */

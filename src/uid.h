@@ -15,8 +15,10 @@ bool	uid_valid(const char *s, size_t n);
 /*
  * A map from UID strings to a 64-bit value, with expected O(1) lookups at
  * any size. The hash is seeded at random per map, so a server choosing
- * UIDs cannot force collisions. Keys are copied; entries are owned by the
- * map and stay valid until the next uidmap_put or uidmap_del.
+ * UIDs cannot force collisions. Keys are copied: an entry's uid string
+ * stays valid (and in place) until uidmap_free, even after uidmap_del;
+ * the entry itself may move at the next uidmap_put. Iteration is in
+ * insertion order.
  */
 struct uidmap;
 
