@@ -21,10 +21,10 @@
 
 /* Tuning; overridable at build time (-D) to measure what each costs. */
 #ifndef WINDOW_CMDS
-#define WINDOW_CMDS	64		/* commands in flight, pipelined */
+#define WINDOW_CMDS	256		/* commands in flight, pipelined */
 #endif
 #ifndef WINDOW_BYTES
-#define WINDOW_BYTES	(4u << 20)	/* expected reply bytes in flight */
+#define WINDOW_BYTES	(16u << 20)	/* expected reply bytes in flight */
 #endif
 #ifndef BATCH_MSGS
 #define BATCH_MSGS	128		/* messages per durable commit */
