@@ -47,10 +47,11 @@ struct msg {
 	const char	*uid;		/* a key of run->present, or NULL */
 	uint64_t	 size;		/* as LIST says; may lie */
 	uint32_t	 num;		/* valid only in this session */
-	uint8_t		 action;	/* enum action */
-	bool		 uid_listed;	/* UIDL had a line for it */
-	bool		 stored;	/* durably in the Maildir */
-	bool		 deleted;	/* DELE answered +OK */
+	unsigned	 action:2;	/* enum action */
+	bool		 listed:1;	/* LIST had a line for it */
+	bool		 uid_listed:1;	/* UIDL had a line for it */
+	bool		 stored:1;	/* durably in the Maildir */
+	bool		 deleted:1;	/* DELE answered +OK */
 };
 
 struct run {
@@ -65,6 +66,8 @@ struct run {
 	size_t			 nmsgs, msgsize;
 	struct uidmap		*present;	/* UID -> index, as listed */
 	bool			 have_uidl;
+	bool			 listed_all;	/* LIST was asked */
+	bool			 any_new;	/* a UID not yet recorded */
 
 	uint32_t		*queue;		/* A_FETCH indexes, in order */
 	size_t			 nqueue, next_fetch;
@@ -138,36 +141,30 @@ account_bad_line(const char *what, const char *line, size_t n, struct err *e)
 	return -1;
 }
 
-static int
-account_list_line(void *arg, const char *line, size_t n, struct err *e)
-{
-	struct run *r = arg;
-	unsigned long num;
-	uint64_t size;
-	struct msg *m;
-
-	if (pop3_parse_list(line, n, &num, &size) == -1 || num > UINT32_MAX)
-		return account_bad_line("LIST", line, n, e);
-	/* Numbers must rise: lookups by number rely on it. */
-	if (r->nmsgs > 0 && num <= r->msgs[r->nmsgs - 1].num)
-		return account_bad_line("LIST (numbers out of order)", line, n,
-		    e);
-	if (r->nmsgs == r->msgsize) {
-		r->msgsize = r->msgsize ? r->msgsize * 2 : 64;
-		r->msgs = xreallocarray(r->msgs, r->msgsize, sizeof(*r->msgs));
-	}
-	m = &r->msgs[r->nmsgs++];
-	memset(m, 0, sizeof(*m));
-	m->num = (uint32_t)num;
-	m->size = size;
-	return 0;
-}
-
+/*
+ * The message numbered num: a new one when num follows every number seen
+ * so far (listings come in rising order), else the one already there.
+ * NULL when a listing names a number out of order.
+ */
 static struct msg *
-account_msg_by_num(struct run *r, unsigned long num)
+account_msg_at(struct run *r, unsigned long num)
 {
 	size_t lo = 0, hi = r->nmsgs, mid;
+	struct msg *m;
 
+	if (num > UINT32_MAX)
+		return NULL;
+	if (r->nmsgs == 0 || num > r->msgs[r->nmsgs - 1].num) {
+		if (r->nmsgs == r->msgsize) {
+			r->msgsize = r->msgsize ? r->msgsize * 2 : 64;
+			r->msgs = xreallocarray(r->msgs, r->msgsize,
+			    sizeof(*r->msgs));
+		}
+		m = &r->msgs[r->nmsgs++];
+		memset(m, 0, sizeof(*m));
+		m->num = (uint32_t)num;
+		return m;
+	}
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		if (r->msgs[mid].num == num)
@@ -178,6 +175,24 @@ account_msg_by_num(struct run *r, unsigned long num)
 			hi = mid;
 	}
 	return NULL;
+}
+
+static int
+account_list_line(void *arg, const char *line, size_t n, struct err *e)
+{
+	struct run *r = arg;
+	unsigned long num;
+	uint64_t size;
+	struct msg *m;
+
+	if (pop3_parse_list(line, n, &num, &size) == -1)
+		return account_bad_line("LIST", line, n, e);
+	if ((m = account_msg_at(r, num)) == NULL || m->listed)
+		return account_bad_line("LIST (number out of order or "
+		    "repeated)", line, n, e);
+	m->listed = true;
+	m->size = size;
+	return 0;
 }
 
 static int
@@ -193,9 +208,9 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 
 	if (pop3_parse_uidl(line, n, &num, &rest, &len) == -1)
 		return account_bad_line("UIDL", line, n, e);
-	if ((m = account_msg_by_num(r, num)) == NULL || m->uid_listed)
-		return account_bad_line("UIDL (unknown or repeated number)",
-		    line, n, e);
+	if ((m = account_msg_at(r, num)) == NULL || m->uid_listed)
+		return account_bad_line("UIDL (number out of order or "
+		    "repeated)", line, n, e);
 	m->uid_listed = true;
 	if (!uid_valid(rest, len)) {
 		/* Never a path, never a key we could confuse: leave it. */
@@ -211,6 +226,8 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	if ((en = uidmap_get(r->present, rest)) == NULL) {
 		en = uidmap_put(r->present, rest, (int64_t)(m - r->msgs));
 		m->uid = en->uid;
+		if (!uidstate_has(r->st, m->uid, NULL))
+			r->any_new = true;
 		return 0;
 	}
 	/* Messages that share a UID cannot be tracked apart: leave them. */
@@ -245,7 +262,12 @@ account_list_status(void *arg, bool ok, const char *line, size_t n,
 	return ok ? 0 : pop3_refused(e, EX_PROTOCOL, "LIST refused", line, n);
 }
 
-/* LIST, then UIDL: what is on the server, by number, size and UID. */
+/*
+ * What is on the server, by number, UID and size. Delete mode nearly
+ * always has new mail: LIST and UIDL go together. Keep mode asks UIDL
+ * first, and LIST only when something is new (a poll of a large mailbox
+ * with nothing new then reads half as much).
+ */
 static int
 account_scan(struct run *r, struct err *e)
 {
@@ -257,9 +279,18 @@ account_scan(struct run *r, struct err *e)
 	};
 	bool pipelined = pop3_caps(r->pop) & POP3_CAP_PIPELINING;
 
+	if (r->acct->keep) {
+		if (pop3_queue(r->pop, POP3_LINES, &uidl_cb, r, 0, "UIDL",
+		    e) == -1 || pop3_drain(r->pop, e) == -1)
+			return -1;
+		if (!r->have_uidl || !r->any_new)
+			return 0;
+	}
+	r->listed_all = true;
 	if (pop3_queue(r->pop, POP3_LINES, &list_cb, r, 0, "LIST", e) == -1 ||
 	    (!pipelined && pop3_drain(r->pop, e) == -1) ||
-	    pop3_queue(r->pop, POP3_LINES, &uidl_cb, r, 0, "UIDL", e) == -1 ||
+	    (!r->acct->keep && pop3_queue(r->pop, POP3_LINES, &uidl_cb, r, 0,
+	    "UIDL", e) == -1) ||
 	    pop3_drain(r->pop, e) == -1)
 		return -1;
 	return 0;
@@ -307,6 +338,11 @@ account_plan(struct run *r, struct err *e)
 		m->run = r;
 		if (r->have_uidl && !m->uid_listed) {
 			log_msg(LL_WARN, "%s: UIDL gave message %lu no UID; "
+			    "left on the server", r->acct->name,
+			    (unsigned long)m->num);
+			m->action = A_SKIP;
+		} else if (r->listed_all && !m->listed) {
+			log_msg(LL_WARN, "%s: LIST gave message %lu no size; "
 			    "left on the server", r->acct->name,
 			    (unsigned long)m->num);
 			m->action = A_SKIP;
