@@ -125,8 +125,6 @@ account_login(struct run *r, struct err *e)
 	l.cancel = r->cancel;
 	rc = pop3_open(&r->pop, &l, e);
 	xfree_secret(secret);
-	if (rc == 0)
-		r->res->login_delay = pop3_login_delay(r->pop);
 	return rc;
 }
 
@@ -293,6 +291,16 @@ account_scan(struct run *r, struct err *e)
 	    "UIDL", e) == -1) ||
 	    pop3_drain(r->pop, e) == -1)
 		return -1;
+	return 0;
+}
+
+/* The session's listing, with the capabilities read after login. */
+static int
+account_list(struct run *r, struct err *e)
+{
+	if (account_scan(r, e) == -1)
+		return -1;
+	r->res->login_delay = pop3_login_delay(r->pop);
 	return 0;
 }
 
@@ -665,7 +673,7 @@ static void
 account_session(struct run *r, struct err *e,
     bool *scanned, bool *quit_ok)
 {
-	if (account_login(r, e) == -1 || account_scan(r, e) == -1)
+	if (account_login(r, e) == -1 || account_list(r, e) == -1)
 		return;
 	if (account_plan(r, e) == -1) {
 		struct err qe;

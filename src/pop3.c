@@ -43,6 +43,8 @@ struct pop3 {
 	char		 last[POP3_STATUSMAX];
 	size_t		 lastlen;
 	unsigned long	 lines_in;	/* server lines seen during login */
+	unsigned	 pre_caps;	/* CAPA as libcurl saw it, pre-login */
+	bool		 in_capa;	/* a CAPA reply is being read */
 	bool		 apop_sent;
 	bool		 bad_greeting;	/* the first line was not POP3 */
 
@@ -113,6 +115,31 @@ pop3_redact(const char *cmd, size_t n, char *out, size_t outsize)
 		snprintf(out, outsize, "<redacted>");
 }
 
+static unsigned pop3_cap_bit(const char *line, size_t n);
+
+/* Follows libcurl's own CAPA exchanges (the last one counts). */
+static void
+pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
+{
+	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
+		size--;
+	if (type == 'o') {
+		if (size == 4 && strncasecmp(data, "CAPA", 4) == 0) {
+			p->in_capa = true;
+			p->pre_caps = 0;
+		}
+		return;
+	}
+	if (!p->in_capa)
+		return;
+	if (size >= 1 && data[0] == '.' && size == 1)
+		p->in_capa = false;
+	else if (size >= 4 && memcmp(data, "-ERR", 4) == 0)
+		p->in_capa = false;
+	else if (!(size >= 3 && memcmp(data, "+OK", 3) == 0))
+		p->pre_caps |= pop3_cap_bit(data, size);
+}
+
 static int
 pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -136,9 +163,11 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		while (p->lastlen > 0 && (p->last[p->lastlen - 1] == '\n' ||
 		    p->last[p->lastlen - 1] == '\r'))
 			p->lastlen--;
+		pop3_watch_capa(p, 'i', data, size);
 		pop3_trace(p, POP3_TRACE_IN, data, size);
 		break;
 	case CURLINFO_HEADER_OUT:
+		pop3_watch_capa(p, 'o', data, size);
 		if (size > 5 && strncasecmp(data, "APOP ", 5) == 0)
 			p->apop_sent = true;
 		pop3_redact(data, size, shown, sizeof(shown));
@@ -398,6 +427,8 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	p->errbuf[0] = '\0';
 	p->lastlen = 0;
 	p->lines_in = 0;
+	p->pre_caps = 0;
+	p->in_capa = false;
 	p->apop_sent = false;
 	p->bad_greeting = false;
 	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
@@ -439,8 +470,8 @@ pop3_reset(struct pop3 *p)
 	buf_reset(&p->line);
 }
 
-static int
-pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
+static unsigned
+pop3_cap_bit(const char *line, size_t n)
 {
 	static const struct {
 		const char	*name;
@@ -451,9 +482,23 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 		{ "TOP", POP3_CAP_TOP },
 		{ "RESP-CODES", POP3_CAP_RESP_CODES },
 	};
+	size_t i, len;
+
+	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+		len = strlen(caps[i].name);
+		if (n >= len && strncasecmp(line, caps[i].name, len) == 0 &&
+		    (n == len || line[len] == ' '))
+			return caps[i].bit;
+	}
+	return 0;
+}
+
+static int
+pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
+{
 	struct pop3 *p = arg;
 	unsigned long v = 0;
-	size_t i, len;
+	size_t i;
 
 	(void)e;
 	if (n > 12 && strncasecmp(line, "LOGIN-DELAY ", 12) == 0) {
@@ -463,12 +508,7 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 			v = v * 10 + (unsigned long)(line[i] - '0');
 		p->login_delay = v > 86400 ? 86400 : (unsigned)v;
 	}
-	for (i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
-		len = strlen(caps[i].name);
-		if (n >= len && strncasecmp(line, caps[i].name, len) == 0 &&
-		    (n == len || line[len] == ' '))
-			p->caps |= caps[i].bit;
-	}
+	p->caps |= pop3_cap_bit(line, n);
 	return 0;
 }
 
@@ -481,14 +521,20 @@ pop3_capa_status(void *arg, bool ok, const char *line, size_t n,
 	(void)line;
 	(void)n;
 	(void)e;
-	/* A server without CAPA answers -ERR: it then has no extensions,
-	 * but may still support UIDL, which is tried anyway. */
-	if (ok)
-		p->caps |= POP3_CAP_CAPA;
+	/* The capabilities after login replace what was known before. A
+	 * server without CAPA answers -ERR: it then has no extensions, but
+	 * may still support UIDL, which is tried anyway. */
+	p->caps = ok ? POP3_CAP_CAPA : 0;
+	p->login_delay = 0;
 	return 0;
 }
 
-/* CAPA again after login: some servers only then list what they do. */
+/*
+ * CAPA again after login: some servers only then list what they do. When
+ * the server announced PIPELINING before login, the reply is not waited
+ * for: the caller's next commands go out with it, and the reply (which
+ * comes first) updates the capabilities before theirs are read.
+ */
 static int
 pop3_capa(struct pop3 *p, struct err *e)
 {
@@ -496,11 +542,11 @@ pop3_capa(struct pop3 *p, struct err *e)
 		pop3_capa_status, pop3_capa_line, NULL
 	};
 
-	p->caps = 0;
+	p->caps = p->pre_caps & POP3_CAP_PIPELINING;
 	p->login_delay = 0;
 	if (pop3_queue(p, POP3_LINES, &cb, p, 0, "CAPA", e) == -1)
 		return -1;
-	return pop3_drain(p, e);
+	return p->caps & POP3_CAP_PIPELINING ? 0 : pop3_drain(p, e);
 }
 
 static void

@@ -74,12 +74,17 @@ int	pop3_open(struct pop3 **pp, const struct pop3_login *login,
  */
 void	pop3_close(struct pop3 *);
 
-/* The POP3_CAP_ bits the server announced after login. */
+/*
+ * The POP3_CAP_ bits the server announced after login. When it announced
+ * PIPELINING before login, pop3_open does not wait for the CAPA reply:
+ * until the first pop3_step or pop3_drain after it, only that bit shows.
+ */
 unsigned pop3_caps(const struct pop3 *);
 
 /*
  * The least number of seconds the server wants between two logins
- * (RFC 2449 LOGIN-DELAY, as announced after login), or 0.
+ * (RFC 2449 LOGIN-DELAY, as announced after login), or 0; known, like
+ * pop3_caps, once the CAPA reply has been read.
  */
 unsigned pop3_login_delay(const struct pop3 *);
 
