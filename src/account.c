@@ -67,6 +67,7 @@ struct run {
 	struct uidmap		*present;	/* UID -> index, as listed */
 	bool			 have_uidl;
 	bool			 listed_all;	/* LIST was asked */
+	unsigned		 misplaced;	/* numbers out of order */
 	bool			 any_new;	/* a UID not yet recorded */
 
 	uint32_t		*queue;		/* A_FETCH indexes, in order */
@@ -139,30 +140,12 @@ account_bad_line(const char *what, const char *line, size_t n, struct err *e)
 	return -1;
 }
 
-/*
- * The message numbered num: a new one when num follows every number seen
- * so far (listings come in rising order), else the one already there.
- * NULL when a listing names a number out of order.
- */
+/* The message numbered num, or NULL. */
 static struct msg *
-account_msg_at(struct run *r, unsigned long num)
+account_msg_find(struct run *r, unsigned long num, size_t *pos)
 {
 	size_t lo = 0, hi = r->nmsgs, mid;
-	struct msg *m;
 
-	if (num > UINT32_MAX)
-		return NULL;
-	if (r->nmsgs == 0 || num > r->msgs[r->nmsgs - 1].num) {
-		if (r->nmsgs == r->msgsize) {
-			r->msgsize = r->msgsize ? r->msgsize * 2 : 64;
-			r->msgs = xreallocarray(r->msgs, r->msgsize,
-			    sizeof(*r->msgs));
-		}
-		m = &r->msgs[r->nmsgs++];
-		memset(m, 0, sizeof(*m));
-		m->num = (uint32_t)num;
-		return m;
-	}
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
 		if (r->msgs[mid].num == num)
@@ -172,7 +155,42 @@ account_msg_at(struct run *r, unsigned long num)
 		else
 			hi = mid;
 	}
+	*pos = lo;
 	return NULL;
+}
+
+/*
+ * The message numbered num, made when new. Listings come in rising
+ * order, so it is nearly always appended; a number that only one listing
+ * has is put in its place (at most a thousand times per session: a
+ * server sending everything backwards is refused). NULL past that, or
+ * for a number beyond 32 bits.
+ */
+static struct msg *
+account_msg_at(struct run *r, unsigned long num)
+{
+	size_t pos = r->nmsgs;
+	struct msg *m;
+
+	if (num > UINT32_MAX)
+		return NULL;
+	if (r->nmsgs > 0 && num <= r->msgs[r->nmsgs - 1].num) {
+		if ((m = account_msg_find(r, num, &pos)) != NULL)
+			return m;
+		if (++r->misplaced > 1000)
+			return NULL;
+	}
+	if (r->nmsgs == r->msgsize) {
+		r->msgsize = r->msgsize ? r->msgsize * 2 : 64;
+		r->msgs = xreallocarray(r->msgs, r->msgsize, sizeof(*r->msgs));
+	}
+	memmove(&r->msgs[pos + 1], &r->msgs[pos],
+	    (r->nmsgs - pos) * sizeof(*r->msgs));
+	r->nmsgs++;
+	m = &r->msgs[pos];
+	memset(m, 0, sizeof(*m));
+	m->num = (uint32_t)num;
+	return m;
 }
 
 static int
@@ -186,8 +204,8 @@ account_list_line(void *arg, const char *line, size_t n, struct err *e)
 	if (pop3_parse_list(line, n, &num, &size) == -1)
 		return account_bad_line("LIST", line, n, e);
 	if ((m = account_msg_at(r, num)) == NULL || m->listed)
-		return account_bad_line("LIST (number out of order or "
-		    "repeated)", line, n, e);
+		return account_bad_line("LIST (number repeated, or out of "
+		    "order)", line, n, e);
 	m->listed = true;
 	m->size = size;
 	return 0;
@@ -200,15 +218,15 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	const char *rest;
 	struct uidmap_entry *en;
 	unsigned long num;
-	size_t len;
+	size_t len, pos;
 	struct msg *m;
 	char *esc;
 
 	if (pop3_parse_uidl(line, n, &num, &rest, &len) == -1)
 		return account_bad_line("UIDL", line, n, e);
 	if ((m = account_msg_at(r, num)) == NULL || m->uid_listed)
-		return account_bad_line("UIDL (number out of order or "
-		    "repeated)", line, n, e);
+		return account_bad_line("UIDL (number repeated, or out of "
+		    "order)", line, n, e);
 	m->uid_listed = true;
 	if (!uid_valid(rest, len)) {
 		/* Never a path, never a key we could confuse: leave it. */
@@ -222,7 +240,8 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	}
 	/* The line is NUL-terminated (pop3.h), so rest is a string. */
 	if ((en = uidmap_get(r->present, rest)) == NULL) {
-		en = uidmap_put(r->present, rest, (int64_t)(m - r->msgs));
+		/* By number: a record may still move (account_msg_at). */
+		en = uidmap_put(r->present, rest, (int64_t)m->num);
 		m->uid = en->uid;
 		if (!uidstate_has(r->st, m->uid, NULL))
 			r->any_new = true;
@@ -234,8 +253,9 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	    "message; leaving them on the server", r->acct->name, esc);
 	free(esc);
 	m->action = A_SKIP;
-	r->msgs[en->value].action = A_SKIP;
 	m->uid = en->uid;
+	if ((m = account_msg_find(r, (unsigned long)en->value, &pos)) != NULL)
+		m->action = A_SKIP;
 	return 0;
 }
 
@@ -245,10 +265,14 @@ account_uidl_status(void *arg, bool ok, const char *line, size_t n,
 {
 	struct run *r = arg;
 
-	(void)line;
-	(void)n;
-	(void)e;
 	r->have_uidl = ok;
+	/* Without UIDs nothing recorded can be recognised, so going on would
+	 * deliver it again. Only a server that never offered UIDL, for an
+	 * account with nothing recorded, is fetched without them. */
+	if (!ok && (uidstate_count(r->st) > 0 ||
+	    (pop3_caps(r->pop) & POP3_CAP_UIDL) || (n > 5 && line[5] == '[')))
+		return pop3_refused(e, EX_TEMPFAIL, "UIDL refused, and without "
+		    "it mail already fetched would be fetched again", line, n);
 	return 0;
 }
 
@@ -298,10 +322,11 @@ account_scan(struct run *r, struct err *e)
 static int
 account_list(struct run *r, struct err *e)
 {
-	if (account_scan(r, e) == -1)
-		return -1;
+	int rc = account_scan(r, e);
+
+	/* Known once CAPA's reply was read, even when the listing failed. */
 	r->res->login_delay = pop3_login_delay(r->pop);
-	return 0;
+	return rc;
 }
 
 static enum action
@@ -617,22 +642,16 @@ account_quit(struct run *r, struct err *e)
 
 /*
  * Folds the run into the state. When the server's full list is known
- * (present is not NULL), forgets the UIDs it no longer has, and those
- * whose deletion QUIT just committed.
+ * (scanned), forgets the UIDs it no longer has.
  */
 static int
-account_save_state(struct run *r, bool scanned, bool quit_ok, struct err *e)
+account_save_state(struct run *r, bool scanned, struct err *e)
 {
-	struct uidmap *present = r->present;
-	size_t i;
-
-	if (scanned && r->have_uidl) {
-		if (quit_ok)
-			for (i = 0; i < r->nmsgs; i++)
-				if (r->msgs[i].deleted && r->msgs[i].uid)
-					uidmap_del(present, r->msgs[i].uid);
-		uidstate_retain(r->st, present);
-	}
+	/* A UID deleted now is forgotten only once a later listing no
+	 * longer shows it: some servers answer DELE and QUIT with +OK and
+	 * keep the message, and it must not then look new. */
+	if (scanned && r->have_uidl)
+		uidstate_retain(r->st, r->present);
 	return uidstate_commit(r->st, e);
 }
 
@@ -665,14 +684,12 @@ account_free(struct run *r)
 	free(r->batch_idx);
 }
 
-/*
- * The session, from login to QUIT. *scanned says the server's list is
- * complete; *quit_ok that QUIT committed the session's deletions.
- */
+/* The session, from login to QUIT. *scanned: the server's list is whole. */
 static void
-account_session(struct run *r, struct err *e,
-    bool *scanned, bool *quit_ok)
+account_session(struct run *r, struct err *e, bool *scanned)
 {
+	int rc;
+
 	if (account_login(r, e) == -1 || account_list(r, e) == -1)
 		return;
 	if (account_plan(r, e) == -1) {
@@ -695,12 +712,14 @@ account_session(struct run *r, struct err *e,
 			account_report(r, &ce);
 		return;
 	}
-	if (account_quit(r, e) == 0)
-		*quit_ok = !r->local_failed;
-	if (r->local_failed && e->code == EX_OK)
-		*e = r->local_err;
-	else if (r->local_failed)
-		account_report(r, &r->local_err);
+	rc = account_quit(r, e);
+	if (r->local_failed) {
+		/* The delivery error is the one to report, QUIT's too. */
+		if (rc == 0)
+			*e = r->local_err;
+		else
+			account_report(r, &r->local_err);
+	}
 }
 
 int
@@ -708,7 +727,7 @@ account_run(const struct config *cfg, const struct account *a,
     const volatile sig_atomic_t *cancel, struct account_result *res)
 {
 	struct run r;
-	bool scanned = false, quit_ok = false;
+	bool scanned = false;
 	struct err e, se;
 
 	memset(&r, 0, sizeof(r));
@@ -723,9 +742,9 @@ account_run(const struct config *cfg, const struct account *a,
 	if (maildir_open(&r.md, a->maildir, &e) == 0 &&
 	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
 	    r.md, &e) == 0) {
-		account_session(&r, &e, &scanned, &quit_ok);
+		account_session(&r, &e, &scanned);
 		/* Whatever happened, what was delivered is recorded. */
-		if (account_save_state(&r, scanned, quit_ok, &se) == -1)
+		if (account_save_state(&r, scanned, &se) == -1)
 			account_report(&r, &se);
 	}
 	account_report(&r, &e);

@@ -378,6 +378,13 @@ maildir_recover(struct maildir *md, const char *const *names, size_t n,
 	}
 	if (need_cur && maildir_scan_cur(md, names, n, found, e) == -1)
 		return -1;
+	/* A crash may have come between the renames and the sync of new/:
+	 * what is seen there now must be durable before it counts. */
+	if (fsync(md->newfd) == -1 || fsync(md->curfd) == -1) {
+		err_set(e, EX_IOERR, "cannot sync %s: %s", md->path,
+		    strerror(errno));
+		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		if (found[i] || strchr(names[i], '/') != NULL)
 			continue;

@@ -623,9 +623,19 @@ daemon_timeout(const struct daemon *d)
 	int64_t now = poll_now_ms(), t = now + 60000;
 	size_t i;
 
-	for (i = 0; i < d->ns; i++)
-		if (!d->s[i].running && !d->s[i].gone && d->s[i].due < t)
-			t = d->s[i].due;
+	for (i = 0; i < d->ns; i++) {
+		const struct sched *s = &d->s[i];
+		const struct account *a;
+
+		if (s->running || s->gone || s->due >= t)
+			continue;
+		/* Due but held back by the limits: a worker's end (SIGCHLD)
+		 * is what frees it, not the clock. */
+		if (s->due <= now && ((a = config_find_account(d->cfg,
+		    s->name)) == NULL || !pool_can_start(&d->pool, a->host)))
+			continue;
+		t = s->due;
+	}
 	if (d->watchdog_ms > 0 && d->next_watchdog < t)
 		t = d->next_watchdog;
 	return t <= now ? 0 : (long)(t - now);

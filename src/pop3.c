@@ -227,8 +227,10 @@ pop3_last(const struct pop3 *p)
 static void
 pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 {
-	const char *why = p->errbuf[0] != '\0' ? p->errbuf :
-	    curl_easy_strerror(rc);
+	/* libcurl's text may quote the server (a certificate's name). */
+	char *why = p->errbuf[0] != '\0' ?
+	    buf_escape(p->errbuf, strlen(p->errbuf), 300) :
+	    xstrdup(curl_easy_strerror(rc));
 	char *last = pop3_last(p);
 
 	switch (rc) {
@@ -291,6 +293,7 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		err_set(e, EX_TEMPFAIL, "%s", why);
 		break;
 	}
+	free(why);
 	free(last);
 }
 

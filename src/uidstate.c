@@ -22,6 +22,13 @@
 #define STATE_END	"end:"
 #define STATE_LINE_MAX	256
 
+/* Pending records: the journal's "P" lines not yet followed by "D". */
+struct pending {
+	char		**uids;
+	char		**names;
+	size_t		 n;
+};
+
 struct uidstate {
 	char		*dir;
 	char		*state_path;
@@ -30,14 +37,8 @@ struct uidstate {
 	int		 lockfd;
 	int		 jfd;		/* journal, opened on first use */
 	struct uidmap	*map;		/* uid -> first delivery time */
+	struct pending	 open;		/* this run's, still unresolved */
 	bool		 dirty;		/* the state file is out of date */
-};
-
-/* A pending record of an interrupted run: the journal's "P" lines. */
-struct pending {
-	char		**uids;
-	char		**names;
-	size_t		 n;
 };
 
 static int
@@ -351,6 +352,7 @@ uidstate_close(struct uidstate *s)
 	if (s->dirfd != -1)
 		close(s->dirfd);
 	uidmap_free(s->map);
+	pending_free(&s->open);
 	free(s->dir);
 	free(s->state_path);
 	free(s->journal_path);
@@ -435,6 +437,8 @@ uidstate_pending(struct uidstate *s, const char *const *uids,
 	}
 	if (n > 0)
 		rc = uidstate_append(s, b.data, b.len, e);
+	for (i = 0; rc == 0 && i < n; i++)
+		pending_add(&s->open, uids[i], names[i]);
 	buf_free(&b);
 	return rc;
 }
@@ -455,9 +459,11 @@ uidstate_delivered(struct uidstate *s, const char *const *uids, size_t n,
 		free(l);
 	}
 	if (n > 0 && (rc = uidstate_append(s, b.data, b.len, e)) == 0) {
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			if (uidmap_get(s->map, uids[i]) == NULL)
 				uidmap_put(s->map, uids[i], now);
+			pending_del(&s->open, uids[i]);
+		}
 		s->dirty = true;
 	}
 	buf_free(&b);
@@ -522,6 +528,54 @@ uidstate_write(struct uidstate *s, const char *tmp, struct err *e)
 	return 0;
 }
 
+/*
+ * Replaces the journal by one holding only the pending records still
+ * unresolved (a batch whose move into new/ failed half-way), so that the
+ * next run's recovery still knows which files to look for; or removes it
+ * when there are none.
+ */
+static int
+uidstate_keep_pending(struct uidstate *s, struct err *e)
+{
+	bool bad;
+	char *tmp;
+	FILE *f;
+	size_t i;
+	int fd, rc = -1;
+
+	if (s->open.n == 0) {
+		if (unlink(s->journal_path) == 0 || errno == ENOENT)
+			return 0;
+		err_set(e, EX_IOERR, "cannot remove %s: %s", s->journal_path,
+		    strerror(errno));
+		return -1;
+	}
+	tmp = xasprintf("%s.new", s->journal_path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
+		err_set(e, EX_CANTCREAT, "cannot create %s: %s", tmp,
+		    strerror(errno));
+		if (fd != -1)
+			close(fd);
+		goto out;
+	}
+	for (i = 0; i < s->open.n; i++)
+		fprintf(f, "P %s %s\n", s->open.uids[i], s->open.names[i]);
+	bad = fflush(f) != 0 || ferror(f) || fsync(fd) != 0;
+	if (fclose(f) != 0)
+		bad = true;
+	if (bad || rename(tmp, s->journal_path) != 0) {
+		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
+		    strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	rc = uidstate_sync_dir(s, e);
+out:
+	free(tmp);
+	return rc;
+}
+
 int
 uidstate_commit(struct uidstate *s, struct err *e)
 {
@@ -546,11 +600,8 @@ uidstate_commit(struct uidstate *s, struct err *e)
 		close(s->jfd);
 		s->jfd = -1;
 	}
-	if (unlink(s->journal_path) == -1 && errno != ENOENT) {
-		err_set(e, EX_IOERR, "cannot remove %s: %s", s->journal_path,
-		    strerror(errno));
+	if (uidstate_keep_pending(s, e) == -1)
 		goto out;
-	}
 	s->dirty = false;
 	rc = 0;
 out:

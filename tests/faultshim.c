@@ -8,6 +8,7 @@
  *   FAULTSHIM_LOG=FILE       append one line per event ("N name") to FILE
  *   FAULTSHIM_KILL_AT=N      SIGKILL just before the Nth event
  *   FAULTSHIM_KILL_ON=NAME:N SIGKILL just before the Nth event named NAME
+ *   FAULTSHIM_FAIL_ON=NAME:N the Nth rename or renameat fails (ENOSPC)
  *   FAULTSHIM_DIR=DIR        the directory the faults below apply to
  *   FAULTSHIM_ENOSPC_AFTER=B writes to files under DIR fail with ENOSPC
  *                            once B bytes were written there in all
@@ -32,7 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static unsigned long events, named_events;
+static unsigned long events, named_events, fail_events;
 static unsigned long long dir_bytes;
 static int in_shim;	/* the shim's own log writes are not events */
 
@@ -206,6 +207,20 @@ fdatasync(int fd)
 	return sync_fault(fd) == -1 ? -1 : real(fd);
 }
 
+/* Should this call, the next event named name, fail? */
+static int
+fail_on(const char *name)
+{
+	const char *on = getenv("FAULTSHIM_FAIL_ON");
+	size_t len;
+
+	if (on == NULL)
+		return 0;
+	len = strcspn(on, ":");
+	return len == strlen(name) && strncmp(on, name, len) == 0 &&
+	    on[len] == ':' && strtoul(on + len + 1, NULL, 10) == ++fail_events;
+}
+
 int
 rename(const char *a, const char *b)
 {
@@ -214,6 +229,10 @@ rename(const char *a, const char *b)
 	if (real == NULL)
 		real = next("rename");
 	event("rename");
+	if (fail_on("rename")) {
+		errno = ENOSPC;
+		return -1;
+	}
 	return real(a, b);
 }
 
@@ -225,6 +244,10 @@ renameat(int fa, const char *a, int fb, const char *b)
 	if (real == NULL)
 		real = next("renameat");
 	event("renameat");
+	if (fail_on("renameat")) {
+		errno = ENOSPC;
+		return -1;
+	}
 	return real(fa, a, fb, b);
 }
 
