@@ -492,65 +492,19 @@ uidstate_retain(struct uidstate *s, const struct uidmap *present)
 		s->dirty = true;
 }
 
-static int
-uidstate_write(struct uidstate *s, const char *tmp, struct err *e)
-{
-	struct uidmap_entry *en;
-	size_t pos = 0;
-	FILE *f;
-	int fd;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
-		err_set(e, EX_CANTCREAT, "cannot create %s: %s", tmp,
-		    strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	fprintf(f, "%s\n", STATE_MAGIC);
-	while ((en = uidmap_next(s->map, &pos)) != NULL)
-		fprintf(f, "%s %" PRId64 "\n", en->uid, en->value);
-	fprintf(f, STATE_END "%zu\n", uidmap_count(s->map));
-	if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0) {
-		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
-		    strerror(errno));
-		fclose(f);
-		unlink(tmp);
-		return -1;
-	}
-	if (fclose(f) != 0) {
-		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
-		    strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
 /*
- * Replaces the journal by one holding only the pending records still
- * unresolved (a batch whose move into new/ failed half-way), so that the
- * next run's recovery still knows which files to look for; or removes it
- * when there are none.
+ * Replaces path atomically with what fill writes: a temporary file,
+ * fsynced, renamed over path, and the directory fsynced.
  */
 static int
-uidstate_keep_pending(struct uidstate *s, struct err *e)
+uidstate_replace(struct uidstate *s, const char *path,
+    void (*fill)(const struct uidstate *, FILE *), struct err *e)
 {
-	bool bad;
-	char *tmp;
-	FILE *f;
-	size_t i;
+	char *tmp = xasprintf("%s.new", path);
 	int fd, rc = -1;
+	bool bad;
+	FILE *f;
 
-	if (s->open.n == 0) {
-		if (unlink(s->journal_path) == 0 || errno == ENOENT)
-			return 0;
-		err_set(e, EX_IOERR, "cannot remove %s: %s", s->journal_path,
-		    strerror(errno));
-		return -1;
-	}
-	tmp = xasprintf("%s.new", s->journal_path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1 || (f = fdopen(fd, "w")) == NULL) {
 		err_set(e, EX_CANTCREAT, "cannot create %s: %s", tmp,
@@ -559,12 +513,11 @@ uidstate_keep_pending(struct uidstate *s, struct err *e)
 			close(fd);
 		goto out;
 	}
-	for (i = 0; i < s->open.n; i++)
-		fprintf(f, "P %s %s\n", s->open.uids[i], s->open.names[i]);
+	fill(s, f);
 	bad = fflush(f) != 0 || ferror(f) || fsync(fd) != 0;
 	if (fclose(f) != 0)
 		bad = true;
-	if (bad || rename(tmp, s->journal_path) != 0) {
+	if (bad || rename(tmp, path) != 0) {
 		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
 		    strerror(errno));
 		unlink(tmp);
@@ -576,35 +529,50 @@ out:
 	return rc;
 }
 
+static void
+uidstate_fill_state(const struct uidstate *s, FILE *f)
+{
+	struct uidmap_entry *en;
+	size_t pos = 0;
+
+	fprintf(f, "%s\n", STATE_MAGIC);
+	while ((en = uidmap_next(s->map, &pos)) != NULL)
+		fprintf(f, "%s %" PRId64 "\n", en->uid, en->value);
+	fprintf(f, STATE_END "%zu\n", uidmap_count(s->map));
+}
+
+/* The pending records still unresolved: the next run's recovery needs
+ * them (a batch whose move into new/ failed half-way). */
+static void
+uidstate_fill_pending(const struct uidstate *s, FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < s->open.n; i++)
+		fprintf(f, "P %s %s\n", s->open.uids[i], s->open.names[i]);
+}
+
 int
 uidstate_commit(struct uidstate *s, struct err *e)
 {
-	char *tmp;
-	int rc = -1;
-
 	if (!s->dirty)
 		return 0;
-	tmp = xasprintf("%s.new", s->state_path);
-	if (uidstate_write(s, tmp, e) == -1)
-		goto out;
-	if (rename(tmp, s->state_path) == -1) {
-		err_set(e, EX_IOERR, "cannot rename %s: %s", tmp,
-		    strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	/* The new state must be durable before the journal goes. */
-	if (uidstate_sync_dir(s, e) == -1)
-		goto out;
+	/* The new state is durable before the journal changes. */
+	if (uidstate_replace(s, s->state_path, uidstate_fill_state, e) == -1)
+		return -1;
 	if (s->jfd != -1) {
 		close(s->jfd);
 		s->jfd = -1;
 	}
-	if (uidstate_keep_pending(s, e) == -1)
-		goto out;
+	if (s->open.n > 0) {
+		if (uidstate_replace(s, s->journal_path, uidstate_fill_pending,
+		    e) == -1)
+			return -1;
+	} else if (unlink(s->journal_path) == -1 && errno != ENOENT) {
+		err_set(e, EX_IOERR, "cannot remove %s: %s", s->journal_path,
+		    strerror(errno));
+		return -1;
+	}
 	s->dirty = false;
-	rc = 0;
-out:
-	free(tmp);
-	return rc;
+	return 0;
 }
