@@ -31,6 +31,7 @@
 #define KEEP_DAYS_MAX	36500
 #define DEF_TIMEOUT	60
 #define DEF_INTERVAL	300
+#define DEF_KEEPALIVE	60
 #define DEF_MAX_PARALLEL	8
 #define DEF_MAX_PER_HOST	4
 
@@ -44,12 +45,13 @@ enum key {
 	K_NAME, K_HOST, K_PORT, K_TLS, K_ALLOW_PLAINTEXT, K_CA_FILE,
 	K_FINGERPRINT, K_USER, K_PASSWORD, K_PASSWORD_FILE, K_PASSWORD_COMMAND,
 	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
-	K_INTERVAL, K_COUNT
+	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
+	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_COUNT
 };
 
 #define BIT(k)		(1u << (k))
 #define PW_KEYS		(BIT(K_PASSWORD) | BIT(K_PASSWORD_FILE) | \
-			    BIT(K_PASSWORD_COMMAND))
+			    BIT(K_PASSWORD_COMMAND) | BIT(K_OAUTH2_TOKEN_COMMAND))
 
 /* What one config_load needs to know while it walks the file. */
 struct ctx {
@@ -107,6 +109,16 @@ static int	key_timeout(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_interval(struct ctx *, const config_setting_t *,
 		    struct account *);
+static int	key_oauth2_token_command(struct ctx *,
+		    const config_setting_t *, struct account *);
+static int	key_max_messages(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_add_received_header(struct ctx *,
+		    const config_setting_t *, struct account *);
+static int	key_proxy(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_keepalive(struct ctx *, const config_setting_t *,
+		    struct account *);
 
 /* In the order of enum key. */
 static const struct keydef {
@@ -132,6 +144,13 @@ static const struct keydef {
 	{ "max_size",		K_MAX_SIZE,		key_max_size },
 	{ "timeout",		K_TIMEOUT,		key_timeout },
 	{ "interval",		K_INTERVAL,		key_interval },
+	{ "oauth2_token_command", K_OAUTH2_TOKEN_COMMAND,
+						key_oauth2_token_command },
+	{ "max_messages",	K_MAX_MESSAGES,		key_max_messages },
+	{ "add_received_header", K_ADD_RECEIVED_HEADER,
+						key_add_received_header },
+	{ "proxy",		K_PROXY,		key_proxy },
+	{ "keepalive",		K_KEEPALIVE,		key_keepalive },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -511,6 +530,7 @@ key_user(struct ctx *c, const config_setting_t *s, struct account *a)
 static int
 check_secret_mode(struct ctx *c, const config_setting_t *s)
 {
+	const char *key = config_setting_name(s);
 	const char *file = config_setting_source_file(s);
 	struct stat st;
 	char *path, *p;
@@ -520,12 +540,12 @@ check_secret_mode(struct ctx *c, const config_setting_t *s)
 	p = buf_escape(path, strlen(path), 256);
 	st.st_mode = c->mode;
 	if (file != NULL && stat(path, &st) == -1)
-		cfg_error(c, s, "password: cannot check the permissions of "
-		    "%s: %s", p, strerror(errno));
+		cfg_error(c, s, "%s: cannot check the permissions of "
+		    "%s: %s", key, p, strerror(errno));
 	else if ((st.st_mode & 077) != 0)
-		cfg_error(c, s, "password: %s holds a password but is "
+		cfg_error(c, s, "%s: %s holds a password but is "
 		    "accessible to group or others (mode %04o); run: chmod 600 "
-		    "%s", p, (unsigned)(st.st_mode & 07777), p);
+		    "%s", key, p, (unsigned)(st.st_mode & 07777), p);
 	else
 		rv = 0;
 	free(p);
@@ -666,6 +686,90 @@ key_interval(struct ctx *c, const config_setting_t *s, struct account *a)
 	return 0;
 }
 
+static int
+key_oauth2_token_command(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	const char *v;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	set_str(&a->oauth2_token_command, xstrdup(v));
+	return 0;
+}
+
+static int
+key_max_messages(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	long long v;
+
+	if (get_int(c, s, 0, 1000000000, &v) == -1)
+		return -1;
+	a->max_messages = (unsigned)v;
+	return 0;
+}
+
+static int
+key_add_received_header(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	return get_bool(c, s, &a->add_received_header);
+}
+
+/*
+ * A proxy URL libcurl understands, of a scheme that can carry a POP3
+ * connection: SOCKS, or an HTTP(S) proxy that tunnels with CONNECT.
+ */
+static int
+key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	static const char *const schemes[] = {
+		"socks5h://", "socks5://", "socks4a://", "socks4://",
+		"http://", "https://"
+	};
+	const char *v, *host;
+	char e1[512];
+	size_t i, n;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncasecmp(v, schemes[i], strlen(schemes[i])) == 0)
+			break;
+	if (i == sizeof(schemes) / sizeof(schemes[0])) {
+		cfg_error(c, s, "proxy: \"%s\" is not a proxy URL of the "
+		    "form socks5h://, socks5://, socks4a://, socks4://, "
+		    "http:// or https://HOST:PORT", esc(e1, sizeof(e1), v));
+		return -1;
+	}
+	host = v + strlen(schemes[i]);
+	n = strcspn(host, "/?#");
+	if (n == 0 || (host[n] != '\0' && strcmp(host + n, "/") != 0) ||
+	    strpbrk(v, " \t\r\n") != NULL) {
+		cfg_error(c, s, "proxy: \"%s\" must be SCHEME://[USER:PASS@]"
+		    "HOST[:PORT] with nothing after it", esc(e1, sizeof(e1),
+		    v));
+		return -1;
+	}
+	/* user:password@ in it is a secret, like password itself. */
+	if (memchr(host, '@', n) != NULL && check_secret_mode(c, s) == -1)
+		return -1;
+	xfree_secret(a->proxy);
+	a->proxy = xstrdup(v);
+	return 0;
+}
+
+static int
+key_keepalive(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	long long v;
+
+	if (get_int(c, s, 0, 3600, &v) == -1)
+		return -1;
+	a->keepalive = (unsigned)v;
+	return 0;
+}
+
 static const struct keydef *
 find_key(const char *name)
 {
@@ -743,6 +847,8 @@ account_clear(struct account *a)
 	xfree_secret(a->password);
 	free(a->password_file);
 	free(a->password_command);
+	free(a->oauth2_token_command);
+	xfree_secret(a->proxy);
 	free(a->maildir);
 	memset(a, 0, sizeof(*a));
 }
@@ -770,6 +876,8 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.password = dup_or_null(d->password);
 	ac->a.password_file = dup_or_null(d->password_file);
 	ac->a.password_command = dup_or_null(d->password_command);
+	ac->a.oauth2_token_command = dup_or_null(d->oauth2_token_command);
+	ac->a.proxy = dup_or_null(d->proxy);
 	ac->a.maildir = dup_or_null(d->maildir);
 }
 
@@ -790,6 +898,10 @@ acfg_password_override(struct acfg *ac)
 	if ((ac->own & BIT(K_PASSWORD_COMMAND)) == 0) {
 		free(ac->a.password_command);
 		ac->a.password_command = NULL;
+	}
+	if ((ac->own & BIT(K_OAUTH2_TOKEN_COMMAND)) == 0) {
+		free(ac->a.oauth2_token_command);
+		ac->a.oauth2_token_command = NULL;
 	}
 	ac->inh &= ~PW_KEYS;
 }
@@ -817,10 +929,21 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 		if ((set & BIT(req[i])) == 0)
 			cfg_error(c, g, "%s: missing required key \"%s\"",
 			    label, keydefs[req[i]].name);
-	if (count_bits(set & PW_KEYS) != 1)
-		cfg_error(c, g, "%s: needs exactly one of password, "
-		    "password_file and password_command (%s)", label,
-		    (set & PW_KEYS) == 0 ? "none is set" : "several are set");
+	/* None: ~/.netrc is asked at login. */
+	if (count_bits(set & PW_KEYS) > 1)
+		cfg_error(c, g, "%s: set at most one of password, "
+		    "password_file, password_command and "
+		    "oauth2_token_command", label);
+	if (set & BIT(K_OAUTH2_TOKEN_COMMAND)) {
+		if ((set & BIT(K_AUTH)) == 0)
+			ac->a.auth = AUTH_XOAUTH2;
+		else if (ac->a.auth != AUTH_XOAUTH2 &&
+		    ac->a.auth != AUTH_OAUTHBEARER)
+			cfg_error(c, ac->src[K_AUTH] != NULL ? ac->src[K_AUTH] :
+			    g, "%s: oauth2_token_command gives a bearer "
+			    "token, for auth = \"xoauth2\" or \"oauthbearer\" "
+			    "only", label);
+	}
 	if (ac->a.tls == TLS_NONE && !ac->a.allow_plaintext)
 		cfg_error(c, ac->src[K_TLS], "%s: tls = \"none\" would send "
 		    "the password across the network in cleartext; if you "
@@ -943,6 +1066,7 @@ build(struct ctx *c, const config_setting_t *root)
 	def.a.auth = AUTH_AUTO;
 	def.a.timeout = DEF_TIMEOUT;
 	def.a.interval = DEF_INTERVAL;
+	def.a.keepalive = DEF_KEEPALIVE;
 	parse_group(c, root, &def, 1);
 	cfg->timeout = def.a.timeout;
 	cfg->interval = def.a.interval;

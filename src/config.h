@@ -37,10 +37,11 @@ struct account {
 	char		*ca_file;	/* may be NULL */
 	char		*fingerprint;	/* "sha256//BASE64", may be NULL */
 	char		*user;
-	/* exactly one of the next three is non-NULL */
+	/* at most one of the next four is non-NULL; none: ~/.netrc */
 	char		*password;
 	char		*password_file;	/* ~ expanded */
 	char		*password_command;
+	char		*oauth2_token_command;	/* auth is an OAuth2 one */
 	enum auth_mech	 auth;
 	char		*maildir;	/* ~ expanded */
 	bool		 keep;
@@ -48,6 +49,10 @@ struct account {
 	uint64_t	 max_size;	/* bytes; 0: no limit */
 	unsigned	 timeout;	/* seconds of inactivity, > 0 */
 	unsigned	 interval;	/* seconds between daemon polls, > 0 */
+	unsigned	 max_messages;	/* fetched per run at most; 0: all */
+	bool		 add_received_header;
+	char		*proxy;		/* libcurl proxy URL, or NULL */
+	unsigned	 keepalive;	/* NOOP after this many idle s; 0: never */
 	int		 line;		/* line of the account's group */
 };
 

@@ -18,7 +18,7 @@
 #include "cred.h"
 #include "xmalloc.h"
 
-#define CRED_MAX	4096		/* longest password line we accept */
+#define CRED_MAX	16384		/* longest line we accept (tokens) */
 #define SHELL_META	"|&;<>()$`\\\"'*?[#~=%{}\n"
 #define REAP_STEP_MS	10
 
@@ -62,13 +62,13 @@ take_line(const char *buf, size_t len, int full, const char *what,
 	if (n > 0 && buf[n - 1] == '\r')
 		n--;
 	if (memchr(buf, '\0', n) != NULL) {
-		err_set(e, EX_CONFIG, "%s: the password contains a NUL byte",
-		    what);
+		err_set(e, EX_CONFIG, "%s: the first line contains a NUL "
+		    "byte", what);
 		return -1;
 	}
 	if (n == 0) {
-		err_set(e, empty_code, "%s: no password (the first line is "
-		    "empty)", what);
+		err_set(e, empty_code, "%s: nothing there (the first line "
+		    "is empty)", what);
 		return -1;
 	}
 	*pw = xstrndup(buf, n);
@@ -216,19 +216,19 @@ child_exec(char **argv, int nullfd, int outfd)
 }
 
 static int
-spawn(char **argv, struct child *ch, struct err *e)
+spawn(char **argv, const char *what, struct child *ch, struct err *e)
 {
 	int p[2] = { -1, -1 }, nullfd;
 
 	nullfd = fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
 	if (nullfd == -1 || pipe2(p, O_CLOEXEC) == -1 ||
 	    (p[0] = fd_high(p[0])) == -1 || (p[1] = fd_high(p[1])) == -1) {
-		err_set(e, EX_TEMPFAIL, "password_command: %s",
+		err_set(e, EX_TEMPFAIL, "%s: %s", what,
 		    strerror(errno));
 		goto fail;
 	}
 	if ((ch->pid = fork()) == -1) {
-		err_set(e, EX_TEMPFAIL, "password_command: fork: %s",
+		err_set(e, EX_TEMPFAIL, "%s: fork: %s", what,
 		    strerror(errno));
 		goto fail;
 	}
@@ -332,26 +332,26 @@ reap(pid_t pid, long long deadline, int *status)
 }
 
 static int
-check_status(int status, struct err *e)
+check_status(int status, const char *what, struct err *e)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		err_set(e, EX_CONFIG, "could not run password_command "
-		    "(exit status 127)");
+		err_set(e, EX_CONFIG, "could not run %s (exit status 127)",
+		    what);
 	else if (WIFEXITED(status))
-		err_set(e, EX_TEMPFAIL, "password_command exited with status "
-		    "%d", WEXITSTATUS(status));
+		err_set(e, EX_TEMPFAIL, "%s exited with status %d", what,
+		    WEXITSTATUS(status));
 	else
-		err_set(e, EX_TEMPFAIL, "password_command was killed by "
-		    "signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+		err_set(e, EX_TEMPFAIL, "%s was killed by signal %d", what,
+		    WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 	return -1;
 }
 
 /* Collects the output and the exit status of a started child. */
 static int
-finish(struct child *ch, unsigned timeout_sec, struct out *o, char **pw,
-    struct err *e)
+finish(struct child *ch, const char *what, unsigned timeout_sec,
+    struct out *o, char **pw, struct err *e)
 {
 	long long deadline = now_ms() + (long long)timeout_sec * 1000;
 	int r, status = 0, saved;
@@ -364,24 +364,24 @@ finish(struct child *ch, unsigned timeout_sec, struct out *o, char **pw,
 	else if ((r = reap(ch->pid, deadline, &status)) == -1)
 		saved = errno;
 	if (r == 1) {
-		err_set(e, EX_TEMPFAIL, "password_command timed out after "
-		    "%u s", timeout_sec);
+		err_set(e, EX_TEMPFAIL, "%s timed out after %u s", what,
+		    timeout_sec);
 		return -1;
 	}
 	if (r == -1) {
-		err_set(e, EX_TEMPFAIL, "password_command: %s",
+		err_set(e, EX_TEMPFAIL, "%s: %s", what,
 		    strerror(saved));
 		return -1;
 	}
-	if (check_status(status, e) == -1)
+	if (check_status(status, what, e) == -1)
 		return -1;
 	return take_line(o->buf, o->len, o->len == sizeof(o->buf),
-	    "password_command", EX_TEMPFAIL, pw, e);
+	    what, EX_TEMPFAIL, pw, e);
 }
 
 static int
-cred_command(const char *cmd, unsigned timeout_sec, char **pw,
-    struct err *e)
+cred_command(const char *cmd, const char *what, unsigned timeout_sec,
+    char **pw, struct err *e)
 {
 	struct child ch;
 	struct out o;
@@ -393,9 +393,9 @@ cred_command(const char *cmd, unsigned timeout_sec, char **pw,
 	argv = make_argv(cmd);
 	o.len = 0;
 	if (argv[0] == NULL)
-		err_set(e, EX_CONFIG, "password_command is empty");
-	else if (spawn(argv, &ch, e) == 0)
-		rv = finish(&ch, timeout_sec, &o, pw, e);
+		err_set(e, EX_CONFIG, "%s is empty", what);
+	else if (spawn(argv, what, &ch, e) == 0)
+		rv = finish(&ch, what, timeout_sec, &o, pw, e);
 	xwipe(&o, sizeof(o));
 	free_argv(argv);
 	return rv;
@@ -412,7 +412,11 @@ cred_password(const struct account *a, unsigned timeout_sec, char **pw,
 	if (a->password_file != NULL)
 		return cred_file(a->password_file, pw, e);
 	if (a->password_command != NULL)
-		return cred_command(a->password_command, timeout_sec, pw, e);
+		return cred_command(a->password_command, "password_command",
+		    timeout_sec, pw, e);
+	if (a->oauth2_token_command != NULL)
+		return cred_command(a->oauth2_token_command,
+		    "oauth2_token_command", timeout_sec, pw, e);
 	err_set(e, EX_SOFTWARE, "no password source configured");
 	return -1;
 }

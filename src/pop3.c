@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <curl/curl.h>
+#include <openssl/evp.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -42,8 +43,12 @@ struct pop3 {
 	/* login: the last line the server sent, and whether APOP was used */
 	char		 last[POP3_STATUSMAX];
 	size_t		 lastlen;
+	char		 chal[POP3_STATUSMAX];	/* the last "+ " line */
+	size_t		 challen;
 	unsigned long	 lines_in;	/* server lines seen during login */
 	unsigned	 pre_caps;	/* CAPA as libcurl saw it, pre-login */
+	char		 sasl[256];	/* its SASL line's mechanisms */
+	const char	*mech;		/* the SASL mechanism asked for */
 	bool		 in_capa;	/* a CAPA reply is being read */
 	bool		 apop_sent;
 	bool		 bad_greeting;	/* the first line was not POP3 */
@@ -127,11 +132,15 @@ pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 		if (size == 4 && strncasecmp(data, "CAPA", 4) == 0) {
 			p->in_capa = true;
 			p->pre_caps = 0;
+			p->sasl[0] = '\0';
 		}
 		return;
 	}
 	if (!p->in_capa)
 		return;
+	if (size > 5 && strncasecmp(data, "SASL ", 5) == 0)
+		snprintf(p->sasl, sizeof(p->sasl), " %.*s ", (int)(size - 5),
+		    data + 5);
 	if (size >= 1 && data[0] == '.' && size == 1)
 		p->in_capa = false;
 	else if (size >= 4 && memcmp(data, "-ERR", 4) == 0)
@@ -163,6 +172,10 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		while (p->lastlen > 0 && (p->last[p->lastlen - 1] == '\n' ||
 		    p->last[p->lastlen - 1] == '\r'))
 			p->lastlen--;
+		if (p->lastlen >= 2 && memcmp(p->last, "+ ", 2) == 0) {
+			memcpy(p->chal, p->last, p->lastlen);
+			p->challen = p->lastlen;
+		}
 		pop3_watch_capa(p, 'i', data, size);
 		pop3_trace(p, POP3_TRACE_IN, data, size);
 		break;
@@ -224,6 +237,55 @@ pop3_last(const struct pop3 *p)
 	    xstrdup("(nothing)");
 }
 
+/*
+ * The last SASL challenge ("+ BASE64") of a refused login: OAuth2 servers
+ * put their reason there, as JSON. Returns it decoded and escaped, or
+ * NULL.
+ */
+static char *
+pop3_sasl_reason(const struct pop3 *p)
+{
+	unsigned char out[POP3_STATUSMAX];
+	size_t n = p->challen;
+	char *esc;
+	int len;
+
+	if (n < 3 || (n - 2) % 4 != 0 || (n - 2) / 4 * 3 > sizeof(out))
+		return NULL;
+	len = EVP_DecodeBlock(out, (const unsigned char *)p->chal + 2,
+	    (int)(n - 2));
+	if (len <= 0)
+		return NULL;
+	/* EVP_DecodeBlock counts the padding as zero bytes. */
+	while (len > 0 && out[len - 1] == '\0')
+		len--;
+	esc = buf_escape((const char *)out, (size_t)len, 300);
+	return esc;
+}
+
+/* Whether the SASL mechanism asked for was missing from CAPA. */
+static bool
+pop3_mech_missing(struct pop3 *p)
+{
+	const char *w;
+	size_t n;
+	char *esc;
+
+	if (p->mech == NULL || p->lines_in == 0)
+		return false;
+	n = strlen(p->mech);
+	for (w = p->sasl; (w = strchr(w, ' ')) != NULL; w++)
+		if (strncasecmp(w + 1, p->mech, n) == 0 && w[1 + n] == ' ')
+			return false;
+	/* It is shown: make it printable, without the spaces around. */
+	n = strlen(p->sasl);
+	esc = n < 2 ? xstrdup("") : buf_escape(p->sasl + 1, n - 2,
+	    sizeof(p->sasl) / 4);
+	snprintf(p->sasl, sizeof(p->sasl), "%s", esc);
+	free(esc);
+	return true;
+}
+
 static void
 pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 {
@@ -231,12 +293,25 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 	char *why = p->errbuf[0] != '\0' ?
 	    buf_escape(p->errbuf, strlen(p->errbuf), 300) :
 	    xstrdup(curl_easy_strerror(rc));
-	char *last = pop3_last(p);
+	char *last = pop3_last(p), *reason = NULL;
 
 	switch (rc) {
 	case CURLE_LOGIN_DENIED:
+		if (pop3_mech_missing(p)) {
+			err_set(e, EX_NOPERM, "the server does not offer SASL "
+			    "%s (it offers: %s)", p->mech, p->sasl[0] != '\0' ?
+			    p->sasl : "none");
+			break;
+		}
+		reason = pop3_sasl_reason(p);
+		/* After the challenge may come a -ERR with a response code. */
 		err_set(e, pop3_err_code(p->last, p->lastlen, EX_NOPERM),
-		    "login refused: server said \"%s\"", last);
+		    "login refused: server said \"%s\"%s%s%s", reason != NULL &&
+		    p->last[0] == '+' ? reason : last, reason != NULL &&
+		    p->last[0] != '+' ? " (\"" : "", reason != NULL &&
+		    p->last[0] != '+' ? reason : "", reason != NULL &&
+		    p->last[0] != '+' ? "\")" : "");
+		free(reason);
 		break;
 	case CURLE_USE_SSL_FAILED:
 		/* The last line is STLS's -ERR, or the end of the CAPA list. */
@@ -420,6 +495,7 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
     enum auth_mech auth, struct err *e)
 {
 	curl_socket_t fd = CURL_SOCKET_BAD;
+	const char *opts = pop3_login_options(auth);
 	CURLcode rc;
 	char *url;
 
@@ -429,6 +505,9 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	}
 	p->errbuf[0] = '\0';
 	p->lastlen = 0;
+	p->challen = 0;
+	p->sasl[0] = '\0';
+	p->mech = opts != NULL && opts[5] != '+' ? opts + 5 : NULL;
 	p->lines_in = 0;
 	p->pre_caps = 0;
 	p->in_capa = false;

@@ -506,6 +506,7 @@ class Session:
             self.event("cmd", cmd=cmd, arg=arg.split(" ")[0] + " <secret>",
                        tls=self.tls)
         elif cmd == "AUTH":
+            self.auth_line_len = len(line) + 2
             mech = arg.split(" ")[0]
             self.event("cmd", cmd=cmd, arg=mech + (" <secret>" if " " in arg
                                                    else ""), tls=self.tls)
@@ -592,8 +593,18 @@ class Session:
         if not mech:
             self.reply("+OK\r\n" + "\r\n".join(mechs) + "\r\n.")
             return
-        if mech not in mechs or mech not in ("PLAIN", "LOGIN", "CRAM-MD5"):
+        if mech not in mechs or mech not in ("PLAIN", "LOGIN", "CRAM-MD5",
+                                             "XOAUTH2", "OAUTHBEARER"):
             self.reply("-ERR unsupported mechanism")
+            return
+        if self.args.max_auth_line and \
+                self.auth_line_len > self.args.max_auth_line:
+            # As Microsoft's servers do (RFC 5034: 255 octets at most).
+            self.event("auth-line-too-long", octets=self.auth_line_len)
+            self.reply("-ERR [AUTH] line too long")
+            return
+        if mech in ("XOAUTH2", "OAUTHBEARER"):
+            self.auth_oauth2(mech, initial)
             return
         try:
             if mech == "PLAIN":
@@ -619,6 +630,48 @@ class Session:
         except (ValueError, UnicodeError):
             self.reply("-ERR malformed authentication data")
             return
+        self.login(user, ok)
+
+    # RFC 7628 (OAUTHBEARER) and Google's XOAUTH2: the one message the
+    # client sends, with the bearer token in it.
+    OAUTH2_FORMS = {
+        "XOAUTH2": re.compile(rb"user=([^\x01]*)\x01auth=Bearer "
+                              rb"([^\x01]+)\x01\x01"),
+        "OAUTHBEARER": re.compile(rb"n,a=([^,]*),\x01host=([^\x01]*)\x01"
+                                  rb"port=([0-9]+)\x01auth=Bearer "
+                                  rb"([^\x01]+)\x01\x01"),
+    }
+
+    def auth_oauth2(self, mech, initial):
+        try:
+            resp = self.sasl_step("", initial)
+        except _Cancel:
+            self.reply("-ERR authentication cancelled")
+            return
+        except (ValueError, UnicodeError):
+            self.event("sasl", mech=mech, ir=bool(initial), form_ok=False,
+                       auth_line=self.auth_line_len)
+            self.reply("-ERR malformed authentication data")
+            return
+        m = self.OAUTH2_FORMS[mech].fullmatch(resp)
+        user = m.group(1).decode("latin-1") if m else None
+        token = (m.group(2) if mech == "XOAUTH2" else m.group(4)) \
+            if m else b""
+        fields = {}
+        if m and mech == "OAUTHBEARER":
+            fields = {"host": m.group(2).decode("latin-1"),
+                      "port": int(m.group(3))}
+        ok = token.decode("latin-1") == self.args.password
+        self.event("sasl", mech=mech, ir=bool(initial), form_ok=bool(m),
+                   user=user, token_ok=ok, token_len=len(token),
+                   auth_line=self.auth_line_len, **fields)
+        if m and not ok:
+            # The error comes as a challenge the client must answer.
+            err = json.dumps({"status": "401", "schemes": "bearer",
+                              "scope": "https://mail.example/"})
+            self.reply("+ " + base64.b64encode(err.encode()).decode())
+            ack = self.readline().decode("latin-1")
+            self.event("sasl-error-ack", ack=ack[:40])
         self.login(user, ok)
 
     def sasl_step(self, challenge, initial):
@@ -904,7 +957,11 @@ def main():
                     help="<timestamp> in the greeting, APOP accepted")
     ap.add_argument("--sasl", default="",
                     help="SASL mechanisms to offer: any of PLAIN LOGIN "
-                    "CRAM-MD5 (default: none)")
+                    "CRAM-MD5 XOAUTH2 OAUTHBEARER (default: none; the "
+                    "bearer token is --password)")
+    ap.add_argument("--max-auth-line", type=int, default=0, metavar="N",
+                    help="refuse an AUTH command line of over N octets "
+                    "with CRLF (0: no limit)")
     ap.add_argument("--capa-extra", action="append", default=[],
                     metavar="LINE", help="add LINE to the CAPA answer")
     ap.add_argument("--wire", action="store_true",

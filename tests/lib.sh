@@ -488,7 +488,8 @@ t_has_key()
 # (mode 0600) with state_dir $T/state and one account per argument.
 # TLS is implicit, starttls or none. Each account gets host 127.0.0.1,
 # the Dovecot port for TLS, ca_file $T_CA (unless tls is none, which gets
-# allow_plaintext = true), user alice, password secret and maildir
+# allow_plaintext = true), user alice, password secret (unless SETTINGS
+# sets another password source, or $T_NO_PASSWORD is set) and maildir
 # $(t_maildir NAME), except for any of these keys that SETTINGS (libconfig
 # text, e.g. 'keep = true; port = 1234;') sets itself. $T_CONFIG_TOP, if
 # set, is added at the top level.
@@ -529,6 +530,10 @@ t_write_config()
 			t_has_key "$extra" user ||
 			    printf '    user = "alice";\n'
 			t_has_key "$extra" password ||
+			    t_has_key "$extra" password_file ||
+			    t_has_key "$extra" password_command ||
+			    t_has_key "$extra" oauth2_token_command ||
+			    [ -n "${T_NO_PASSWORD:-}" ] ||
 			    printf '    password = "secret";\n'
 			t_has_key "$extra" maildir ||
 			    printf '    maildir = "%s";\n' "$(t_maildir "$name")"

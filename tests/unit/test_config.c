@@ -89,6 +89,46 @@ chk_parallel(const struct config *c)
 }
 
 static const char *
+chk_netrc(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	return a->password == NULL && a->password_file == NULL &&
+	    a->password_command == NULL && a->oauth2_token_command == NULL ?
+	    NULL : "password sources";
+}
+
+static const char *
+chk_oauth2(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	return a->auth == AUTH_XOAUTH2 && a->password_command == NULL &&
+	    strcmp(a->oauth2_token_command, "tok") == 0 ? NULL : "oauth2";
+}
+
+static const char *
+chk_oauthbearer(const struct config *c)
+{
+	return c->accounts[0].auth == AUTH_OAUTHBEARER ? NULL : "auth";
+}
+
+static const char *
+chk_extras(const struct config *c)
+{
+	const struct account *a = &c->accounts[0], *b = &c->accounts[1];
+
+	if (a->max_messages != 10 || !a->add_received_header ||
+	    a->keepalive != 30 || strcmp(a->proxy, "socks5h://127.0.0.1:1080")
+	    != 0)
+		return "first account";
+	if (b->max_messages != 0 || b->add_received_header ||
+	    b->keepalive != 60 || b->proxy != NULL)
+		return "second account (defaults)";
+	return NULL;
+}
+
+static const char *
 chk_starttls(const struct config *c)
 {
 	const struct account *a = &c->accounts[0];
@@ -296,10 +336,50 @@ static const struct row rows[] = {
 	    "user", NULL, 0 },
 	{ "empty user", ACCV("a", "h", "", "/m"), EX_CONFIG, 4, "empty", NULL,
 	    0 },
-	{ "no password", ACC_NOPW(""), EX_CONFIG, 1,
-	    "account \"a\": needs exactly one", NULL, 0 },
+	{ "no password: ~/.netrc at login", ACC_NOPW(""), EX_OK, 0, NULL,
+	    chk_netrc, 0 },
 	{ "two passwords", ACC(" password_file = \"/pw\";\n"), EX_CONFIG, 1,
-	    "account \"a\": needs exactly one", NULL, 0 },
+	    "account \"a\": set at most one", NULL, 0 },
+	{ "password and oauth2_token_command",
+	    ACC_NOPW(" password = \"p\";\n oauth2_token_command = \"t\";\n"),
+	    EX_CONFIG, 1, "oauth2_token_command", NULL, 0 },
+	{ "oauth2_token_command: auth xoauth2 by default",
+	    "password_command = \"x\";\n"
+	    ACC_NOPW(" oauth2_token_command = \"tok\";\n"), EX_OK, 0, NULL,
+	    chk_oauth2, 0 },
+	{ "oauth2_token_command with auth oauthbearer",
+	    ACC_NOPW(" oauth2_token_command = \"tok\";\n"
+	    " auth = \"oauthbearer\";\n"), EX_OK, 0, NULL, chk_oauthbearer, 0 },
+	{ "oauth2_token_command with auth plain",
+	    ACC_NOPW(" oauth2_token_command = \"tok\";\n auth = \"plain\";\n"),
+	    EX_CONFIG, 7, "bearer token", NULL, 0 },
+	{ "extras, and their defaults",
+	    "accounts = (\n"
+	    " { name = \"a\"; host = \"h\"; user = \"u\";\n"
+	    "   maildir = \"/m\"; password_command = \"x\";\n"
+	    "   max_messages = 10; add_received_header = true;\n"
+	    "   keepalive = 30; proxy = \"socks5h://127.0.0.1:1080\"; },\n"
+	    " { name = \"b\"; host = \"h\"; user = \"u\";\n"
+	    "   maildir = \"/m\"; password_command = \"x\"; }\n"
+	    ");\n", EX_OK, 0, NULL, chk_extras, 0 },
+	{ "max_messages -1", ACC(" max_messages = -1;\n"), EX_CONFIG, 7,
+	    "out of range", NULL, 0 },
+	{ "keepalive 3601", ACC(" keepalive = 3601;\n"), EX_CONFIG, 7,
+	    "out of range", NULL, 0 },
+	{ "add_received_header as a string",
+	    ACC(" add_received_header = \"yes\";\n"), EX_CONFIG, 7,
+	    "add_received_header", NULL, 0 },
+	{ "proxy ftp://", ACC(" proxy = \"ftp://p:21\";\n"), EX_CONFIG, 7,
+	    "not a proxy URL", NULL, 0 },
+	{ "proxy without a scheme", ACC(" proxy = \"p:1080\";\n"),
+	    EX_CONFIG, 7, "not a proxy URL", NULL, 0 },
+	{ "proxy with a path", ACC(" proxy = \"http://p:3128/x\";\n"),
+	    EX_CONFIG, 7, "nothing after it", NULL, 0 },
+	{ "proxy without a host", ACC(" proxy = \"socks5://\";\n"),
+	    EX_CONFIG, 7, "HOST", NULL, 0 },
+	{ "proxy password in a 0644 file",
+	    ACC(" proxy = \"http://u:pw@p:3128\";\n"), EX_CONFIG, 7,
+	    "proxy: ", NULL, 0644 },
 	{ "empty password", ACC_NOPW(" password = \"\";\n"), EX_CONFIG, 6,
 	    "empty", NULL, 0 },
 	{ "password with CR", ACC_NOPW(" password = \"a\\rb\";\n"),

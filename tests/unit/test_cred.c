@@ -36,14 +36,14 @@ static const struct cmd_row cmd_rows[] = {
 	{ "CRLF stripped", "printf 'pw\\r\\n'", 5, EX_OK, "pw", 0 },
 	{ "long output, first line kept",
 	    "yes secret | head -c 100000", 5, EX_OK, "secret", 0 },
-	{ "stdin is /dev/null", "cat", 5, EX_TEMPFAIL, "no password", 2 },
+	{ "stdin is /dev/null", "cat", 5, EX_TEMPFAIL, "nothing there", 2 },
 	{ "exit 3", "echo secret; exit 3", 5, EX_TEMPFAIL,
 	    "exited with status 3", 0 },
 	{ "false", "false", 5, EX_TEMPFAIL, "exited with status 1", 0 },
 	{ "killed by a signal", "kill -9 $$", 5, EX_TEMPFAIL, "signal 9",
 	    0 },
-	{ "prints nothing", "true", 5, EX_TEMPFAIL, "no password", 0 },
-	{ "prints an empty line", "echo", 5, EX_TEMPFAIL, "no password", 0 },
+	{ "prints nothing", "true", 5, EX_TEMPFAIL, "nothing there", 0 },
+	{ "prints an empty line", "echo", 5, EX_TEMPFAIL, "nothing there", 0 },
 	{ "not found (direct)", "/nonexistent/popfetch-cmd", 5, EX_CONFIG,
 	    "could not run password_command", 0 },
 	{ "not found (shell)", "/nonexistent/popfetch-cmd 2>/dev/null", 5,
@@ -56,8 +56,8 @@ static const struct cmd_row cmd_rows[] = {
 	{ "closes stdout, then sleeps", "exec >&-; sleep 10", 1,
 	    EX_TEMPFAIL, "timed out", 2.5 },
 	{ "first line too long",
-	    "head -c 5000 /dev/zero | tr '\\0' x", 5, EX_CONFIG,
-	    "longer than 4096", 0 },
+	    "head -c 17000 /dev/zero | tr '\\0' x", 5, EX_CONFIG,
+	    "longer than 16384", 0 },
 	{ "NUL in the password", "printf 'a\\0b\\n'", 5, EX_CONFIG, "NUL",
 	    0 },
 };
@@ -137,12 +137,12 @@ static const struct file_row file_rows[] = {
 	{ "0640 refused", "secret\n", 0640, EX_CONFIG, "chmod 600", 0 },
 	{ "0604 refused", "secret\n", 0604, EX_CONFIG, "chmod 600", 0 },
 	{ "0610 refused", "secret\n", 0610, EX_CONFIG, "chmod 600", 0 },
-	{ "empty file", "", 0600, EX_CONFIG, "no password", 0 },
-	{ "empty first line", "\nsecret\n", 0600, EX_CONFIG, "no password",
+	{ "empty file", "", 0600, EX_CONFIG, "nothing there", 0 },
+	{ "empty first line", "\nsecret\n", 0600, EX_CONFIG, "nothing there",
 	    0 },
-	{ "line of 4096 bytes", NULL, 0600, EX_OK, NULL, 4096 },
-	{ "line of 4097 bytes", NULL, 0600, EX_CONFIG, "longer than 4096",
-	    4097 },
+	{ "line of 16384 bytes", NULL, 0600, EX_OK, NULL, 16384 },
+	{ "line of 16385 bytes", NULL, 0600, EX_CONFIG, "longer than 16384",
+	    16385 },
 };
 
 static void
@@ -209,6 +209,38 @@ test_file_misc(void)
 	xfree_secret(pw);
 }
 
+/* oauth2_token_command is run like password_command, under its name. */
+static void
+test_token_command(void)
+{
+	static const char tok[] = "ya29.a0Af-token_with.dots-and_dashes";
+	struct account a;
+	struct err e;
+	char *pw = NULL, *cmd;
+	int rv;
+
+	memset(&a, 0, sizeof(a));
+	cmd = xasprintf("printf '%s\\n'", tok);
+	a.oauth2_token_command = cmd;
+	err_clear(&e);
+	rv = cred_password(&a, 5, &pw, &e);
+	tap_ok(rv == 0 && pw != NULL && strcmp(pw, tok) == 0,
+	    "oauth2_token_command: first line # %s", e.msg);
+	xfree_secret(pw);
+	pw = NULL;
+	free(cmd);
+	a.oauth2_token_command = (char *)(uintptr_t)"echo; exit 2";
+	rv = cred_password(&a, 5, &pw, &e);
+	tap_ok(rv == -1 && e.code == EX_TEMPFAIL &&
+	    strstr(e.msg, "oauth2_token_command exited with status 2") != NULL,
+	    "oauth2_token_command: failure names it # %s", e.msg);
+	a.oauth2_token_command = (char *)(uintptr_t)"/nonexistent/token-cmd";
+	rv = cred_password(&a, 5, &pw, &e);
+	tap_ok(rv == -1 && e.code == EX_CONFIG &&
+	    strstr(e.msg, "could not run oauth2_token_command") != NULL,
+	    "oauth2_token_command: not found # %s", e.msg);
+}
+
 int
 main(void)
 {
@@ -219,5 +251,6 @@ main(void)
 	test_file_misc();
 	for (i = 0; i < sizeof(cmd_rows) / sizeof(cmd_rows[0]); i++)
 		run_cmd_row(&cmd_rows[i]);
+	test_token_command();
 	return tap_done();
 }
