@@ -3,15 +3,19 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "buf.h"
 #include "cred.h"
+#include "header.h"
 #include "log.h"
 #include "maildir.h"
 #include "pop3.h"
@@ -58,7 +62,9 @@ struct run {
 	const struct config	*cfg;
 	const struct account	*acct;
 	struct account_result	*res;
-	const volatile sig_atomic_t *cancel;
+	const struct account_opts *opts;
+	struct account_progress	 noprogress;	/* when opts has none */
+	struct account_progress	*prog;
 	struct pop3		*pop;
 	struct maildir		*md;
 	struct uidstate		*st;
@@ -83,6 +89,11 @@ struct run {
 
 	bool			 local_failed;	/* delivery failed: stop */
 	struct err		 local_err;
+
+	uint64_t		 sizes_done;	/* LIST sizes of those received */
+	unsigned long		 left_over;	/* new, held back by max_messages */
+	struct header_pick	*heads;		/* --dry-run: per queue entry */
+	char			 stat[96];	/* --check: what STAT said */
 };
 
 static void
@@ -123,7 +134,8 @@ account_login(struct run *r, struct err *e)
 	l.timeout = a->timeout;
 	l.trace = account_trace;
 	l.trace_arg = (void *)a;
-	l.cancel = r->cancel;
+	l.proxy = a->proxy;
+	l.cancel = r->opts->cancel;
 	rc = pop3_open(&r->pop, &l, e);
 	xfree_secret(secret);
 	return rc;
@@ -382,8 +394,15 @@ account_plan(struct run *r, struct err *e)
 		}
 		if (m->action != A_SKIP)
 			m->action = account_decide(r, m, now);
-		if (m->action == A_FETCH)
+		if (m->action == A_FETCH && r->acct->max_messages > 0 &&
+		    r->nqueue >= r->acct->max_messages)
+			/* Left, untouched and still new, for the next run. */
+			r->left_over++;
+		else if (m->action == A_FETCH) {
 			r->queue[r->nqueue++] = (uint32_t)i;
+			r->prog->msgs_total++;
+			r->prog->bytes_total += m->size;
+		}
 		else if (m->action == A_DELETE)
 			r->deles[r->ndeles++] = (uint32_t)i;
 		else if (m->action == A_KEEP)
@@ -391,6 +410,10 @@ account_plan(struct run *r, struct err *e)
 		else
 			r->res->skipped++;
 	}
+	if (r->left_over > 0 && r->opts->mode == ACCOUNT_FETCH)
+		log_msg(LL_INFO, "%s: %lu more new messages left on the server "
+		    "for the next run (max_messages = %u)", r->acct->name,
+		    r->left_over, r->acct->max_messages);
 	return 0;
 }
 
@@ -428,7 +451,7 @@ account_batch_free(struct run *r)
  * then recorded as delivered. Only then are they queued for DELE.
  */
 static int
-account_commit(struct run *r, struct err *e)
+account_commit_work(struct run *r, struct err *e)
 {
 	const char **uids = NULL, **names = NULL;
 	size_t i, n = r->nbatch;
@@ -467,6 +490,139 @@ out:
 	return rc;
 }
 
+/* Whether s can stand as an atom in a Received field (RFC 5322). */
+static bool
+account_atom(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (strchr("()<>[]:;@\\,\".", *s) != NULL)
+			return false;
+	return true;
+}
+
+/*
+ * The trace field add_received_header asks for, before the message's
+ * first byte (RFC 5321 section 4.4, with POP3 for the protocol).
+ */
+static int
+account_received(struct run *r, const struct msg *m, struct err *e)
+{
+	const struct account *a = r->acct;
+	char host[256], date[64], id[96] = "";
+	time_t now = time(NULL);
+	struct tm tm;
+	char *f, *h;
+	int rc;
+
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (h = host; *h != '\0'; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		    (*h >= '0' && *h <= '9') || *h == '-' || *h == '.'))
+			*h = '-';
+	if (localtime_r(&now, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
+	if (m->uid != NULL && account_atom(m->uid))
+		snprintf(id, sizeof(id), "\n\tid %s", m->uid);
+	f = xasprintf("Received: from %s\n\tby %s (popfetch %s, account %s)\n"
+	    "\twith %s%s;\n\t%s\n", a->host, host, PACKAGE_VERSION, a->name,
+	    a->tls == TLS_NONE ? "POP3" : "POP3S", id, date);
+	rc = maildir_msg_write(r->cur, f, strlen(f), e);
+	free(f);
+	return rc;
+}
+
+/* A commit running beside the session's keepalive. */
+struct commit_job {
+	struct run	*r;
+	struct err	 e;
+	int		 rc;
+	bool		 done;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+};
+
+static void *
+account_commit_thread(void *arg)
+{
+	struct commit_job *j = arg;
+	int rc = account_commit_work(j->r, &j->e);
+
+	pthread_mutex_lock(&j->mu);
+	j->rc = rc;
+	j->done = true;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+/* Sends a NOOP, unless that would break a server that cannot pipeline. */
+static void
+account_noop(struct run *r)
+{
+	struct err e;
+
+	if (!(pop3_caps(r->pop) & POP3_CAP_PIPELINING) &&
+	    pop3_inflight(r->pop) > 0)
+		return;
+	log_msg(LL_DEBUG, "%s: the disk is slow; NOOP keeps the session "
+	    "alive", r->acct->name);
+	/* A dead connection shows at the next read, where it is handled. */
+	if (pop3_keepalive(r->pop, &e) == -1)
+		log_msg(LL_DEBUG, "%s: %s", r->acct->name, e.msg);
+}
+
+/*
+ * account_commit_work, in a thread when the account has a keepalive: a
+ * slow disk (the commit waits for it) must not let the server time the
+ * session out, so every keepalive seconds of waiting sends a NOOP. The
+ * session is touched by this thread only.
+ */
+static int
+account_commit(struct run *r, struct err *e)
+{
+	struct commit_job j;
+	pthread_condattr_t ca;
+	struct timespec ts;
+	pthread_t t;
+
+	if (r->acct->keepalive == 0 || r->pop == NULL || r->nbatch == 0)
+		return account_commit_work(r, e);
+	memset(&j, 0, sizeof(j));
+	j.r = r;
+	err_clear(&j.e);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&j.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&j.mu, NULL);
+	if (pthread_create(&t, NULL, account_commit_thread, &j) != 0) {
+		j.rc = account_commit_work(r, &j.e);
+		j.done = true;
+	} else {
+		pthread_mutex_lock(&j.mu);
+		while (!j.done) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += r->acct->keepalive;
+			if (pthread_cond_timedwait(&j.cv, &j.mu, &ts) ==
+			    ETIMEDOUT && !j.done) {
+				pthread_mutex_unlock(&j.mu);
+				account_noop(r);
+				pthread_mutex_lock(&j.mu);
+			}
+		}
+		pthread_mutex_unlock(&j.mu);
+		pthread_join(t, NULL);
+	}
+	pthread_mutex_destroy(&j.mu);
+	pthread_cond_destroy(&j.cv);
+	if (j.rc == -1)
+		*e = j.e;
+	return j.rc;
+}
+
 static int
 account_retr_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
@@ -486,9 +642,17 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
 		return 0;
 	}
-	if (maildir_msg_begin(r->md, &r->cur, e) == -1)
+	if (maildir_msg_begin(r->md, &r->cur, e) == -1 ||
+	    (r->acct->add_received_header && account_received(r, m, e) == -1))
 		return account_local_fail(r, e);
 	return 0;
+}
+
+static void
+account_tick(struct run *r)
+{
+	if (r->opts->tick != NULL)
+		r->opts->tick(r->opts->tick_arg);
 }
 
 static int
@@ -499,6 +663,10 @@ account_retr_data(void *arg, const char *p, size_t n, struct err *e)
 
 	if (r->cur != NULL && maildir_msg_write(r->cur, p, n, e) == -1)
 		return account_local_fail(r, e);
+	/* Decoded bytes (LF for CRLF): close enough to LIST's octets. */
+	if (r->prog->bytes_done < r->sizes_done + m->size)
+		r->prog->bytes_done += n;
+	account_tick(r);
 	return 0;
 }
 
@@ -508,6 +676,10 @@ account_retr_end(void *arg, struct err *e)
 	struct msg *m = arg;
 	struct run *r = m->run;
 
+	r->sizes_done += m->size;
+	r->prog->bytes_done = r->sizes_done;
+	r->prog->msgs_done++;
+	account_tick(r);
 	if (r->cur == NULL)
 		return 0;
 	if (maildir_msg_finish(r->cur, e) == -1)
@@ -575,6 +747,15 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 	return *rc == 0;
 }
 
+static int64_t
+account_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* RETR and DELE, pipelined when the server allows it. */
 static int
 account_fetch(struct run *r, struct err *e)
@@ -585,6 +766,9 @@ account_fetch(struct run *r, struct err *e)
 
 	r->batch = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch));
 	r->batch_idx = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch_idx));
+	r->prog->started_ms = account_now_ms();
+	r->prog->state = 1;
+	account_tick(r);
 	for (;;) {
 		while (account_queue_next(r, window, e, &rc))
 			;
@@ -671,6 +855,8 @@ account_report(struct run *r, const struct err *e)
 static void
 account_free(struct run *r)
 {
+	size_t i;
+
 	maildir_msg_free(r->cur);
 	account_batch_free(r);
 	pop3_close(r->pop);
@@ -682,6 +868,9 @@ account_free(struct run *r)
 	free(r->deles);
 	free(r->batch);
 	free(r->batch_idx);
+	for (i = 0; r->heads != NULL && i < r->nqueue; i++)
+		header_pick_free(&r->heads[i]);
+	free(r->heads);
 }
 
 /* The session, from login to QUIT. *scanned: the server's list is whole. */
@@ -722,9 +911,205 @@ account_session(struct run *r, struct err *e, bool *scanned)
 	}
 }
 
+/* --- --check and --dry-run ------------------------------------------ */
+
+static void __attribute__((format(printf, 2, 3)))
+account_say(const struct run *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("popfetch: %s: ", r->acct->name);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static int
+account_stat_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct run *r = arg;
+	unsigned long count;
+	uint64_t size;
+
+	if (!ok)
+		return pop3_refused(e, EX_PROTOCOL, "STAT refused", line, n);
+	/* "+OK nn mm" */
+	if (n < 4 || pop3_parse_list(line + 4, n - 4, &count, &size) == -1) {
+		if (n >= 5 && line[4] == '0' && (n == 5 || line[5] == ' ')) {
+			snprintf(r->stat, sizeof(r->stat), "STAT: no messages");
+			return 0;
+		}
+		return account_bad_line("STAT", line, n, e);
+	}
+	snprintf(r->stat, sizeof(r->stat), "STAT: %lu messages, %" PRIu64
+	    " bytes", count, size);
+	return 0;
+}
+
+/* What the session is: where, how secured, how logged in, what it can. */
+static void
+account_describe(struct run *r)
+{
+	const struct account *a = r->acct;
+	char *tls = pop3_tls_info(r->pop), *caps;
+	struct err e;
+
+	account_say(r, "connected to %s port %u%s%s, %s", a->host, a->port,
+	    a->proxy != NULL ? " through a proxy" : "", a->tls == TLS_IMPLICIT ?
+	    " with TLS" : a->tls == TLS_STARTTLS ? " with STARTTLS" :
+	    " in CLEARTEXT", tls != NULL ? tls : "no TLS");
+	account_say(r, "logged in as %s with %s", a->user,
+	    pop3_auth_used(r->pop));
+	free(tls);
+	/* The capabilities after login: the CAPA reply must be in. */
+	if (pop3_drain(r->pop, &e) == -1) {
+		log_msg(LL_DEBUG, "%s: %s", a->name, e.msg);
+		return;
+	}
+	caps = pop3_capa_text(r->pop);
+	account_say(r, "capabilities: %s", caps);
+	free(caps);
+}
+
+static int
+account_top_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct header_pick *h = arg;
+	char *esc;
+
+	(void)e;
+	if (!ok) {
+		esc = buf_escape(line, n, 100);
+		h->subject = xasprintf("(headers not available: TOP said "
+		    "\"%s\")", esc);
+		h->done = 1;
+		free(esc);
+	}
+	return 0;
+}
+
+static int
+account_top_line(void *arg, const char *line, size_t n, struct err *e)
+{
+	(void)e;
+	header_pick_line(arg, line, n);
+	return 0;
+}
+
+/* --dry-run: each new message's headers, by TOP n 0, pipelined. */
+static int
+account_tops(struct run *r, struct err *e)
+{
+	static const struct pop3_cb cb = {
+		account_top_status, account_top_line, NULL
+	};
+	size_t window = pop3_caps(r->pop) & POP3_CAP_PIPELINING ?
+	    WINDOW_CMDS : 1, next = 0;
+	char cmd[32];
+
+	r->heads = xcalloc(r->nqueue + 1, sizeof(*r->heads));
+	while (next < r->nqueue || pop3_inflight(r->pop) > 0) {
+		while (next < r->nqueue && pop3_inflight(r->pop) < window) {
+			snprintf(cmd, sizeof(cmd), "TOP %lu 0",
+			    (unsigned long)r->msgs[r->queue[next]].num);
+			if (pop3_queue(r->pop, POP3_LINES, &cb, &r->heads[next],
+			    0, cmd, e) == -1)
+				return -1;
+			next++;
+		}
+		if (pop3_step(r->pop, e) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+account_list_plan(struct run *r)
+{
+	const struct msg *m;
+	char *from, *subj;
+	size_t i;
+
+	for (i = 0; i < r->nqueue; i++) {
+		m = &r->msgs[r->queue[i]];
+		from = r->heads[i].from != NULL ? header_display(r->heads[i].from,
+		    strlen(r->heads[i].from), 60) : xstrdup("(none)");
+		subj = r->heads[i].subject != NULL ?
+		    header_display(r->heads[i].subject,
+		    strlen(r->heads[i].subject), 80) : xstrdup("(none)");
+		account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes, From: %s, "
+		    "Subject: %s", r->acct->keep ? "" : " and delete",
+		    (unsigned long)m->num, m->size, from, subj);
+		free(from);
+		free(subj);
+	}
+	for (i = 0; i < r->ndeles; i++) {
+		m = &r->msgs[r->deles[i]];
+		account_say(r, "  delete #%lu (fetched earlier%s)",
+		    (unsigned long)m->num, r->acct->keep_days > 0 ?
+		    ", kept past keep_days" : "");
+	}
+}
+
+static void
+account_counts(struct run *r)
+{
+	uint64_t bytes = 0;
+	size_t i;
+
+	for (i = 0; i < r->nqueue; i++)
+		bytes += r->msgs[r->queue[i]].size;
+	account_say(r, "%s %zu new (%" PRIu64 " bytes)%s, delete %zu fetched "
+	    "earlier, keep %lu, skip %lu", r->opts->mode == ACCOUNT_CHECK ?
+	    "a run would: fetch" : "would fetch", r->nqueue, bytes,
+	    r->acct->keep ? " and keep them" : " and delete them", r->ndeles,
+	    r->res->kept, r->res->skipped);
+	if (r->left_over > 0)
+		account_say(r, "%lu more new messages wait for later runs "
+		    "(max_messages = %u)", r->left_over, r->acct->max_messages);
+}
+
+/*
+ * --check and --dry-run: log in, report, and QUIT having changed
+ * nothing on the server or in the state (a recovery at open aside).
+ */
+static void
+account_inspect(struct run *r, struct err *e)
+{
+	static const struct pop3_cb stat_cb = {
+		account_stat_status, NULL, NULL
+	};
+	struct err qe;
+
+	if (account_login(r, e) == -1)
+		return;
+	/* libcurl shows the TLS session once the connection is used. */
+	if (pop3_queue(r->pop, POP3_SINGLE, &stat_cb, r, 0, "STAT",
+	    e) == -1 || pop3_drain(r->pop, e) == -1)
+		return;
+	account_describe(r);
+	account_say(r, "%s", r->stat);
+	if (account_list(r, e) == -1 || account_plan(r, e) == -1)
+		return;
+	if (r->opts->mode == ACCOUNT_DRY_RUN) {
+		if (account_tops(r, e) == -1)
+			return;
+		account_list_plan(r);
+	}
+	account_counts(r);
+	if (pop3_quit(r->pop, &qe) == -1)
+		log_msg(LL_WARN, "%s: %s", r->acct->name, qe.msg);
+	account_say(r, "%s", r->opts->mode == ACCOUNT_CHECK ? "check passed" :
+	    "dry run done: nothing was fetched, deleted or recorded");
+}
+
 int
 account_run(const struct config *cfg, const struct account *a,
-    const volatile sig_atomic_t *cancel, struct account_result *res)
+    const struct account_opts *opts, struct account_result *res)
 {
 	struct run r;
 	bool scanned = false;
@@ -735,19 +1120,26 @@ account_run(const struct config *cfg, const struct account *a,
 	r.cfg = cfg;
 	r.acct = a;
 	r.res = res;
-	r.cancel = cancel;
+	r.opts = opts;
+	r.prog = opts->progress != NULL ? opts->progress : &r.noprogress;
 	r.present = uidmap_new();
 	err_clear(&e);
 	err_clear(&se);
 	if (maildir_open(&r.md, a->maildir, &e) == 0 &&
 	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
 	    r.md, &e) == 0) {
-		account_session(&r, &e, &scanned);
-		/* Whatever happened, what was delivered is recorded. */
-		if (account_save_state(&r, scanned, &se) == -1)
-			account_report(&r, &se);
+		if (opts->mode != ACCOUNT_FETCH)
+			account_inspect(&r, &e);
+		else {
+			account_session(&r, &e, &scanned);
+			/* Whatever happened, what was delivered is recorded. */
+			if (account_save_state(&r, scanned, &se) == -1)
+				account_report(&r, &se);
+		}
 	}
 	account_report(&r, &e);
+	r.prog->state = 2;
+	account_tick(&r);
 	account_free(&r);
 	return res->code;
 }

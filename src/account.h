@@ -20,17 +20,47 @@ struct account_result {
 	char		error[256];	/* the first error logged, or "" */
 };
 
+/* What account_run does. */
+enum account_mode {
+	ACCOUNT_FETCH,		/* fetch: the real run */
+	ACCOUNT_CHECK,		/* log in, report the server and counts */
+	ACCOUNT_DRY_RUN		/* list what a run would fetch and delete */
+};
+
 /*
- * Fetches one account once: logs in, delivers every new message into
+ * How far a fetch has come, for a display that may read it from another
+ * process at any time (a torn read only shows a stale number). Sizes
+ * are as LIST gives them.
+ */
+struct account_progress {
+	volatile uint64_t	msgs_done, msgs_total;
+	volatile uint64_t	bytes_done, bytes_total;
+	volatile int64_t	started_ms;	/* CLOCK_MONOTONIC; 0: not yet */
+	volatile int		state;		/* 0 waiting, 1 running, 2 done */
+};
+
+struct account_opts {
+	enum account_mode	 mode;
+	/* May be NULL. When it becomes non-zero, the run ends within about
+	 * a second, keeping every invariant. */
+	const volatile sig_atomic_t *cancel;
+	struct account_progress	*progress;	/* may be NULL */
+	void			(*tick)(void *arg);	/* after updates */
+	void			*tick_arg;
+};
+
+/*
+ * With ACCOUNT_FETCH, fetches one account once: logs in, delivers every new message into
  * its Maildir, records it, deletes it from the server unless the account
  * keeps mail, and quits. A DELE is sent only for a message that is
  * durably in the Maildir and durably recorded; on any failure before
  * QUIT nothing that was not stored is deleted. Errors and warnings are
- * logged here, once each, prefixed with the account name. When cancel
- * (may be NULL) becomes non-zero, the run ends within about a second,
- * keeping every invariant. Returns res->code.
+ * logged here, once each, prefixed with the account name. With
+ * ACCOUNT_CHECK and ACCOUNT_DRY_RUN nothing is fetched, deleted or
+ * recorded: a report goes to standard output, a line at a time, each
+ * "popfetch: NAME: ...". Returns res->code.
  */
 int	account_run(const struct config *, const struct account *,
-	    const volatile sig_atomic_t *cancel, struct account_result *res);
+	    const struct account_opts *, struct account_result *res);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "err.h"
@@ -28,19 +29,31 @@ struct options {
 	bool		 quiet;
 	bool		 daemon;
 	bool		 syslog;
+	bool		 check;
+	bool		 dry_run;
+	bool		 no_progress;
 };
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: popfetch [-qv] [-c file] [-a account]...\n"
+	fprintf(f, "usage: popfetch [-qv] [--no-progress] [-c file] "
+	    "[-a account]...\n"
+	    "       popfetch --check | --dry-run [-v] [-c file] "
+	    "[-a account]...\n"
 	    "       popfetch --daemon [-qv] [--syslog] [-c file]\n"
+	    "       popfetch import-uids -a account --from TOOL [FILE]\n"
 	    "       popfetch --version | --help\n"
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
 	    "  -a, --account NAME   fetch only this account (repeatable)\n"
+	    "  -n, --check          check the configuration and each account's "
+	    "server;\n"
+	    "                       fetch nothing\n"
+	    "      --dry-run        list what a run would fetch and delete\n"
 	    "  -d, --daemon         keep polling each account on its interval\n"
 	    "      --syslog         log to syslog instead of standard error\n"
+	    "      --no-progress    no progress line, even on a terminal\n"
 	    "  -v, --verbose        show the protocol (twice: and libcurl)\n"
 	    "  -q, --quiet          print errors only\n"
 	    "  -V, --version        print versions and exit\n"
@@ -85,13 +98,16 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "syslog", no_argument, NULL, 'S' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "no-progress", no_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:a:dvqVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:a:dnvqVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -114,6 +130,15 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'S':
 			o->syslog = true;
 			break;
+		case 'n':
+			o->check = true;
+			break;
+		case 'D':
+			o->dry_run = true;
+			break;
+		case 'P':
+			o->no_progress = true;
+			break;
 		case 'V':
 			version();
 			exit(EX_OK);
@@ -124,6 +149,11 @@ parse_args(int argc, char **argv, struct options *o)
 			usage(stderr);
 			return -1;
 		}
+	}
+	if ((o->check || o->dry_run) && (o->daemon || o->check == o->dry_run)) {
+		fprintf(stderr, "popfetch: --check, --dry-run and --daemon "
+		    "each go alone\n");
+		return -1;
 	}
 	if (o->daemon && o->naccounts > 0) {
 		fprintf(stderr, "popfetch: --daemon polls every account of "
@@ -143,6 +173,7 @@ static int
 run_accounts(const struct config *cfg, const struct options *o)
 {
 	const struct account **list, *a;
+	struct poll_opts po;
 	size_t i, j, k, n;
 	int code;
 
@@ -164,7 +195,15 @@ run_accounts(const struct config *cfg, const struct options *o)
 			list[j++] = a;
 	}
 	n = j;
-	code = poll_once(cfg, list, n, o->quiet);
+	po.quiet = o->quiet;
+	po.mode = o->check ? ACCOUNT_CHECK : o->dry_run ? ACCOUNT_DRY_RUN :
+	    ACCOUNT_FETCH;
+	/* Only for a person watching, never into a file or a pipe. */
+	po.progress = !o->quiet && !o->no_progress && isatty(STDOUT_FILENO);
+	if (po.mode == ACCOUNT_CHECK)
+		printf("popfetch: %s: configuration ok, %zu account%s\n",
+		    cfg->path, cfg->naccounts, cfg->naccounts == 1 ? "" : "s");
+	code = poll_once(cfg, list, n, &po);
 	free(list);
 	return code;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "autoconf.h"
 
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/un.h>
@@ -20,6 +21,7 @@
 #include "account.h"
 #include "err.h"
 #include "log.h"
+#include "progress.h"
 #include "poll.h"
 #include "xmalloc.h"
 
@@ -99,8 +101,9 @@ pool_can_start(const struct pool *p, const char *host)
  */
 static int
 pool_start(struct pool *p, const struct config *cfg, const struct account *a,
-    bool demote)
+    struct account_progress *slot, bool demote)
 {
+	struct account_opts ao;
 	struct account_result res;
 	struct worker *w;
 	ssize_t n;
@@ -126,7 +129,11 @@ pool_start(struct pool *p, const struct config *cfg, const struct account *a,
 			close(p->w[i].fd);	/* the other workers' pipes */
 		poll_worker_signals();
 		log_set_demote_errors(demote);
-		(void)account_run(cfg, a, &poll_cancel, &res);
+		memset(&ao, 0, sizeof(ao));
+		ao.mode = ACCOUNT_FETCH;
+		ao.cancel = &poll_cancel;
+		ao.progress = slot;
+		(void)account_run(cfg, a, &ao, &res);
 		n = write(fd[1], &res, sizeof(res));
 		_exit(n == (ssize_t)sizeof(res) ? 0 : EX_OSERR);
 	}
@@ -213,10 +220,18 @@ poll_wait(const sigset_t *set, long ms)
 	return sig == -1 ? 0 : sig;
 }
 
+static void
+poll_tick(void *arg)
+{
+	progress_draw(arg, false);
+}
+
 static int
 poll_serial(const struct config *cfg, const struct account *const *accts,
-    size_t n, bool quiet)
+    size_t n, const struct poll_opts *po, struct account_progress *slots,
+    struct progress *pr)
 {
+	struct account_opts ao;
 	struct account_result res;
 	struct sigaction sa, oterm, oint;
 	int code = EX_OK;
@@ -229,9 +244,17 @@ poll_serial(const struct config *cfg, const struct account *const *accts,
 	sigaction(SIGINT, &sa, &oint);
 	/* Accounts are independent: one failing stops no other. */
 	for (i = 0; i < n && !poll_cancel; i++) {
-		code = err_worse(code, account_run(cfg, accts[i], &poll_cancel,
-		    &res));
-		if (!quiet)
+		memset(&ao, 0, sizeof(ao));
+		ao.mode = po->mode;
+		ao.cancel = &poll_cancel;
+		if (pr != NULL) {
+			ao.progress = &slots[i];
+			ao.tick = poll_tick;
+			ao.tick_arg = pr;
+		}
+		code = err_worse(code, account_run(cfg, accts[i], &ao, &res));
+		progress_clear(pr);
+		if (!po->quiet && po->mode == ACCOUNT_FETCH)
 			poll_print(accts[i], &res);
 	}
 	if (poll_cancel)
@@ -251,7 +274,7 @@ struct once_job {
 
 static void
 once_fill(struct pool *p, const struct config *cfg, struct once_job *jobs,
-    size_t n, bool stopping)
+    size_t n, struct account_progress *slots, bool stopping)
 {
 	size_t i;
 
@@ -266,7 +289,8 @@ once_fill(struct pool *p, const struct config *cfg, struct once_job *jobs,
 		}
 		if (!pool_can_start(p, jobs[i].acct->host))
 			continue;
-		if (pool_start(p, cfg, jobs[i].acct, false) == 0)
+		if (pool_start(p, cfg, jobs[i].acct, slots != NULL ?
+		    &slots[i] : NULL, false) == 0)
 			jobs[i].started = true;
 		else {
 			jobs[i].done = true;
@@ -293,35 +317,59 @@ once_collect(struct pool *p, struct once_job *jobs, size_t n)
 	}
 }
 
+/*
+ * Progress slots that worker processes fill in and this one reads: shared
+ * memory. NULL when there is to be no display (or no memory for it).
+ */
+static struct account_progress *
+poll_slots(size_t n)
+{
+	void *m;
+
+	m = mmap(NULL, n * sizeof(struct account_progress),
+	    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	return m == MAP_FAILED ? NULL : m;
+}
+
 int
 poll_once(const struct config *cfg, const struct account *const *accts,
-    size_t n, bool quiet)
+    size_t n, const struct poll_opts *po)
 {
 	struct pool p = { NULL, 0, cfg->max_parallel, cfg->max_per_host };
+	struct account_progress *slots = NULL;
+	struct progress *pr = NULL;
 	struct once_job *jobs;
 	size_t i, printed = 0;
 	bool stopping = false;
 	sigset_t set, old;
 	int code = EX_OK, sig;
 
-	if (n <= 1 || cfg->max_parallel <= 1)
-		return poll_serial(cfg, accts, n, quiet);
+	if (po->progress && po->mode == ACCOUNT_FETCH && n > 0 &&
+	    (slots = poll_slots(n)) != NULL)
+		pr = progress_new(STDOUT_FILENO, accts, slots, n);
+	if (n <= 1 || cfg->max_parallel <= 1 || po->mode != ACCOUNT_FETCH) {
+		code = poll_serial(cfg, accts, n, po, slots, pr);
+		goto out;
+	}
 	jobs = xcalloc(n, sizeof(*jobs));
 	for (i = 0; i < n; i++)
 		jobs[i].acct = accts[i];
 	poll_block(&set, &old);
 	for (;;) {
-		once_fill(&p, cfg, jobs, n, stopping);
+		once_fill(&p, cfg, jobs, n, slots, stopping);
 		/* Summaries go out in the order given, as soon as they can. */
 		for (; printed < n && jobs[printed].done; printed++) {
 			code = err_worse(code, jobs[printed].res.code);
-			if (!quiet)
+			progress_clear(pr);
+			if (!po->quiet)
 				poll_print(jobs[printed].acct,
 				    &jobs[printed].res);
 		}
 		if (printed == n)
 			break;
-		sig = poll_wait(&set, 1000);
+		if (pr != NULL)
+			progress_draw(pr, true);
+		sig = poll_wait(&set, pr != NULL ? 200 : 1000);
 		if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
 			stopping = true;
 			pool_signal_all(&p, SIGTERM);
@@ -331,6 +379,10 @@ poll_once(const struct config *cfg, const struct account *const *accts,
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	free(p.w);
 	free(jobs);
+out:
+	progress_free(pr);
+	if (slots != NULL)
+		(void)munmap(slots, n * sizeof(*slots));	/* at exit anyway */
 	return code;
 }
 
@@ -607,7 +659,7 @@ daemon_start_due(struct daemon *d)
 		    (a = config_find_account(d->cfg, s->name)) == NULL ||
 		    !pool_can_start(&d->pool, a->host))
 			continue;
-		if (pool_start(&d->pool, d->cfg, a, s->auth_failing) == 0) {
+		if (pool_start(&d->pool, d->cfg, a, NULL, s->auth_failing) == 0) {
 			s->running = true;
 			s->started = now;
 		}

@@ -3,6 +3,8 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -20,6 +22,7 @@
 #define POP3_OUTMAX	(1024 * 1024)	/* queued command bytes at most */
 #define POP3_STATUSMAX	4096		/* RFC 2449 says 512; be lenient */
 #define POP3_LINEMAX	4096		/* a UIDL/LIST/CAPA line */
+#define POP3_CAPAMAX	2048		/* CAPA text kept for pop3_capa_text */
 
 struct pop3_req {
 	enum pop3_kind	 kind;
@@ -49,6 +52,9 @@ struct pop3 {
 	unsigned	 pre_caps;	/* CAPA as libcurl saw it, pre-login */
 	char		 sasl[256];	/* its SASL line's mechanisms */
 	const char	*mech;		/* the SASL mechanism asked for */
+	char		 used[32];	/* how the login went: "SASL PLAIN" */
+	bool		 tunnel;	/* an HTTP proxy's reply is being read */
+	struct buf	 capa_text;	/* CAPA after login, "A, B, C" */
 	bool		 in_capa;	/* a CAPA reply is being read */
 	bool		 apop_sent;
 	bool		 bad_greeting;	/* the first line was not POP3 */
@@ -121,6 +127,7 @@ pop3_redact(const char *cmd, size_t n, char *out, size_t outsize)
 }
 
 static unsigned pop3_cap_bit(const char *line, size_t n);
+static int	pop3_flush(struct pop3 *p, struct err *e);
 
 /* Follows libcurl's own CAPA exchanges (the last one counts). */
 static void
@@ -149,6 +156,22 @@ pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 		p->pre_caps |= pop3_cap_bit(data, size);
 }
 
+/* Notes how libcurl logs in, for pop3_auth_used. */
+static void
+pop3_note_auth(struct pop3 *p, const char *data, size_t size)
+{
+	size_t n;
+
+	if (size > 5 && strncasecmp(data, "AUTH ", 5) == 0) {
+		n = strcspn(data + 5, " \r\n");
+		snprintf(p->used, sizeof(p->used), "SASL %.*s", (int)(n > 20 ?
+		    20 : n), data + 5);
+	} else if (size > 5 && strncasecmp(data, "APOP ", 5) == 0)
+		snprintf(p->used, sizeof(p->used), "APOP");
+	else if (size > 5 && strncasecmp(data, "USER ", 5) == 0)
+		snprintf(p->used, sizeof(p->used), "USER/PASS");
+}
+
 static int
 pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -161,6 +184,13 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		pop3_trace(p, POP3_TRACE_INFO, data, size);
 		break;
 	case CURLINFO_HEADER_IN:
+		if (p->tunnel) {
+			/* An HTTP proxy's CONNECT reply, up to its blank line. */
+			if (size <= 2)
+				p->tunnel = false;
+			pop3_trace(p, POP3_TRACE_INFO, data, size);
+			break;
+		}
 		/* libcurl reads on past a greeting that is neither +OK nor
 		 * -ERR, until the timeout; the progress callback stops it. */
 		if (p->lines_in++ == 0 && !(size >= 3 &&
@@ -180,7 +210,13 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		pop3_trace(p, POP3_TRACE_IN, data, size);
 		break;
 	case CURLINFO_HEADER_OUT:
+		if (p->tunnel) {
+			/* The CONNECT request may carry the proxy's password. */
+			pop3_trace(p, POP3_TRACE_INFO, "(proxy request)", 15);
+			break;
+		}
 		pop3_watch_capa(p, 'o', data, size);
+		pop3_note_auth(p, data, size);
 		if (size > 5 && strncasecmp(data, "APOP ", 5) == 0)
 			p->apop_sent = true;
 		pop3_redact(data, size, shown, sizeof(shown));
@@ -432,6 +468,10 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 		SET(CURLOPT_CAINFO, l->ca_file);
 	if (l->fingerprint != NULL)
 		SET(CURLOPT_PINNEDPUBLICKEY, l->fingerprint);
+	/* Only the configured proxy: never one from the environment. */
+	SET(CURLOPT_PROXY, l->proxy != NULL ? l->proxy : "");
+	if (l->proxy != NULL && strncasecmp(l->proxy, "http", 4) == 0)
+		SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, (long)l->timeout);
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
@@ -507,6 +547,8 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	p->lastlen = 0;
 	p->challen = 0;
 	p->sasl[0] = '\0';
+	p->used[0] = '\0';
+	p->tunnel = l->proxy != NULL && strncasecmp(l->proxy, "http", 4) == 0;
 	p->mech = opts != NULL && opts[5] != '+' ? opts + 5 : NULL;
 	p->lines_in = 0;
 	p->pre_caps = 0;
@@ -532,8 +574,10 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 		return -1;
 	}
 	p->fd = fd;
-	if (auth == AUTH_USER)
+	if (auth == AUTH_USER) {
+		snprintf(p->used, sizeof(p->used), "USER/PASS");
 		return pop3_userpass(p, l, e);
+	}
 	return 0;
 }
 
@@ -580,6 +624,7 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 {
 	struct pop3 *p = arg;
 	unsigned long v = 0;
+	char *esc;
 	size_t i;
 
 	(void)e;
@@ -591,6 +636,11 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 		p->login_delay = v > 86400 ? 86400 : (unsigned)v;
 	}
 	p->caps |= pop3_cap_bit(line, n);
+	/* Kept for --check, within its cap; what does not fit is left out. */
+	esc = buf_escape(line, n, 200);
+	if (p->capa_text.len == 0 || buf_append(&p->capa_text, ", ", 2) == 0)
+		(void)buf_append(&p->capa_text, esc, strlen(esc));
+	free(esc);
 	return 0;
 }
 
@@ -608,6 +658,7 @@ pop3_capa_status(void *arg, bool ok, const char *line, size_t n,
 	 * may still support UIDL, which is tried anyway. */
 	p->caps = ok ? POP3_CAP_CAPA : 0;
 	p->login_delay = 0;
+	buf_reset(&p->capa_text);
 	return 0;
 }
 
@@ -637,6 +688,7 @@ pop3_free(struct pop3 *p)
 	pop3_reset(p);
 	buf_free(&p->out);
 	buf_free(&p->line);
+	buf_free(&p->capa_text);
 	free(p->reqs);
 	free(p->in);
 	free(p->dec);
@@ -656,6 +708,7 @@ pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 	p->cancel = l->cancel;
 	buf_init(&p->out, POP3_OUTMAX);
 	buf_init(&p->line, POP3_LINEMAX);
+	buf_init(&p->capa_text, POP3_CAPAMAX);
 	p->in = xmalloc(POP3_INBUF);
 	p->dec = xmalloc(POP3_INBUF + 1);
 	rc = pop3_login_once(p, l, l->auth, e);
@@ -689,6 +742,72 @@ unsigned
 pop3_caps(const struct pop3 *p)
 {
 	return p->caps;
+}
+
+const char *
+pop3_auth_used(const struct pop3 *p)
+{
+	return p->used[0] != '\0' ? p->used : "libcurl's choice";
+}
+
+char *
+pop3_capa_text(const struct pop3 *p)
+{
+	return p->capa_text.len > 0 ? xstrndup(p->capa_text.data,
+	    p->capa_text.len) : xstrdup(p->caps & POP3_CAP_CAPA ? "(none)" :
+	    "(CAPA not supported)");
+}
+
+/* "CN=name" of a certificate, and in how many days it expires. */
+static void
+pop3_cert_info(X509 *cert, char *out, size_t size)
+{
+	char cn[256];
+	int days = 0, secs = 0;
+	char *esc;
+
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert),
+	    NID_commonName, cn, sizeof(cn)) < 0)
+		snprintf(cn, sizeof(cn), "(no CN)");
+	/* The server chose this text: it is escaped. */
+	esc = buf_escape(cn, strlen(cn), 100);
+	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) == 1)
+		snprintf(out, size, "certificate CN=%s, verified, expires in "
+		    "%d days", esc, days);
+	else
+		snprintf(out, size, "certificate CN=%s, verified", esc);
+	free(esc);
+}
+
+char *
+pop3_tls_info(const struct pop3 *p)
+{
+	struct curl_tlssessioninfo *ti = NULL;
+	char cert[512] = "";
+	X509 *x;
+	SSL *ssl;
+
+	if (p->curl == NULL || curl_easy_getinfo(p->curl,
+	    CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || ti == NULL ||
+	    ti->backend != CURLSSLBACKEND_OPENSSL || ti->internals == NULL)
+		return NULL;
+	ssl = ti->internals;
+	if ((x = SSL_get1_peer_certificate(ssl)) != NULL) {
+		pop3_cert_info(x, cert, sizeof(cert));
+		X509_free(x);
+	}
+	return xasprintf("%s, %s%s%s", SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl), cert[0] != '\0' ? "; " : "", cert);
+}
+
+int
+pop3_keepalive(struct pop3 *p, struct err *e)
+{
+	static const struct pop3_cb none = { NULL, NULL, NULL };
+
+	if (pop3_queue(p, POP3_SINGLE, &none, NULL, 0, "NOOP", e) == -1)
+		return -1;
+	return pop3_flush(p, e);
 }
 
 unsigned
@@ -1099,6 +1218,7 @@ pop3_detached(void)
 	p->timeout = 1;
 	buf_init(&p->out, POP3_OUTMAX);
 	buf_init(&p->line, POP3_LINEMAX);
+	buf_init(&p->capa_text, POP3_CAPAMAX);
 	p->in = xmalloc(POP3_INBUF);
 	p->dec = xmalloc(POP3_INBUF + 1);
 	return p;

@@ -39,6 +39,7 @@ struct pop3_login {
 	enum tls_mode	 tls;
 	const char	*ca_file;	/* NULL: the system's trust store */
 	const char	*fingerprint;	/* NULL or "sha256//..." */
+	const char	*proxy;		/* NULL, or a libcurl proxy URL */
 	const char	*user;
 	const char	*secret;	/* password or bearer token */
 	enum auth_mech	 auth;
@@ -87,6 +88,32 @@ unsigned pop3_caps(const struct pop3 *);
  * pop3_caps, once the CAPA reply has been read.
  */
 unsigned pop3_login_delay(const struct pop3 *);
+
+/*
+ * How the login was made, for a report: "USER/PASS", "APOP" or
+ * "SASL MECH". The string lives as long as the session.
+ */
+const char *pop3_auth_used(const struct pop3 *);
+
+/*
+ * The capabilities the server announced after login, as "A, B, C"
+ * (escaped, cut at 2 KiB), known like pop3_caps. The caller frees it.
+ */
+char	*pop3_capa_text(const struct pop3 *);
+
+/*
+ * The TLS version, cipher, and the server certificate's CN and days to
+ * expiry, as text the caller frees; NULL without TLS.
+ */
+char	*pop3_tls_info(const struct pop3 *);
+
+/*
+ * Queues a NOOP and sends what the socket takes now, without reading:
+ * for keeping the session alive while the caller is busy elsewhere (no
+ * other pop3_ call may run meanwhile). Its reply is read, and ignored,
+ * with the replies before it. Returns 0, or -1 with e filled in.
+ */
+int	pop3_keepalive(struct pop3 *, struct err *e);
 
 /* How a command's response is read. */
 enum pop3_kind {

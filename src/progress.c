@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#include "autoconf.h"
+
+#include <sys/ioctl.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "progress.h"
+#include "xmalloc.h"
+
+#define PROGRESS_LINE	1024
+#define PROGRESS_EVERY	200		/* ms between redraws */
+
+struct progress {
+	int				 fd;
+	const struct account *const	*accts;
+	const struct account_progress	*slots;
+	size_t				 n;
+	int64_t				 last_ms;
+	bool				 drawn;
+};
+
+static int64_t
+progress_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+human(uint64_t v, char *out, size_t size)
+{
+	if (v >= 1024 * 1024)
+		snprintf(out, size, "%.1f MiB", (double)v / (1024 * 1024));
+	else if (v >= 1024)
+		snprintf(out, size, "%.1f KiB", (double)v / 1024);
+	else
+		snprintf(out, size, "%" PRIu64 " B", v);
+}
+
+void
+progress_format(const char *name, const struct account_progress *s,
+    int64_t now_ms, char *out, size_t size)
+{
+	uint64_t done = s->bytes_done, total = s->bytes_total;
+	char d[32], t[32], r[32];
+	double secs, rate = 0;
+	unsigned left;
+	int64_t start = s->started_ms;
+
+	if (done > total)
+		total = done;		/* LIST sizes may be wrong */
+	human(done, d, sizeof(d));
+	human(total, t, sizeof(t));
+	secs = start > 0 && now_ms > start ? (double)(now_ms - start) / 1000 :
+	    0;
+	if (secs >= 0.5)
+		rate = (double)done / secs;
+	if (rate < 1) {
+		snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s", name,
+		    (uint64_t)s->msgs_done, (uint64_t)s->msgs_total, d, t);
+		return;
+	}
+	human((uint64_t)rate, r, sizeof(r));
+	left = (unsigned)((double)(total - done) / rate + 0.5);
+	snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s, %s/s, "
+	    "%u:%02u left", name, (uint64_t)s->msgs_done,
+	    (uint64_t)s->msgs_total, d, t, r, left / 60, left % 60);
+}
+
+struct progress *
+progress_new(int fd, const struct account *const *accts,
+    const struct account_progress *slots, size_t n)
+{
+	struct progress *p = xcalloc(1, sizeof(*p));
+
+	p->fd = fd;
+	p->accts = accts;
+	p->slots = slots;
+	p->n = n;
+	return p;
+}
+
+static size_t
+progress_width(int fd)
+{
+	struct winsize ws;
+
+	if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+		return ws.ws_col;
+	return 80;
+}
+
+/* Writes it all; a display has nothing to do about a failed write. */
+static void
+progress_write(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0 && (w = write(fd, p, n)) > 0) {
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void
+progress_draw(struct progress *p, bool force)
+{
+	char line[PROGRESS_LINE], one[256];
+	int64_t now = progress_now_ms();
+	size_t i, len = 0, width;
+
+	if (!force && p->drawn && now - p->last_ms < PROGRESS_EVERY)
+		return;
+	p->last_ms = now;
+	width = progress_width(p->fd) - 1;
+	if (width > sizeof(line) - 8)
+		width = sizeof(line) - 8;
+	line[0] = '\r';
+	len = 1;
+	for (i = 0; i < p->n; i++) {
+		if (p->slots[i].state != 1 || p->slots[i].msgs_total == 0)
+			continue;
+		progress_format(p->accts[i]->name, &p->slots[i], now, one,
+		    sizeof(one));
+		len += (size_t)snprintf(line + len, sizeof(line) - len,
+		    "%s%s", len > 1 ? " | " : "", one);
+		if (len >= width + 1)
+			break;
+	}
+	if (len > width + 1)
+		len = width + 1;	/* cut to the terminal's width */
+	if (len == 1 && !p->drawn)
+		return;
+	memcpy(line + len, "\033[K", 3);
+	progress_write(p->fd, line, len + 3);
+	p->drawn = len > 1;
+}
+
+void
+progress_clear(struct progress *p)
+{
+	if (p == NULL || !p->drawn)
+		return;
+	progress_write(p->fd, "\r\033[K", 4);
+	p->drawn = false;
+}
+
+void
+progress_free(struct progress *p)
+{
+	progress_clear(p);
+	free(p);
+}
