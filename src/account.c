@@ -450,6 +450,13 @@ account_batch_free(struct run *r)
  * then journaled as pending, then moved into new/ (and new/ synced),
  * then recorded as delivered. Only then are they queued for DELE.
  */
+static void
+account_tick(struct run *r)
+{
+	if (r->opts->tick != NULL)
+		r->opts->tick(r->opts->tick_arg);
+}
+
 static int
 account_commit_work(struct run *r, struct err *e)
 {
@@ -525,7 +532,8 @@ account_received(struct run *r, const struct msg *m, struct err *e)
 	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
 		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
 	if (m->uid != NULL && account_atom(m->uid))
-		snprintf(id, sizeof(id), "\n\tid %s", m->uid);
+		snprintf(id, sizeof(id), " id %s", m->uid);
+	/* Always four lines: "tail -n +5" gives the message as it was. */
 	f = xasprintf("Received: from %s\n\tby %s (popfetch %s, account %s)\n"
 	    "\twith %s%s;\n\t%s\n", a->host, host, PACKAGE_VERSION, a->name,
 	    a->tls == TLS_NONE ? "POP3" : "POP3S", id, date);
@@ -588,8 +596,11 @@ account_commit(struct run *r, struct err *e)
 	struct timespec ts;
 	pthread_t t;
 
-	if (r->acct->keepalive == 0 || r->pop == NULL || r->nbatch == 0)
-		return account_commit_work(r, e);
+	if (r->acct->keepalive == 0 || r->pop == NULL || r->nbatch == 0) {
+		j.rc = account_commit_work(r, e);
+		account_tick(r);
+		return j.rc;
+	}
 	memset(&j, 0, sizeof(j));
 	j.r = r;
 	err_clear(&j.e);
@@ -620,6 +631,7 @@ account_commit(struct run *r, struct err *e)
 	pthread_cond_destroy(&j.cv);
 	if (j.rc == -1)
 		*e = j.e;
+	account_tick(r);
 	return j.rc;
 }
 
@@ -646,13 +658,6 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 	    (r->acct->add_received_header && account_received(r, m, e) == -1))
 		return account_local_fail(r, e);
 	return 0;
-}
-
-static void
-account_tick(struct run *r)
-{
-	if (r->opts->tick != NULL)
-		r->opts->tick(r->opts->tick_arg);
 }
 
 static int

@@ -72,6 +72,9 @@ SCENARIOS = {
                     "commit=1)"),
     "err-on-dele": ({"msg": 0}, "answer DELE of message MSG (0: every "
                     "message) with -ERR"),
+    "idle-timeout": ({"secs": 2},
+                     "after login, close the connection (committing "
+                     "nothing) when no command came for SECS seconds"),
     "in-use": ({}, "answer the login with -ERR [IN-USE]"),
     "auth-fail": ({}, "answer the login with -ERR [AUTH]"),
     "sys-temp": ({}, "answer the login with -ERR [SYS/TEMP]"),
@@ -364,11 +367,22 @@ class Session:
             if len(self.rbuf) > MAX_LINE:
                 self.event("close", reason="command line too long")
                 raise Closed()
+            idle = self.sc("idle-timeout") if self.msgs is not None \
+                else None
             try:
+                if idle:
+                    self.sock.settimeout(idle["secs"])
                 chunk = self.sock.recv(65536)
+            except socket.timeout:
+                # RFC 1939's autologout timer: close, commit nothing.
+                self.event("fault", fault="idle-timeout")
+                raise Closed()
             except OSError as e:
                 self.event("close", reason="receive failed: %s" % e)
                 raise Closed()
+            finally:
+                if idle:
+                    self.sock.settimeout(None)
             if not chunk:
                 self.event("close", reason="client closed",
                            pending=len(self.rbuf))

@@ -14,6 +14,8 @@
  *                            once B bytes were written there in all
  *   FAULTSHIM_EIO_SYNC=1     fsync and fdatasync of files under DIR, and
  *                            syncfs of a directory under DIR, fail with EIO
+ *   FAULTSHIM_SLOW_SYNC=MS   the same calls take MS milliseconds longer
+ *                            (a slow disk)
  *
  * Events: write and send to a regular file or a socket, fsync,
  * fdatasync, syncfs, rename, renameat, unlink, unlinkat. Test code only.
@@ -30,6 +32,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -140,12 +143,16 @@ send(int fd, const void *buf, size_t len, int flags)
 	return real(fd, buf, len, flags);
 }
 
+static void slow_sync(void);
+
 static int
 sync_fault(int fd)
 {
 	int under;
 
 	(void)classify(fd, &under);
+	if (under)
+		slow_sync();
 	if (under && getenv("FAULTSHIM_EIO_SYNC") != NULL) {
 		errno = EIO;
 		return -1;
@@ -170,6 +177,22 @@ dir_under(int fd)
 	return strncmp(path, dir, strlen(dir)) == 0;
 }
 
+/* FAULTSHIM_SLOW_SYNC: a disk that takes its time. */
+static void
+slow_sync(void)
+{
+	const char *ms = getenv("FAULTSHIM_SLOW_SYNC");
+	struct timespec ts;
+	long v;
+
+	if (ms == NULL || (v = atol(ms)) <= 0)
+		return;
+	ts.tv_sec = v / 1000;
+	ts.tv_nsec = (v % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+		;
+}
+
 int
 syncfs(int fd)
 {
@@ -178,6 +201,8 @@ syncfs(int fd)
 	if (real == NULL)
 		real = next("syncfs");
 	event("syncfs");
+	if (dir_under(fd))
+		slow_sync();
 	if (getenv("FAULTSHIM_EIO_SYNC") != NULL && dir_under(fd)) {
 		errno = EIO;
 		return -1;
