@@ -536,7 +536,7 @@ struct options {
 /* Where the account's state is, open for the import. */
 struct target {
 	struct maildir		*md;
-	struct uidstate		*st;		/* NULL: no state yet (dry run) */
+	struct uidstate		*st;		/* NULL: none yet (dry run) */
 };
 
 /* A UID to record, and when it was first seen. */
@@ -660,7 +660,8 @@ read_file(const char *path, struct importuids_parser *p, struct err *e)
 	int fd, rc = -1;
 
 	epath = buf_escape(path, strlen(path), strlen(path));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	/* Not blocked by a FIFO: it is refused below. */
+	if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) == -1) {
 		err_set(e, EX_NOINPUT, "cannot open %s: %s", epath,
 		    strerror(errno));
 		free(epath);
@@ -821,6 +822,23 @@ record(struct uidstate *st, struct pick *v, size_t n, struct err *e)
 	return rc == 0 ? uidstate_commit(st, e) : -1;
 }
 
+/* The summary line, and a warning where imported mail will be deleted. */
+static void
+report(const struct account *a, const struct options *o, size_t n,
+    size_t known, size_t invalid)
+{
+	if (!a->keep && n > 0)
+		log_msg(LL_WARN, "%s: keep is false: popfetch will delete "
+		    "these %zu messages from the server without fetching "
+		    "them", a->name, n);
+	printf("popfetch: %s: %s %zu UIDs from %s (%zu already known, %zu "
+	    "invalid skipped)%s\n", a->name, o->dry_run ? "would import" :
+	    "imported", n, from_names[o->from], known, invalid,
+	    o->dry_run ? "; dry run: nothing written" : "");
+	fflush(stdout);
+}
+
+/* Records what the file holds for the account; returns a sysexits code. */
 static int
 import(const struct config *cfg, const struct account *a,
     const struct options *o, const struct importuids_result *r)
@@ -829,31 +847,47 @@ import(const struct config *cfg, const struct account *a,
 	struct pick *v = NULL;
 	size_t n = 0, known = 0;
 	struct err e;
-	int code = EX_OK;
 
 	err_clear(&e);
-	if (open_state(cfg, a, o->dry_run, &t, &e) == -1)
-		goto fail;
-	v = classify(r, t.st, time(NULL), &n, &known);
-	if (!o->dry_run && record(t.st, v, n, &e) == -1)
-		goto fail;
-	if (!a->keep && n > 0)
-		log_msg(LL_WARN, "%s: keep is false: popfetch will delete "
-		    "these %zu messages from the server without fetching "
-		    "them", a->name, n);
-	printf("popfetch: %s: %s %zu UIDs from %s (%zu already known, %zu "
-	    "invalid skipped)%s\n", a->name, o->dry_run ? "would import" :
-	    "imported", n, from_names[o->from], known, r->invalid,
-	    o->dry_run ? "; dry run: nothing written" : "");
-	fflush(stdout);
-	goto out;
-fail:
-	log_msg(LL_ERROR, "%s: %s", a->name, e.msg);
-	code = e.code;
-out:
+	if (open_state(cfg, a, o->dry_run, &t, &e) == 0) {
+		v = classify(r, t.st, time(NULL), &n, &known);
+		if (o->dry_run || record(t.st, v, n, &e) == 0)
+			report(a, o, n, known, r->invalid);
+	}
+	if (e.code != EX_OK)
+		log_msg(LL_ERROR, "%s: %s", a->name, e.msg);
 	free(v);
 	uidstate_close(t.st);
 	maildir_close(t.md);
+	return e.code;
+}
+
+/* Reads the tool's file for the account and imports it. */
+static int
+import_file(const struct config *cfg, const struct account *a,
+    const struct options *o)
+{
+	struct importuids_parser *p = NULL;
+	struct err e;
+	char *path;
+	int code = EX_OK;
+
+	err_clear(&e);
+	path = o->path != NULL ? xstrdup(o->path) :
+	    importuids_default_path(o->from, a, &e);
+	if (path == NULL || (o->from == IMPORTUIDS_GETMAIL6 &&
+	    importuids_check_getmail_name(path, a, &e) == -1))
+		goto out;
+	p = importuids_parser_new(o->from, path, a->user, a->host);
+	if (read_file(path, p, &e) == 0)
+		code = import(cfg, a, o, importuids_parser_result(p));
+out:
+	if (e.code != EX_OK) {
+		log_msg(LL_ERROR, "%s", e.msg);
+		code = e.code;
+	}
+	importuids_parser_free(p);
+	free(path);
 	return code;
 }
 
@@ -863,33 +897,13 @@ importuids_main(int argc, char **argv)
 	struct options o;
 	struct config *cfg = NULL;
 	const struct account *a = NULL;
-	struct importuids_parser *p = NULL;
-	char *path = NULL;
-	struct err e;
 	int code;
 
 	memset(&o, 0, sizeof(o));
 	if ((code = parse_args(argc, argv, &o)) != 0)
 		return code == 1 ? EX_OK : EX_USAGE;
-	if ((code = load_account(&o, &cfg, &a)) != EX_OK)
-		goto out;
-	err_clear(&e);
-	path = o.path != NULL ? xstrdup(o.path) :
-	    importuids_default_path(o.from, a, &e);
-	if (path == NULL || (o.from == IMPORTUIDS_GETMAIL6 &&
-	    importuids_check_getmail_name(path, a, &e) == -1))
-		goto fail;
-	p = importuids_parser_new(o.from, path, a->user, a->host);
-	if (read_file(path, p, &e) == -1)
-		goto fail;
-	code = import(cfg, a, &o, importuids_parser_result(p));
-	goto out;
-fail:
-	log_msg(LL_ERROR, "%s", e.msg);
-	code = e.code;
-out:
-	importuids_parser_free(p);
-	free(path);
+	if ((code = load_account(&o, &cfg, &a)) == EX_OK)
+		code = import_file(cfg, a, &o);
 	config_free(cfg);
 	return code;
 }

@@ -162,15 +162,18 @@ const struct importuids_result *importuids_parser_result(
 
 /*
  * The command: popfetch import-uids [-n] [-c file] -a account --from
- * mpop|getmail6|fetchmail [path], with argv[0] "import-uids". Logs its
- * errors, prints one line of summary on standard output, and returns a
- * sysexits code: EX_USAGE (arguments, unknown account, no $HOME),
- * EX_CONFIG or EX_NOINPUT (the configuration), EX_NOINPUT (the file
- * cannot be read), EX_DATAERR (malformed, or nothing of the account in
- * it), EX_TEMPFAIL (another popfetch holds the account), or what the
- * state and Maildir return. The state is changed only by a run that
- * succeeds (or is left with a journal that the next open replays), and
- * never with -n (--dry-run).
+ * mpop|getmail6|fetchmail [path], with argv[0] "import-uids". Reads and
+ * checks the whole file before it opens the account's state, so that a
+ * file that is malformed or holds nothing of the account changes
+ * nothing; then opens the Maildir and the state as a fetch does
+ * (recovering an interrupted run) and records the new UIDs. With -n
+ * (--dry-run) nothing is written: a journal left by a run is refused
+ * (EX_TEMPFAIL) rather than recovered. Logs its errors, prints one line
+ * of summary on standard output, and returns a sysexits code: EX_USAGE
+ * (arguments, unknown account, no $HOME), EX_CONFIG or EX_NOINPUT (the
+ * configuration), EX_NOINPUT (the file cannot be read), EX_DATAERR
+ * (malformed, or nothing of the account in it), EX_TEMPFAIL (another
+ * popfetch holds the account), or what the state and Maildir return.
  */
 int	importuids_main(int argc, char **argv);
 
