@@ -43,9 +43,9 @@
  * the characters / \ : ; < > | replaced by one '-'. Each line is a UID,
  * a NUL byte, and the time getmail first saw the message (decimal
  * seconds since the epoch), in no particular order; getmail stored each
- * '/' of a UID as '-'. Written by getmail6 ("\0" is the NUL byte):
+ * '/' of a UID as '-'. Written by getmail6 (<NUL> is the byte 0):
  *
- *	000000026b03e583\01795417475
+ *	000000026b03e583<NUL>1795417475
  *
  * The file holds no key: the account is its name. When the file given
  * is named "oldmail-..." the name must be the one getmail6 gives this
