@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "importuids.h"
 #include "log.h"
 #include "poll.h"
 #include "xmalloc.h"
@@ -221,6 +222,11 @@ main(int argc, char **argv)
 	umask(077);
 	/* A peer that vanishes must surface as an error, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	if (argc > 1 && strcmp(argv[1], "import-uids") == 0) {
+		log_open(false);
+		log_set_level(LL_INFO);
+		return importuids_main(argc - 1, argv + 1);
+	}
 	if (parse_args(argc, argv, &o) == -1)
 		return EX_USAGE;
 	log_open(o.syslog);
