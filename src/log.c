@@ -16,7 +16,7 @@
  * then only read: process-wide settings, like stderr itself.
  */
 static enum log_level log_level = LL_INFO;
-static bool log_syslog, log_journal, log_demote;
+static bool log_syslog, log_journal, log_demote, log_erase;
 
 void
 log_set_level(enum log_level level)
@@ -28,6 +28,12 @@ enum log_level
 log_get_level(void)
 {
 	return log_level;
+}
+
+void
+log_set_erase_line(bool on)
+{
+	log_erase = on && isatty(STDERR_FILENO);
 }
 
 void
@@ -82,6 +88,8 @@ log_msg(enum log_level level, const char *fmt, ...)
 	else if (log_journal)
 		fprintf(stderr, "<%d>%s\n", prio[level], line);
 	else
-		/* One write per line: lines of parallel workers never mix. */
-		fprintf(stderr, "popfetch: %s\n", line);
+		/* One write per line: lines of parallel workers never mix.
+		 * On a terminal with a progress line, that line goes first. */
+		fprintf(stderr, "%spopfetch: %s\n", log_erase ? "\r\033[K" :
+		    "", line);
 }

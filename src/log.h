@@ -35,6 +35,12 @@ void	log_open(bool use_syslog);
  */
 void	log_set_demote_errors(bool);
 
+/*
+ * With on, and standard error a terminal, each line starts by erasing
+ * the terminal's current line (where a progress line may stand).
+ */
+void	log_set_erase_line(bool on);
+
 /* Prints one line at level (a newline is added). */
 void	log_msg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

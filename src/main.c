@@ -200,7 +200,9 @@ run_accounts(const struct config *cfg, const struct options *o)
 	po.mode = o->check ? ACCOUNT_CHECK : o->dry_run ? ACCOUNT_DRY_RUN :
 	    ACCOUNT_FETCH;
 	/* Only for a person watching, never into a file or a pipe. */
-	po.progress = !o->quiet && !o->no_progress && isatty(STDOUT_FILENO);
+	po.progress = !o->quiet && !o->no_progress && isatty(STDOUT_FILENO) &&
+	    po.mode == ACCOUNT_FETCH;
+	log_set_erase_line(po.progress);
 	if (po.mode == ACCOUNT_CHECK)
 		printf("popfetch: %s: configuration ok, %zu account%s\n",
 		    cfg->path, cfg->naccounts, cfg->naccounts == 1 ? "" : "s");
