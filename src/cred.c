@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "cred.h"
+#include "netrc.h"
 #include "xmalloc.h"
 
 #define CRED_MAX	16384		/* longest line we accept (tokens) */
@@ -401,6 +402,30 @@ cred_command(const char *cmd, const char *what, unsigned timeout_sec,
 	return rv;
 }
 
+/* No source configured: the password is in ~/.netrc, or nowhere. */
+static int
+cred_netrc(const struct account *a, char **pw, struct err *e)
+{
+	char *path = netrc_default_path(), *ep;
+	int rc;
+
+	if (path == NULL) {
+		err_set(e, EX_CONFIG, "no password configured, and no home "
+		    "directory for a ~/.netrc");
+		return -1;
+	}
+	if ((rc = netrc_lookup(path, a->host, a->user, pw, e)) == 0) {
+		ep = esc_path(path);
+		err_set(e, EX_CONFIG, "no password: the account sets none of "
+		    "password, password_file, password_command and "
+		    "oauth2_token_command, and %s has no entry for this host "
+		    "and user", ep);
+		free(ep);
+	}
+	free(path);
+	return rc == 1 ? 0 : -1;
+}
+
 int
 cred_password(const struct account *a, unsigned timeout_sec, char **pw,
     struct err *e)
@@ -417,6 +442,5 @@ cred_password(const struct account *a, unsigned timeout_sec, char **pw,
 	if (a->oauth2_token_command != NULL)
 		return cred_command(a->oauth2_token_command,
 		    "oauth2_token_command", timeout_sec, pw, e);
-	err_set(e, EX_SOFTWARE, "no password source configured");
-	return -1;
+	return cred_netrc(a, pw, e);
 }

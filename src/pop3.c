@@ -382,8 +382,17 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		else
 			err_set(e, EX_TEMPFAIL, "interrupted");
 		break;
+	case CURLE_PROXY:
+		err_set(e, EX_TEMPFAIL, "proxy: %s", why);
+		break;
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
+		if (strncmp(p->errbuf, "CONNECT tunnel failed", 21) == 0) {
+			/* 407: the proxy wants other credentials. */
+			err_set(e, strstr(p->errbuf, " 407") != NULL ?
+			    EX_NOPERM : EX_TEMPFAIL, "proxy: %s", why);
+			break;
+		}
 		/* libcurl 7.88 says only "Too large response headers" when a
 		 * server line has no end in sight: a protocol violation. */
 		if (strncmp(p->errbuf, "Too large response", 18) == 0)
