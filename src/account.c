@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "autoconf.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -88,12 +90,20 @@ struct run {
 	uint64_t		 batch_bytes;
 
 	bool			 local_failed;	/* delivery failed: stop */
+	bool			 commit_due;	/* a full batch, not pipelining */
 	struct err		 local_err;
 
 	uint64_t		 sizes_done;	/* LIST sizes of those received */
 	unsigned long		 left_over;	/* new, held back by max_messages */
-	struct header_pick	*heads;		/* --dry-run: per queue entry */
+	struct top_slot		*tops;		/* --dry-run: TOPs in flight */
 	char			 stat[96];	/* --check: what STAT said */
+};
+
+/* One TOP in flight for --dry-run; replies come in order. */
+struct top_slot {
+	struct run		*r;
+	size_t			 qi;	/* index into r->queue */
+	struct header_pick	 h;
 };
 
 static void
@@ -401,7 +411,9 @@ account_plan(struct run *r, struct err *e)
 		else if (m->action == A_FETCH) {
 			r->queue[r->nqueue++] = (uint32_t)i;
 			r->prog->msgs_total++;
-			r->prog->bytes_total += m->size;
+			r->prog->bytes_total = m->size > UINT64_MAX -
+			    r->prog->bytes_total ? UINT64_MAX :
+			    r->prog->bytes_total + m->size;
 		}
 		else if (m->action == A_DELETE)
 			r->deles[r->ndeles++] = (uint32_t)i;
@@ -515,7 +527,7 @@ static int
 account_received(struct run *r, const struct msg *m, struct err *e)
 {
 	const struct account *a = r->acct;
-	char host[256], date[64], id[96] = "";
+	char host[256], from[300], date[64], id[96] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 	char *f, *h;
@@ -531,11 +543,20 @@ account_received(struct run *r, const struct msg *m, struct err *e)
 	if (localtime_r(&now, &tm) == NULL ||
 	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
 		snprintf(date, sizeof(date), "Thu, 01 Jan 1970 00:00:00 +0000");
+	/* The configured host, as a domain or an address literal. */
+	if (strchr(a->host, ':') != NULL)
+		snprintf(from, sizeof(from), "[IPv6:%s]", a->host);
+	else
+		snprintf(from, sizeof(from), "%s", a->host);
+	for (h = from; *h != '\0'; h++)
+		if (!((*h >= 'a' && *h <= 'z') || (*h >= 'A' && *h <= 'Z') ||
+		    (*h >= '0' && *h <= '9') || strchr("-.:[]", *h) != NULL))
+			*h = '-';
 	if (m->uid != NULL && account_atom(m->uid))
 		snprintf(id, sizeof(id), " id %s", m->uid);
 	/* Always four lines: "tail -n +5" gives the message as it was. */
 	f = xasprintf("Received: from %s\n\tby %s (popfetch %s, account %s)\n"
-	    "\twith %s%s;\n\t%s\n", a->host, host, PACKAGE_VERSION, a->name,
+	    "\twith %s%s;\n\t%s\n", from, host, PACKAGE_VERSION, a->name,
 	    a->tls == TLS_NONE ? "POP3" : "POP3S", id, date);
 	rc = maildir_msg_write(r->cur, f, strlen(f), e);
 	free(f);
@@ -572,9 +593,6 @@ account_noop(struct run *r)
 {
 	struct err e;
 
-	if (!(pop3_caps(r->pop) & POP3_CAP_PIPELINING) &&
-	    pop3_inflight(r->pop) > 0)
-		return;
 	log_msg(LL_DEBUG, "%s: the disk is slow; NOOP keeps the session "
 	    "alive", r->acct->name);
 	/* A dead connection shows at the next read, where it is handled. */
@@ -593,6 +611,7 @@ account_commit(struct run *r, struct err *e)
 {
 	struct commit_job j;
 	pthread_condattr_t ca;
+	bool mu_ok;
 	struct timespec ts;
 	pthread_t t;
 
@@ -604,12 +623,22 @@ account_commit(struct run *r, struct err *e)
 	memset(&j, 0, sizeof(j));
 	j.r = r;
 	err_clear(&j.e);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&j.cv, &ca);
+	if (pthread_condattr_init(&ca) != 0) {
+		j.rc = account_commit_work(r, e);
+		account_tick(r);
+		return j.rc;
+	}
+	/* Any failure to set up: commit without keepalive, as with 0. */
+	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&j.cv, &ca) != 0) {
+		pthread_condattr_destroy(&ca);
+		j.rc = account_commit_work(r, e);
+		account_tick(r);
+		return j.rc;
+	}
 	pthread_condattr_destroy(&ca);
-	pthread_mutex_init(&j.mu, NULL);
-	if (pthread_create(&t, NULL, account_commit_thread, &j) != 0) {
+	if ((mu_ok = pthread_mutex_init(&j.mu, NULL) == 0) == false ||
+	    pthread_create(&t, NULL, account_commit_thread, &j) != 0) {
 		j.rc = account_commit_work(r, &j.e);
 		j.done = true;
 	} else {
@@ -627,7 +656,8 @@ account_commit(struct run *r, struct err *e)
 		pthread_mutex_unlock(&j.mu);
 		pthread_join(t, NULL);
 	}
-	pthread_mutex_destroy(&j.mu);
+	if (mu_ok)
+		pthread_mutex_destroy(&j.mu);
 	pthread_cond_destroy(&j.cv);
 	if (j.rc == -1)
 		*e = j.e;
@@ -669,7 +699,7 @@ account_retr_data(void *arg, const char *p, size_t n, struct err *e)
 	if (r->cur != NULL && maildir_msg_write(r->cur, p, n, e) == -1)
 		return account_local_fail(r, e);
 	/* Decoded bytes (LF for CRLF): close enough to LIST's octets. */
-	if (r->prog->bytes_done < r->sizes_done + m->size)
+	if (r->prog->bytes_done - r->sizes_done < m->size)
 		r->prog->bytes_done += n;
 	account_tick(r);
 	return 0;
@@ -681,7 +711,8 @@ account_retr_end(void *arg, struct err *e)
 	struct msg *m = arg;
 	struct run *r = m->run;
 
-	r->sizes_done += m->size;
+	r->sizes_done = m->size > UINT64_MAX - r->sizes_done ? UINT64_MAX :
+	    r->sizes_done + m->size;
 	r->prog->bytes_done = r->sizes_done;
 	r->prog->msgs_done++;
 	account_tick(r);
@@ -693,8 +724,13 @@ account_retr_end(void *arg, struct err *e)
 	r->batch_idx[r->nbatch++] = (size_t)(m - r->msgs);
 	r->batch_bytes += maildir_msg_size(r->cur);
 	r->cur = NULL;
-	if ((r->nbatch >= BATCH_MSGS || r->batch_bytes >= BATCH_BYTES) &&
-	    account_commit(r, e) == -1)
+	if (r->nbatch < BATCH_MSGS && r->batch_bytes < BATCH_BYTES)
+		return 0;
+	/* Without pipelining, nothing else is in flight: the commit waits
+	 * until this reply is done, so a keepalive NOOP may go out. */
+	if (!(pop3_caps(r->pop) & POP3_CAP_PIPELINING))
+		r->commit_due = true;
+	else if (account_commit(r, e) == -1)
 		return account_local_fail(r, e);
 	return 0;
 }
@@ -791,6 +827,12 @@ account_fetch(struct run *r, struct err *e)
 		}
 		if (pop3_step(r->pop, e) == -1)
 			return -1;
+		if (r->commit_due) {
+			r->commit_due = false;
+			if (!r->local_failed && account_commit(r, e) == -1)
+				/* Only records e; always returns 0. */
+				(void)account_local_fail(r, e);
+		}
 	}
 }
 
@@ -873,9 +915,9 @@ account_free(struct run *r)
 	free(r->deles);
 	free(r->batch);
 	free(r->batch_idx);
-	for (i = 0; r->heads != NULL && i < r->nqueue; i++)
-		header_pick_free(&r->heads[i]);
-	free(r->heads);
+	for (i = 0; r->tops != NULL && i < WINDOW_CMDS; i++)
+		header_pick_free(&r->tops[i].h);
+	free(r->tops);
 }
 
 /* The session, from login to QUIT. *scanned: the server's list is whole. */
@@ -979,19 +1021,42 @@ account_describe(struct run *r)
 	free(caps);
 }
 
+static void
+account_fetch_line(struct top_slot *t, const char *why)
+{
+	struct run *r = t->r;
+	const struct msg *m = &r->msgs[r->queue[t->qi]];
+	char *from, *subj;
+
+	if (!t->h.done)
+		header_pick_line(&t->h, "", 0);	/* a header without end */
+	from = t->h.from != NULL ? header_display(t->h.from,
+	    strlen(t->h.from), 60) : xstrdup("(none)");
+	subj = t->h.subject != NULL ? header_display(t->h.subject,
+	    strlen(t->h.subject), 80) : xstrdup("(none)");
+	if (why != NULL)
+		account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes (headers not "
+		    "available: TOP said \"%s\")", r->acct->keep ? "" :
+		    " and delete", (unsigned long)m->num, m->size, why);
+	else
+		account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes, From: %s, "
+		    "Subject: %s", r->acct->keep ? "" : " and delete",
+		    (unsigned long)m->num, m->size, from, subj);
+	free(from);
+	free(subj);
+	header_pick_free(&t->h);
+}
+
 static int
 account_top_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
-	struct header_pick *h = arg;
 	char *esc;
 
 	(void)e;
 	if (!ok) {
 		esc = buf_escape(line, n, 100);
-		h->subject = xasprintf("(headers not available: TOP said "
-		    "\"%s\")", esc);
-		h->done = 1;
+		account_fetch_line(arg, esc);
 		free(esc);
 	}
 	return 0;
@@ -1000,29 +1065,48 @@ account_top_status(void *arg, bool ok, const char *line, size_t n,
 static int
 account_top_line(void *arg, const char *line, size_t n, struct err *e)
 {
+	struct top_slot *t = arg;
+
 	(void)e;
-	header_pick_line(arg, line, n);
+	header_pick_line(&t->h, line, n);
 	return 0;
 }
 
-/* --dry-run: each new message's headers, by TOP n 0, pipelined. */
+static int
+account_top_end(void *arg, struct err *e)
+{
+	(void)e;
+	account_fetch_line(arg, NULL);
+	return 0;
+}
+
+/*
+ * --dry-run: each new message's headers, by TOP n 0, pipelined; each is
+ * listed as its reply ends, so memory stays that of the window.
+ */
 static int
 account_tops(struct run *r, struct err *e)
 {
 	static const struct pop3_cb cb = {
-		account_top_status, account_top_line, NULL
+		account_top_status, account_top_line, account_top_end
 	};
 	size_t window = pop3_caps(r->pop) & POP3_CAP_PIPELINING ?
 	    WINDOW_CMDS : 1, next = 0;
+	struct top_slot *t;
 	char cmd[32];
 
-	r->heads = xcalloc(r->nqueue + 1, sizeof(*r->heads));
+	r->tops = xcalloc(WINDOW_CMDS, sizeof(*r->tops));
 	while (next < r->nqueue || pop3_inflight(r->pop) > 0) {
 		while (next < r->nqueue && pop3_inflight(r->pop) < window) {
+			/* The window keeps a slot's reply from being read
+			 * after it is taken again. */
+			t = &r->tops[next % WINDOW_CMDS];
+			t->r = r;
+			t->qi = next;
 			snprintf(cmd, sizeof(cmd), "TOP %lu 0",
 			    (unsigned long)r->msgs[r->queue[next]].num);
-			if (pop3_queue(r->pop, POP3_LINES, &cb, &r->heads[next],
-			    0, cmd, e) == -1)
+			if (pop3_queue(r->pop, POP3_LINES, &cb, t, 0, cmd,
+			    e) == -1)
 				return -1;
 			next++;
 		}
@@ -1033,25 +1117,11 @@ account_tops(struct run *r, struct err *e)
 }
 
 static void
-account_list_plan(struct run *r)
+account_list_deletes(struct run *r)
 {
 	const struct msg *m;
-	char *from, *subj;
 	size_t i;
 
-	for (i = 0; i < r->nqueue; i++) {
-		m = &r->msgs[r->queue[i]];
-		from = r->heads[i].from != NULL ? header_display(r->heads[i].from,
-		    strlen(r->heads[i].from), 60) : xstrdup("(none)");
-		subj = r->heads[i].subject != NULL ?
-		    header_display(r->heads[i].subject,
-		    strlen(r->heads[i].subject), 80) : xstrdup("(none)");
-		account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes, From: %s, "
-		    "Subject: %s", r->acct->keep ? "" : " and delete",
-		    (unsigned long)m->num, m->size, from, subj);
-		free(from);
-		free(subj);
-	}
 	for (i = 0; i < r->ndeles; i++) {
 		m = &r->msgs[r->deles[i]];
 		account_say(r, "  delete #%lu (fetched earlier%s)",
@@ -1088,8 +1158,20 @@ account_inspect(struct run *r, struct err *e)
 	static const struct pop3_cb stat_cb = {
 		account_stat_status, NULL, NULL
 	};
-	struct err qe;
+	struct stat st;
+	size_t pending = 0;
 
+	/* Nothing is created, locked or recovered: a report only. */
+	if (stat(r->acct->maildir, &st) == -1)
+		account_say(r, "maildir %s: %s (a run creates it)",
+		    r->acct->maildir, strerror(errno));
+	if (uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, &pending,
+	    e) == -1)
+		return;
+	if (pending > 0)
+		account_say(r, "a run that was interrupted, or is running, has "
+		    "%zu messages in flight; the next run settles them first",
+		    pending);
 	if (account_login(r, e) == -1)
 		return;
 	/* libcurl shows the TLS session once the connection is used. */
@@ -1103,11 +1185,11 @@ account_inspect(struct run *r, struct err *e)
 	if (r->opts->mode == ACCOUNT_DRY_RUN) {
 		if (account_tops(r, e) == -1)
 			return;
-		account_list_plan(r);
+		account_list_deletes(r);
 	}
 	account_counts(r);
-	if (pop3_quit(r->pop, &qe) == -1)
-		log_msg(LL_WARN, "%s: %s", r->acct->name, qe.msg);
+	if (pop3_quit(r->pop, e) == -1)
+		return;
 	account_say(r, "%s", r->opts->mode == ACCOUNT_CHECK ? "check passed" :
 	    "dry run done: nothing was fetched, deleted or recorded");
 }
@@ -1130,17 +1212,15 @@ account_run(const struct config *cfg, const struct account *a,
 	r.present = uidmap_new();
 	err_clear(&e);
 	err_clear(&se);
-	if (maildir_open(&r.md, a->maildir, &e) == 0 &&
+	if (opts->mode != ACCOUNT_FETCH)
+		account_inspect(&r, &e);
+	else if (maildir_open(&r.md, a->maildir, &e) == 0 &&
 	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
 	    r.md, &e) == 0) {
-		if (opts->mode != ACCOUNT_FETCH)
-			account_inspect(&r, &e);
-		else {
-			account_session(&r, &e, &scanned);
-			/* Whatever happened, what was delivered is recorded. */
-			if (account_save_state(&r, scanned, &se) == -1)
-				account_report(&r, &se);
-		}
+		account_session(&r, &e, &scanned);
+		/* Whatever happened, what was delivered is recorded. */
+		if (account_save_state(&r, scanned, &se) == -1)
+			account_report(&r, &se);
 	}
 	account_report(&r, &e);
 	r.prog->state = 2;

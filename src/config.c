@@ -716,6 +716,18 @@ key_add_received_header(struct ctx *c, const config_setting_t *s,
 	return get_bool(c, s, &a->add_received_header);
 }
 
+/* The proxy URL for an error message: a password in it is masked. */
+static char *
+proxy_shown(const char *v)
+{
+	const char *start = strstr(v, "://"), *at;
+
+	start = start != NULL ? start + 3 : v;
+	if ((at = strrchr(start, '@')) == NULL)
+		return xstrdup(v);
+	return xasprintf("%.*s***%s", (int)(start - v), v, at);
+}
+
 /*
  * A proxy URL libcurl understands, of a scheme that can carry a POP3
  * connection: SOCKS, or an HTTP(S) proxy that tunnels with CONNECT.
@@ -728,18 +740,20 @@ key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
 		"http://", "https://"
 	};
 	const char *v, *host;
-	char e1[512];
+	char e1[512], *shown;
 	size_t i, n;
 
 	if (get_string(c, s, &v) == -1)
 		return -1;
+	shown = proxy_shown(v);
 	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
 		if (strncasecmp(v, schemes[i], strlen(schemes[i])) == 0)
 			break;
 	if (i == sizeof(schemes) / sizeof(schemes[0])) {
 		cfg_error(c, s, "proxy: \"%s\" is not a proxy URL of the "
 		    "form socks5h://, socks5://, socks4a://, socks4://, "
-		    "http:// or https://HOST:PORT", esc(e1, sizeof(e1), v));
+		    "http:// or https://HOST:PORT", esc(e1, sizeof(e1), shown));
+		free(shown);
 		return -1;
 	}
 	host = v + strlen(schemes[i]);
@@ -748,9 +762,11 @@ key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
 	    strpbrk(v, " \t\r\n") != NULL) {
 		cfg_error(c, s, "proxy: \"%s\" must be SCHEME://[USER:PASS@]"
 		    "HOST[:PORT] with nothing after it", esc(e1, sizeof(e1),
-		    v));
+		    shown));
+		free(shown);
 		return -1;
 	}
+	free(shown);
 	/* user:password@ in it is a secret, like password itself. */
 	if (memchr(host, '@', n) != NULL && check_secret_mode(c, s) == -1)
 		return -1;

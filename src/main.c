@@ -48,7 +48,7 @@ usage(FILE *f)
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
 	    "  -a, --account NAME   fetch only this account (repeatable)\n"
-	    "  -n, --check          check the configuration and each account's "
+	    "      --check          check the configuration and each account's "
 	    "server;\n"
 	    "                       fetch nothing\n"
 	    "      --dry-run        list what a run would fetch and delete\n"
@@ -99,7 +99,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "syslog", no_argument, NULL, 'S' },
-		{ "check", no_argument, NULL, 'n' },
+		{ "check", no_argument, NULL, 'K' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "no-progress", no_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
@@ -108,7 +108,7 @@ parse_args(int argc, char **argv, struct options *o)
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:a:dnvqVh", longopts,
+	while ((ch = getopt_long(argc, argv, "c:a:dvqVh", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -131,7 +131,7 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'S':
 			o->syslog = true;
 			break;
-		case 'n':
+		case 'K':
 			o->check = true;
 			break;
 		case 'D':

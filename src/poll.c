@@ -300,7 +300,8 @@ once_fill(struct pool *p, const struct config *cfg, struct once_job *jobs,
 }
 
 static void
-once_collect(struct pool *p, struct once_job *jobs, size_t n)
+once_collect(struct pool *p, struct once_job *jobs, size_t n,
+    struct account_progress *slots)
 {
 	struct account_result res;
 	char *name;
@@ -312,6 +313,9 @@ once_collect(struct pool *p, struct once_job *jobs, size_t n)
 			    strcmp(jobs[i].acct->name, name) == 0) {
 				jobs[i].done = true;
 				jobs[i].res = res;
+				/* Also when the worker died mid-way. */
+				if (slots != NULL)
+					slots[i].state = 2;
 			}
 		free(name);
 	}
@@ -374,7 +378,7 @@ poll_once(const struct config *cfg, const struct account *const *accts,
 			stopping = true;
 			pool_signal_all(&p, SIGTERM);
 		}
-		once_collect(&p, jobs, n);
+		once_collect(&p, jobs, n, slots);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	free(p.w);

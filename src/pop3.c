@@ -53,7 +53,9 @@ struct pop3 {
 	char		 sasl[256];	/* its SASL line's mechanisms */
 	const char	*mech;		/* the SASL mechanism asked for */
 	char		 used[32];	/* how the login went: "SASL PLAIN" */
-	bool		 tunnel;	/* an HTTP proxy's reply is being read */
+	size_t		 noops;		/* keepalive NOOPs not yet answered */
+	bool		 http_proxy;	/* the connection goes through one */
+	bool		 tunnel;	/* its CONNECT exchange is under way */
 	struct buf	 capa_text;	/* CAPA after login, "A, B, C" */
 	bool		 in_capa;	/* a CAPA reply is being read */
 	bool		 apop_sent;
@@ -186,7 +188,7 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 	case CURLINFO_HEADER_IN:
 		if (p->tunnel) {
 			/* An HTTP proxy's CONNECT reply, up to its blank line. */
-			if (size <= 2)
+			if (size == 0 || data[0] == '\r' || data[0] == '\n')
 				p->tunnel = false;
 			pop3_trace(p, POP3_TRACE_INFO, data, size);
 			break;
@@ -210,6 +212,9 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		pop3_trace(p, POP3_TRACE_IN, data, size);
 		break;
 	case CURLINFO_HEADER_OUT:
+		if (p->http_proxy && size > 8 &&
+		    strncmp(data, "CONNECT ", 8) == 0)
+			p->tunnel = true;
 		if (p->tunnel) {
 			/* The CONNECT request may carry the proxy's password. */
 			pop3_trace(p, POP3_TRACE_INFO, "(proxy request)", 15);
@@ -286,6 +291,10 @@ pop3_sasl_reason(const struct pop3 *p)
 	char *esc;
 	int len;
 
+	/* Other mechanisms' challenges ("Password:") are no reason. */
+	if (p->mech == NULL || (strcmp(p->mech, "XOAUTH2") != 0 &&
+	    strcmp(p->mech, "OAUTHBEARER") != 0))
+		return NULL;
 	if (n < 3 || (n - 2) % 4 != 0 || (n - 2) / 4 * 3 > sizeof(out))
 		return NULL;
 	len = EVP_DecodeBlock(out, (const unsigned char *)p->chal + 2,
@@ -311,7 +320,8 @@ pop3_mech_missing(struct pop3 *p)
 		return false;
 	n = strlen(p->mech);
 	for (w = p->sasl; (w = strchr(w, ' ')) != NULL; w++)
-		if (strncasecmp(w + 1, p->mech, n) == 0 && w[1 + n] == ' ')
+		if (strncasecmp(w + 1, p->mech, n) == 0 &&
+		    (w[1 + n] == ' ' || w[1 + n] == '\0'))
 			return false;
 	/* It is shown: make it printable, without the spaces around. */
 	n = strlen(p->sasl);
@@ -340,13 +350,19 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 			break;
 		}
 		reason = pop3_sasl_reason(p);
-		/* After the challenge may come a -ERR with a response code. */
-		err_set(e, pop3_err_code(p->last, p->lastlen, EX_NOPERM),
-		    "login refused: server said \"%s\"%s%s%s", reason != NULL &&
-		    p->last[0] == '+' ? reason : last, reason != NULL &&
-		    p->last[0] != '+' ? " (\"" : "", reason != NULL &&
-		    p->last[0] != '+' ? reason : "", reason != NULL &&
-		    p->last[0] != '+' ? "\")" : "");
+		if (reason != NULL && p->last[0] == '+')
+			/* Refused at the challenge: its text is the reason. */
+			err_set(e, EX_NOPERM, "login refused: server said "
+			    "\"%s\"", reason);
+		else if (reason != NULL)
+			/* A -ERR, perhaps with a response code, after it. */
+			err_set(e, pop3_err_code(p->last, p->lastlen,
+			    EX_NOPERM), "login refused: server said \"%s\" "
+			    "(\"%s\")", last, reason);
+		else
+			err_set(e, pop3_err_code(p->last, p->lastlen,
+			    EX_NOPERM), "login refused: server said \"%s\"",
+			    last);
 		free(reason);
 		break;
 	case CURLE_USE_SSL_FAILED:
@@ -479,6 +495,8 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 		SET(CURLOPT_PINNEDPUBLICKEY, l->fingerprint);
 	/* Only the configured proxy: never one from the environment. */
 	SET(CURLOPT_PROXY, l->proxy != NULL ? l->proxy : "");
+	/* "": NO_PROXY in the environment must not bypass it either. */
+	SET(CURLOPT_NOPROXY, "");
 	if (l->proxy != NULL && strncasecmp(l->proxy, "http", 4) == 0)
 		SET(CURLOPT_HTTPPROXYTUNNEL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, (long)l->timeout);
@@ -557,7 +575,9 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	p->challen = 0;
 	p->sasl[0] = '\0';
 	p->used[0] = '\0';
-	p->tunnel = l->proxy != NULL && strncasecmp(l->proxy, "http", 4) == 0;
+	p->tunnel = false;
+	p->http_proxy = l->proxy != NULL &&
+	    strncasecmp(l->proxy, "http", 4) == 0;
 	p->mech = opts != NULL && opts[5] != '+' ? opts + 5 : NULL;
 	p->lines_in = 0;
 	p->pre_caps = 0;
@@ -647,8 +667,11 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 	p->caps |= pop3_cap_bit(line, n);
 	/* Kept for --check, within its cap; what does not fit is left out. */
 	esc = buf_escape(line, n, 200);
-	if (p->capa_text.len == 0 || buf_append(&p->capa_text, ", ", 2) == 0)
+	if (p->capa_text.len + strlen(esc) + 2 < POP3_CAPAMAX) {
+		if (p->capa_text.len > 0)
+			(void)buf_append(&p->capa_text, ", ", 2);  /* fits */
 		(void)buf_append(&p->capa_text, esc, strlen(esc));
+	}
 	free(esc);
 	return 0;
 }
@@ -788,6 +811,22 @@ pop3_cert_info(X509 *cert, char *out, size_t size)
 	free(esc);
 }
 
+/* Whether libcurl's TLS library is the OpenSSL this program uses. */
+static bool
+pop3_same_openssl(void)
+{
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+	const char *ours = OpenSSL_version(OPENSSL_VERSION), *sp;
+	char want[64];
+
+	/* libcurl says "OpenSSL/3.0.17"; OpenSSL "OpenSSL 3.0.17 1 Jul..." */
+	if (cv->ssl_version == NULL || (sp = strchr(ours, ' ')) == NULL)
+		return false;
+	snprintf(want, sizeof(want), "OpenSSL/%.*s", (int)strcspn(sp + 1,
+	    " "), sp + 1);
+	return strcmp(cv->ssl_version, want) == 0;
+}
+
 char *
 pop3_tls_info(const struct pop3 *p)
 {
@@ -796,12 +835,20 @@ pop3_tls_info(const struct pop3 *p)
 	X509 *x;
 	SSL *ssl;
 
-	if (p->curl == NULL || curl_easy_getinfo(p->curl,
-	    CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || ti == NULL ||
-	    ti->backend != CURLSSLBACKEND_OPENSSL || ti->internals == NULL)
+	/* libcurl's SSL object is ours to read only when its TLS library
+	 * is the very OpenSSL we link (LibreSSL says OPENSSL too). */
+	if (!pop3_same_openssl() || p->curl == NULL ||
+	    curl_easy_getinfo(p->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK ||
+	    ti == NULL || ti->backend != CURLSSLBACKEND_OPENSSL ||
+	    ti->internals == NULL)
 		return NULL;
 	ssl = ti->internals;
-	if ((x = SSL_get1_peer_certificate(ssl)) != NULL) {
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+	x = SSL_get_peer_certificate(ssl);
+#else
+	x = SSL_get1_peer_certificate(ssl);
+#endif
+	if (x != NULL) {
 		pop3_cert_info(x, cert, sizeof(cert));
 		X509_free(x);
 	}
@@ -809,13 +856,32 @@ pop3_tls_info(const struct pop3 *p)
 	    SSL_get_cipher_name(ssl), cert[0] != '\0' ? "; " : "", cert);
 }
 
+static int
+pop3_noop_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct pop3 *p = arg;
+
+	(void)ok;	/* a NOOP refused is harmless */
+	(void)line;
+	(void)n;
+	(void)e;
+	p->noops--;
+	return 0;
+}
+
 int
 pop3_keepalive(struct pop3 *p, struct err *e)
 {
-	static const struct pop3_cb none = { NULL, NULL, NULL };
+	static const struct pop3_cb cb = { pop3_noop_status, NULL, NULL };
 
-	if (pop3_queue(p, POP3_SINGLE, &none, NULL, 0, "NOOP", e) == -1)
+	/* A server that cannot pipeline gets no command while it is still
+	 * answering another one (other NOOPs aside). */
+	if (!(p->caps & POP3_CAP_PIPELINING) && p->rcount > p->noops)
+		return 0;
+	if (pop3_queue(p, POP3_SINGLE, &cb, p, 0, "NOOP", e) == -1)
 		return -1;
+	p->noops++;
 	return pop3_flush(p, e);
 }
 

@@ -111,7 +111,9 @@ char	*pop3_tls_info(const struct pop3 *);
  * Queues a NOOP and sends what the socket takes now, without reading:
  * for keeping the session alive while the caller is busy elsewhere (no
  * other pop3_ call may run meanwhile). Its reply is read, and ignored,
- * with the replies before it. Returns 0, or -1 with e filled in.
+ * with the replies before it. To a server without PIPELINING nothing is
+ * sent while it still owes a reply to another command. Returns 0, or -1
+ * with e filled in.
  */
 int	pop3_keepalive(struct pop3 *, struct err *e);
 

@@ -69,7 +69,9 @@ progress_format(const char *name, const struct account_progress *s,
 		return;
 	}
 	human((uint64_t)rate, r, sizeof(r));
-	left = (unsigned)((double)(total - done) / rate + 0.5);
+	/* Sizes come from the server: a lie must not overflow this. */
+	secs = (double)(total - done) / rate + 0.5;
+	left = secs > 359999 ? 359999 : (unsigned)secs;
 	snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s, %s/s, "
 	    "%u:%02u left", name, (uint64_t)s->msgs_done,
 	    (uint64_t)s->msgs_total, d, t, r, left / 60, left % 60);

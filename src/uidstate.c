@@ -313,6 +313,31 @@ out:
 }
 
 int
+uidstate_peek(struct uidstate **sp, const char *dir, const char *account,
+    size_t *pending, struct err *e)
+{
+	struct uidstate *s = xcalloc(1, sizeof(*s));
+	struct pending p = { NULL, NULL, 0 };
+	bool had_journal;
+
+	s->dirfd = s->lockfd = s->jfd = -1;
+	s->dir = xstrdup(dir);
+	s->state_path = xasprintf("%s/%s.state", dir, account);
+	s->journal_path = xasprintf("%s/%s.journal", dir, account);
+	s->map = uidmap_new();
+	if (uidstate_load(s, e) == -1 ||
+	    uidstate_replay(s, &p, &had_journal, e) == -1) {
+		pending_free(&p);
+		uidstate_close(s);
+		return -1;
+	}
+	*pending = p.n;
+	pending_free(&p);
+	*sp = s;
+	return 0;
+}
+
+int
 uidstate_open(struct uidstate **sp, const char *dir, const char *account,
     uidstate_recover_fn recover, void *arg, struct err *e)
 {

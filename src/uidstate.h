@@ -44,6 +44,18 @@ int	uidstate_open(struct uidstate **sp, const char *dir,
 	    const char *account, uidstate_recover_fn recover, void *arg,
 	    struct err *e);
 
+/*
+ * Reads the state as uidstate_open would, for a report, changing nothing:
+ * no directory or lock file is made, no lock is taken, and a journal left
+ * by a running or interrupted run is read but not folded in (*pending
+ * gets the number of its messages whose delivery the next run settles).
+ * A missing state is empty. Only uidstate_has, uidstate_count and
+ * uidstate_close may be used on the result. Returns 0, or -1 with e
+ * filled in (EX_IOERR: unreadable or corrupt).
+ */
+int	uidstate_peek(struct uidstate **sp, const char *dir,
+	    const char *account, size_t *pending, struct err *e);
+
 /* Releases the lock and frees; NULL is a no-op. Nothing is written. */
 void	uidstate_close(struct uidstate *);
 
