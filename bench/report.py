@@ -126,7 +126,9 @@ def table(meta, runs, tools):
          "e: delete, POP3, %(n)d small msgs, %(mb)s, " + "%d ms RTT" % delay,
          "ratio", 0.4),
     ]
-    head = ["scenario"] + tools + ["popfetch/mpop", "goal"]
+    base = "popfetch-base" in tools
+    head = ["scenario"] + tools + ["popfetch/mpop"] + \
+        (["popfetch/base"] if base else []) + ["goal"]
     rows.append("| " + " | ".join(head) + " |")
     rows.append("|" + "---|" * len(head))
     nhead = len(rows)
@@ -136,6 +138,9 @@ def table(meta, runs, tools):
         p = med(runs, scen, "popfetch", key)
         m = med(runs, scen, "mpop", key)
         ratio = "%.2fx" % (p / m) if p is not None and m else "-"
+        bm = med(runs, scen, "popfetch-base", key)
+        bratio = ["%.2fx" % (p / bm) if p is not None and bm else "-"] \
+            if base else []
         if kind == "ratio":
             g = "<= %.2gx mpop" % goal
             if p is not None and m:
@@ -155,7 +160,8 @@ def table(meta, runs, tools):
                                          verdict(p <= best[0]))
         rows.append("| " + " | ".join(
             [desc(set_name, what)]
-            + [cell(runs, scen, t, key) for t in tools] + [ratio, g])
+            + [cell(runs, scen, t, key) for t in tools] + [ratio] + bratio
+            + [g])
             + " |")
     return rows if len(rows) > nhead else []
 
@@ -202,6 +208,22 @@ def extras(meta, runs):
                    "%.1fx (target < 3x: %s)."
                    % (delay, how, nacc, per, secs(many), bad, secs(one),
                       many / one, verdict(many / one < 3)))
+    n, b = sets.get("mixed-busy", (0, 0))
+    for tool, goal in (("popfetch", 2.0), ("popfetch-base", None),
+                       ("mpop", None)):
+        quiet = med(runs, "busy-quiet", tool)
+        load = med(runs, "busy-load", tool)
+        if quiet is None or load is None:
+            continue
+        bad = " (!)" if runs[("busy-quiet", tool)]["bad"] or \
+            runs[("busy-load", tool)]["bad"] else ""
+        out.append("- busy file system, %s, delete mode, %d msgs, %s: quiet "
+                   "%s s, while another process writes %s MB files to the "
+                   "same file system %s s: %.2fx%s%s."
+                   % (tool, n, mb(b), secs(quiet), meta.get("busyfile", "?"),
+                      secs(load), load / quiet, bad,
+                      " (target <= %.0fx: %s)" % (goal, verdict(
+                          load / quiet <= goal)) if goal else ""))
     return out
 
 

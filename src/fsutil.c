@@ -4,11 +4,49 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsutil.h"
 #include "xmalloc.h"
+
+/*
+ * Makes path's entry in its parent durable: without it a power cut can
+ * take a new Maildir, and the mail later renamed into it, away. A parent
+ * we may not read is left alone when path was there before us (as
+ * /home often is, for a home directory).
+ */
+static int
+fs_sync_parent(const char *path, bool created, const char *what,
+    struct err *e)
+{
+	char *copy = xstrdup(path), *slash = strrchr(copy, '/');
+	const char *dir = copy;
+	int fd, rc = 0;
+
+	if (slash == NULL)
+		dir = ".";
+	else if (slash == copy)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 &&
+	    !created && (errno == EACCES || errno == EPERM))
+		goto out;
+	if (fd == -1 || fsync(fd) == -1) {
+		err_set(e, EX_IOERR, "cannot sync %s %s: %s", what, dir,
+		    strerror(errno));
+		rc = -1;
+	}
+out:
+	if (fd != -1)
+		close(fd);
+	free(copy);
+	return rc;
+}
 
 static int
 fs_mkdir(const char *path, const char *what, struct err *e)
@@ -16,9 +54,10 @@ fs_mkdir(const char *path, const char *what, struct err *e)
 	struct stat st;
 
 	if (mkdir(path, 0700) == 0)
-		return 0;
+		return fs_sync_parent(path, true, what, e);
+	/* Synced too: an earlier run may have died before it did. */
 	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-		return 0;
+		return fs_sync_parent(path, false, what, e);
 	err_set(e, EX_CANTCREAT, "cannot create %s %s: %s", what, path,
 	    strerror(errno == EEXIST ? ENOTDIR : errno));
 	return -1;

@@ -6,8 +6,11 @@
 
 /*
  * mkdir -p: creates path and every missing parent, mode 0700 (before the
- * umask). Returns 0 when path is a directory afterwards, or -1 with e
- * filled in: EX_CANTCREAT, "cannot create WHAT PATH: reason".
+ * umask), each made durable (an fsync of its parent, also when it
+ * existed: a run that died may have left it unsynced).
+ * Returns 0 when path is a directory afterwards, or -1 with e filled in:
+ * EX_CANTCREAT, "cannot create WHAT PATH: reason", or EX_IOERR when a
+ * parent cannot be synced.
  */
 int	fs_mkdirs(const char *path, const char *what, struct err *e);
 

@@ -3,12 +3,13 @@
 
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/utsname.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,12 @@
 /* Our tmp/ files carry this mark, so stale ones can be told apart. */
 #define MAILDIR_MARK	"_popfetch"
 
+/* Threads that fdatasync one batch together; overridable at build time
+ * (-D) to measure what each count costs. */
+#ifndef SYNC_THREADS
+#define SYNC_THREADS	8
+#endif
+
 struct maildir {
 	char		*path;
 	int		 tmpfd;		/* O_DIRECTORY descriptors */
@@ -29,7 +36,6 @@ struct maildir {
 	char		 host[256];	/* escaped per the Maildir spec */
 	unsigned long	 seq;
 	bool		 writing;	/* a message is open for writing */
-	bool		 use_syncfs;	/* one syncfs per batch is reliable */
 };
 
 struct maildir_msg {
@@ -79,26 +85,6 @@ maildir_set_host(struct maildir *md)
 }
 
 /*
- * syncfs(2) makes a whole batch durable in one call, where fsyncing each
- * file costs a journal commit per message. Linux reports writeback
- * errors through it only since 5.8; before that, or elsewhere, each file
- * is fdatasynced.
- */
-static bool
-maildir_syncfs_ok(void)
-{
-#ifdef HAVE_SYNCFS
-	struct utsname u;
-	int major = 0, minor = 0;
-
-	if (uname(&u) == 0 && strcmp(u.sysname, "Linux") == 0 &&
-	    sscanf(u.release, "%d.%d", &major, &minor) == 2)
-		return major > 5 || (major == 5 && minor >= 8);
-#endif
-	return false;
-}
-
-/*
  * Removes tmp/ files of ours whose writer is gone: our mark, this host,
  * and a PID that no longer exists. A file of a live process is left.
  */
@@ -145,8 +131,6 @@ maildir_open(struct maildir **mdp, const char *path, struct err *e)
 	md->path = xstrdup(path);
 	md->tmpfd = md->newfd = md->curfd = -1;
 	maildir_set_host(md);
-	md->use_syncfs = maildir_syncfs_ok() && getenv("POPFETCH_NO_SYNCFS") ==
-	    NULL;
 	if (fs_mkdirs(path, "directory", e) == -1 ||
 	    (md->tmpfd = maildir_opendir(md, "tmp", e)) == -1 ||
 	    (md->newfd = maildir_opendir(md, "new", e)) == -1 ||
@@ -277,30 +261,73 @@ maildir_msg_free(struct maildir_msg *m)
 	free(m);
 }
 
+/* One batch's fdatasyncs, shared by the threads that do them. */
+struct maildir_sync_job {
+	struct maildir_msg	**msgs;
+	size_t			 n;
+	atomic_size_t		 next;		/* the next index to take */
+	atomic_bool		 stop;		/* a sync failed */
+	pthread_mutex_t		 mu;		/* guards the two below */
+	size_t			 failed;	/* lowest failed index, or n */
+	int			 errnum;	/* its errno */
+};
+
+/* Takes indexes until none is left; the first failure stops the rest. */
+static void *
+maildir_sync_some(void *arg)
+{
+	struct maildir_sync_job *j = arg;
+	size_t i;
+	int errnum;
+
+	while (!atomic_load(&j->stop) &&
+	    (i = atomic_fetch_add(&j->next, 1)) < j->n) {
+		if (fdatasync(j->msgs[i]->fd) == 0)
+			continue;
+		errnum = errno;
+		pthread_mutex_lock(&j->mu);
+		if (i < j->failed) {
+			j->failed = i;
+			j->errnum = errnum;
+		}
+		pthread_mutex_unlock(&j->mu);
+		atomic_store(&j->stop, true);
+	}
+	return NULL;
+}
+
 int
 maildir_sync(struct maildir *md, struct maildir_msg **msgs, size_t n,
     struct err *e)
 {
-	size_t i;
+	struct maildir_sync_job j = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	pthread_t threads[SYNC_THREADS];
+	size_t nt = 0, i;
 
-#ifdef HAVE_SYNCFS
-	/* The filesystem of tmp/ holds every file of the batch. */
-	if (md->use_syncfs && n > 1) {
-		if (syncfs(md->tmpfd) == 0)
-			return 0;
-		err_set(e, EX_IOERR, "cannot sync %s: %s", md->path,
-		    strerror(errno));
-		return -1;
-	}
-#endif
-	for (i = 0; i < n; i++) {
-		if (fdatasync(msgs[i]->fd) == -1) {
-			err_set(e, EX_IOERR, "cannot sync %s/tmp/%s: %s",
-			    md->path, msgs[i]->name, strerror(errno));
-			return -1;
-		}
-	}
-	return 0;
+	/*
+	 * Each file on its own, not syncfs(2): that is a no-op on FUSE and
+	 * stacked file systems, and waits for every other writer's data.
+	 * Several at once, so that ext4 and xfs fold them into a few
+	 * journal commits; maildir_msg_finish already started the writes.
+	 */
+	j.msgs = msgs;
+	j.n = j.failed = n;
+	j.errnum = 0;
+	atomic_init(&j.next, 0);
+	atomic_init(&j.stop, false);
+	/* A thread that cannot start leaves its share to the others. */
+	while (nt + 1 < SYNC_THREADS && nt + 1 < n &&
+	    pthread_create(&threads[nt], NULL, maildir_sync_some, &j) == 0)
+		nt++;
+	(void)maildir_sync_some(&j);	/* always NULL */
+	for (i = 0; i < nt; i++)
+		pthread_join(threads[i], NULL);
+	pthread_mutex_destroy(&j.mu);
+	if (j.failed == n)
+		return 0;
+	err_set(e, EX_IOERR, "cannot sync %s/tmp/%s: %s", md->path,
+	    msgs[j.failed]->name, strerror(j.errnum));
+	return -1;
 }
 
 int

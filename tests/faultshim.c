@@ -36,9 +36,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Counted atomically: popfetch syncs a batch's files from several
+ * threads. */
 static unsigned long events, named_events, fail_events;
 static unsigned long long dir_bytes;
-static int in_shim;	/* the shim's own log writes are not events */
+static __thread int in_shim;	/* the shim's own log writes are not events */
 
 static void *
 next(const char *name)
@@ -58,9 +60,10 @@ event(const char *name)
 	size_t len;
 	int fd, n;
 
-	events++;
+	unsigned long ev = __atomic_add_fetch(&events, 1, __ATOMIC_SEQ_CST);
+
 	if (log != NULL) {
-		n = snprintf(line, sizeof(line), "%lu %s\n", events, name);
+		n = snprintf(line, sizeof(line), "%lu %s\n", ev, name);
 		fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 		if (fd != -1) {
 			in_shim = 1;
@@ -71,13 +74,14 @@ event(const char *name)
 		}
 	}
 	if ((at = getenv("FAULTSHIM_KILL_AT")) != NULL &&
-	    strtoul(at, NULL, 10) == events)
+	    strtoul(at, NULL, 10) == ev)
 		raise(SIGKILL);
 	if ((on = getenv("FAULTSHIM_KILL_ON")) != NULL) {
 		len = strcspn(on, ":");
 		if (len == strlen(name) && strncmp(on, name, len) == 0 &&
 		    on[len] == ':' &&
-		    strtoul(on + len + 1, NULL, 10) == ++named_events)
+		    strtoul(on + len + 1, NULL, 10) ==
+		    __atomic_add_fetch(&named_events, 1, __ATOMIC_SEQ_CST))
 			raise(SIGKILL);
 	}
 }
