@@ -122,6 +122,26 @@ account_recover(void *arg, const char *const *names, size_t n, bool *found,
 	return maildir_recover(arg, names, n, found, e);
 }
 
+/*
+ * Ties the state to the mailbox the account names now: the UIDs of
+ * another mailbox must never decide what is fetched or deleted here.
+ */
+static int
+account_mailbox(struct run *r, struct err *e)
+{
+	char *mailbox = uidstate_mailbox(r->acct->user, r->acct->host), *was;
+	int rc = uidstate_use_mailbox(r->st, mailbox, &was, e);
+
+	if (rc == 1)
+		log_msg(LL_WARN, "%s: the account now names mailbox %s (it "
+		    "was %s): %s; the old state is kept for a switch back",
+		    r->acct->name, mailbox, was, uidstate_count(r->st) > 0 ?
+		    "using the state kept for it" : "its mail is all new");
+	free(mailbox);
+	free(was);
+	return rc == -1 ? -1 : 0;
+}
+
 static int
 account_login(struct run *r, struct err *e)
 {
@@ -1158,15 +1178,25 @@ account_inspect(struct run *r, struct err *e)
 	static const struct pop3_cb stat_cb = {
 		account_stat_status, NULL, NULL
 	};
+	char *mailbox = uidstate_mailbox(r->acct->user, r->acct->host);
 	struct stat st;
 	size_t pending = 0;
+	bool other;
+	int rc;
 
 	/* Nothing is created, locked or recovered: a report only. */
 	if (stat(r->acct->maildir, &st) == -1)
 		account_say(r, "maildir %s: %s (a run creates it)",
 		    r->acct->maildir, strerror(errno));
-	if (uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, &pending,
-	    e) == -1)
+	rc = uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, mailbox,
+	    &pending, &other, e);
+	if (rc == 0 && other)
+		account_say(r, "the account's state is of another mailbox: a "
+		    "run keeps it aside and uses %s that of %s", uidstate_count(
+		    r->st) > 0 ? "the one kept for" : "a new state for",
+		    mailbox);
+	free(mailbox);
+	if (rc == -1)
 		return;
 	if (pending > 0)
 		account_say(r, "a run that was interrupted, or is running, has "
@@ -1216,7 +1246,7 @@ account_run(const struct config *cfg, const struct account *a,
 		account_inspect(&r, &e);
 	else if (maildir_open(&r.md, a->maildir, &e) == 0 &&
 	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
-	    r.md, &e) == 0) {
+	    r.md, &e) == 0 && account_mailbox(&r, &e) == 0) {
 		account_session(&r, &e, &scanned);
 		/* Whatever happened, what was delivered is recorded. */
 		if (account_save_state(&r, scanned, &se) == -1)

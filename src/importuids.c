@@ -701,58 +701,56 @@ import_recover(void *arg, const char *const *names, size_t n, bool *found,
 	return maildir_recover(arg, names, n, found, e);
 }
 
-/* A dry run checked that there is no journal: this is never asked. */
-static int
-dry_recover(void *arg, const char *const *names, size_t n, bool *found,
-    struct err *e)
-{
-	err_set(e, EX_TEMPFAIL, "an interrupted run needs recovering, which "
-	    "--dry-run does not do");
-	return -1;
-}
-
-/* uidstate_open, saying what a lock held by another process means. */
+/* uidstate_open, saying what a lock held by another process means, and
+ * tied to the account's mailbox as a run ties it. */
 static int
 state_open(const struct config *cfg, const struct account *a,
-    uidstate_recover_fn recover, void *arg, struct target *t,
-    struct err *e)
+    struct target *t, struct err *e)
 {
-	char msg[sizeof(e->msg)];
+	char msg[sizeof(e->msg)], *mailbox, *was;
+	int rc;
 
-	if (uidstate_open(&t->st, cfg->state_dir, a->name, recover, arg,
-	    e) == 0)
-		return 0;
-	if (e->code == EX_TEMPFAIL) {
-		snprintf(msg, sizeof(msg), "%s", e->msg);
-		err_set(e, EX_TEMPFAIL, "account busy: is a popfetch daemon "
-		    "running? (%s)", msg);
+	if (uidstate_open(&t->st, cfg->state_dir, a->name, import_recover,
+	    t->md, e) == -1) {
+		if (e->code == EX_TEMPFAIL) {
+			snprintf(msg, sizeof(msg), "%s", e->msg);
+			err_set(e, EX_TEMPFAIL, "account busy: is a popfetch "
+			    "daemon running? (%s)", msg);
+		}
+		return -1;
 	}
-	return -1;
+	mailbox = uidstate_mailbox(a->user, a->host);
+	if ((rc = uidstate_use_mailbox(t->st, mailbox, &was, e)) == 1)
+		log_msg(LL_WARN, "%s: the account now names mailbox %s (it was "
+		    "%s); the old state is kept aside", a->name, mailbox, was);
+	free(mailbox);
+	free(was);
+	return rc == -1 ? -1 : 0;
 }
 
 /*
- * A dry run changes nothing: without a state file there is nothing known
- * yet, and with a journal (a run in progress or interrupted) the open
- * would recover it.
+ * A dry run changes nothing: it reads the state a run would use, and
+ * refuses while a journal (a run in progress or interrupted) waits to
+ * be settled.
  */
 static int
 open_state_dry(const struct config *cfg, const struct account *a,
     struct target *t, struct err *e)
 {
-	char *sp = xasprintf("%s/%s.state", cfg->state_dir, a->name);
-	char *jp = xasprintf("%s/%s.journal", cfg->state_dir, a->name);
-	int rc = 0;
+	char *mailbox = uidstate_mailbox(a->user, a->host);
+	size_t pending = 0;
+	bool other;
+	int rc;
 
-	if (path_exists(jp)) {
-		err_set(e, EX_TEMPFAIL, "%s exists: a popfetch is fetching "
-		    "this account or was interrupted, and --dry-run does not "
-		    "recover: try again without --dry-run, or after popfetch",
-		    jp);
-		rc = -1;
-	} else if (path_exists(sp))
-		rc = state_open(cfg, a, dry_recover, NULL, t, e);
-	free(sp);
-	free(jp);
+	rc = uidstate_peek(&t->st, cfg->state_dir, a->name, mailbox, &pending,
+	    &other, e);
+	free(mailbox);
+	if (rc == 0 && pending > 0) {
+		err_set(e, EX_TEMPFAIL, "a popfetch is fetching this account "
+		    "or was interrupted, and --dry-run does not recover: try "
+		    "again without --dry-run, or after popfetch");
+		return -1;
+	}
 	return rc;
 }
 
@@ -765,7 +763,7 @@ open_state(const struct config *cfg, const struct account *a, bool dry,
 		return open_state_dry(cfg, a, t, e);
 	if (maildir_open(&t->md, a->maildir, e) == -1)
 		return -1;
-	return state_open(cfg, a, import_recover, t->md, t, e);
+	return state_open(cfg, a, t, e);
 }
 
 /* The UIDs not yet in the state, each with its first-seen time. */

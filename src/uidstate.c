@@ -17,7 +17,11 @@
 #include "uidstate.h"
 #include "xmalloc.h"
 
-#define STATE_MAGIC	"popfetch-uidstate 1"
+/* Version 2 may name its mailbox on its second line; 1 never does. */
+#define STATE_MAGIC	"popfetch-uidstate 2"
+#define STATE_MAGIC_V1	"popfetch-uidstate 1"
+#define STATE_MAILBOX	"mailbox "
+#define MAILBOX_MAX	160	/* characters of a mailbox's name */
 /* The end line has no space, so no "UID TIME" record can look like it. */
 #define STATE_END	"end:"
 #define STATE_LINE_MAX	256
@@ -31,8 +35,11 @@ struct pending {
 
 struct uidstate {
 	char		*dir;
+	char		*account;
 	char		*state_path;
 	char		*journal_path;
+	char		*mailbox;	/* what the state describes, or NULL */
+	bool		 had_file;	/* the state file existed */
 	int		 dirfd;
 	int		 lockfd;
 	int		 jfd;		/* journal, opened on first use */
@@ -60,6 +67,15 @@ uidstate_lock(struct uidstate *s, const char *account, struct err *e)
 		rc = 0;
 	free(path);
 	return rc;
+}
+
+static int
+uidstate_sync_dir(struct uidstate *s, struct err *e)
+{
+	if (fsync(s->dirfd) == 0)
+		return 0;
+	err_set(e, EX_IOERR, "cannot sync %s: %s", s->dir, strerror(errno));
+	return -1;
 }
 
 /* Splits "A B" at its single space; false if the form is wrong. */
@@ -113,30 +129,54 @@ uidstate_getline(FILE *f, char *line, size_t size, bool *complete)
 	return 1;
 }
 
+/* A mailbox as uidstate_mailbox makes it: printable, no space. */
+static bool
+uidstate_mailbox_valid(const char *m)
+{
+	if (*m == '\0' || strlen(m) > MAILBOX_MAX)
+		return false;
+	for (; *m != '\0'; m++)
+		if (*m < 0x21 || *m > 0x7e)
+			return false;
+	return true;
+}
+
+/* Loads the state file at path into s (empty s->map, no mailbox yet). */
 static int
-uidstate_load(struct uidstate *s, struct err *e)
+uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
 {
 	char line[STATE_LINE_MAX], *uid, *ts;
 	size_t lineno = 0, count = 0;
-	bool complete, ended = false;
+	bool complete, ended = false, v2 = false;
 	int64_t t;
 	FILE *f;
 	int r;
 
-	if ((f = fopen(s->state_path, "re")) == NULL) {
+	if ((f = fopen(path, "re")) == NULL) {
 		if (errno == ENOENT)
 			return 0;
-		err_set(e, EX_IOERR, "cannot read %s: %s", s->state_path,
+		err_set(e, EX_IOERR, "cannot read %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
+	s->had_file = true;
 	while ((r = uidstate_getline(f, line, sizeof(line), &complete)) == 1) {
 		lineno++;
 		if (!complete || ended)
 			break;
 		if (lineno == 1) {
-			if (strcmp(line, STATE_MAGIC) != 0)
+			if (strcmp(line, STATE_MAGIC) == 0)
+				v2 = true;
+			else if (strcmp(line, STATE_MAGIC_V1) != 0)
 				break;
+			continue;
+		}
+		if (lineno == 2 && v2 && strncmp(line, STATE_MAILBOX,
+		    strlen(STATE_MAILBOX)) == 0) {
+			if (!uidstate_mailbox_valid(line +
+			    strlen(STATE_MAILBOX)))
+				break;
+			s->mailbox = xstrdup(line + strlen(STATE_MAILBOX));
 			continue;
 		}
 		if (strncmp(line, STATE_END, strlen(STATE_END)) == 0 &&
@@ -160,7 +200,7 @@ uidstate_load(struct uidstate *s, struct err *e)
 	err_set(e, EX_IOERR, "%s:%zu: corrupt state file (%s); refusing to "
 	    "guess which mail was already fetched: repair it or restore it "
 	    "(moved aside, the next run fetches everything on the server "
-	    "again)", s->state_path, lineno + (r != 1),
+	    "again)", path, lineno + (r != 1),
 	    r == -1 ? "unreadable or overlong line" :
 	    r == 0 ? "truncated: no end line" : "malformed line");
 	return -1;
@@ -312,42 +352,118 @@ out:
 	return rc;
 }
 
-int
-uidstate_peek(struct uidstate **sp, const char *dir, const char *account,
-    size_t *pending, struct err *e)
+static int
+uidstate_load(struct uidstate *s, struct err *e)
+{
+	return uidstate_load_path(s, s->state_path, e);
+}
+
+static struct uidstate *
+uidstate_new(const char *dir, const char *account)
 {
 	struct uidstate *s = xcalloc(1, sizeof(*s));
-	struct pending p = { NULL, NULL, 0 };
-	bool had_journal;
 
 	s->dirfd = s->lockfd = s->jfd = -1;
 	s->dir = xstrdup(dir);
+	s->account = xstrdup(account);
 	s->state_path = xasprintf("%s/%s.state", dir, account);
 	s->journal_path = xasprintf("%s/%s.journal", dir, account);
 	s->map = uidmap_new();
-	if (uidstate_load(s, e) == -1 ||
-	    uidstate_replay(s, &p, &had_journal, e) == -1) {
-		pending_free(&p);
-		uidstate_close(s);
+	return s;
+}
+
+/*
+ * Where the state of another mailbox of the account waits: DIR/ACCOUNT@
+ * HASH.state ('@' is in no account name). The file names its mailbox,
+ * so a colliding hash is noticed.
+ */
+static char *
+uidstate_aside_path(const struct uidstate *s, const char *mailbox)
+{
+	uint64_t h = 0xcbf29ce484222325u;	/* FNV-1a */
+	const char *c;
+
+	for (c = mailbox; *c != '\0'; c++)
+		h = (h ^ (unsigned char)*c) * 0x100000001b3u;
+	return xasprintf("%s/%s@%016" PRIx64 ".state", s->dir, s->account, h);
+}
+
+/* Empties s: no UIDs, no mailbox, no file read. */
+static void
+uidstate_forget(struct uidstate *s)
+{
+	uidmap_free(s->map);
+	s->map = uidmap_new();
+	free(s->mailbox);
+	s->mailbox = NULL;
+	s->had_file = false;
+}
+
+/*
+ * Replaces s's content with the state set aside for mailbox. Returns 1
+ * when there was one (its path in *pathp, the caller's to free), 0 when
+ * none (or one of another mailbox under a colliding name: s is then
+ * empty), -1 with e filled in.
+ */
+static int
+uidstate_load_aside(struct uidstate *s, const char *mailbox, char **pathp,
+    struct err *e)
+{
+	char *path = uidstate_aside_path(s, mailbox);
+
+	uidstate_forget(s);
+	if (uidstate_load_path(s, path, e) == -1) {
+		free(path);
 		return -1;
 	}
+	if (s->had_file && s->mailbox != NULL &&
+	    strcmp(s->mailbox, mailbox) == 0) {
+		*pathp = path;
+		return 1;
+	}
+	uidstate_forget(s);
+	free(path);
+	return 0;
+}
+
+int
+uidstate_peek(struct uidstate **sp, const char *dir, const char *account,
+    const char *mailbox, size_t *pending, bool *other, struct err *e)
+{
+	struct uidstate *s = uidstate_new(dir, account);
+	struct pending p = { NULL, NULL, 0 };
+	bool had_journal;
+	char *aside = NULL;
+
+	*other = false;
+	if (uidstate_load(s, e) == -1 ||
+	    uidstate_replay(s, &p, &had_journal, e) == -1)
+		goto fail;
 	*pending = p.n;
+	/* What a run would use: the state of this mailbox (one written
+	 * before states named theirs, or only a journal, is adopted). */
+	if ((!s->had_file && !had_journal) || (s->mailbox != NULL &&
+	    strcmp(s->mailbox, mailbox) != 0)) {
+		*other = s->had_file;
+		if (uidstate_load_aside(s, mailbox, &aside, e) == -1)
+			goto fail;
+	}
+	free(aside);
 	pending_free(&p);
 	*sp = s;
 	return 0;
+fail:
+	pending_free(&p);
+	uidstate_close(s);
+	return -1;
 }
 
 int
 uidstate_open(struct uidstate **sp, const char *dir, const char *account,
     uidstate_recover_fn recover, void *arg, struct err *e)
 {
-	struct uidstate *s = xcalloc(1, sizeof(*s));
+	struct uidstate *s = uidstate_new(dir, account);
 
-	s->dirfd = s->lockfd = s->jfd = -1;
-	s->dir = xstrdup(dir);
-	s->state_path = xasprintf("%s/%s.state", dir, account);
-	s->journal_path = xasprintf("%s/%s.journal", dir, account);
-	s->map = uidmap_new();
 	if (fs_mkdirs(dir, "state directory", e) == -1)
 		goto fail;
 	if ((s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
@@ -365,6 +481,109 @@ fail:
 	return -1;
 }
 
+/* Renames from over to, then makes the directory durable. */
+static int
+uidstate_move(struct uidstate *s, const char *from, const char *to,
+    struct err *e)
+{
+	if (rename(from, to) == 0)
+		return uidstate_sync_dir(s, e);
+	err_set(e, EX_IOERR, "cannot rename %s to %s: %s", from, to,
+	    strerror(errno));
+	return -1;
+}
+
+int
+uidstate_use_mailbox(struct uidstate *s, const char *mailbox, char **was,
+    struct err *e)
+{
+	char *aside = NULL;
+	int rc;
+
+	*was = NULL;
+	if (s->had_file && (s->mailbox == NULL ||
+	    strcmp(s->mailbox, mailbox) == 0)) {
+		if (s->mailbox != NULL)
+			return 0;
+		/* Written before states named their mailbox: adopted. */
+		s->mailbox = xstrdup(mailbox);
+		s->dirty = true;
+		return uidstate_commit(s, e);
+	}
+	if (s->had_file) {
+		/* Kept whole, so that switching back fetches nothing again
+		 * (the open folded any journal in). */
+		if (uidstate_commit(s, e) == -1)
+			return -1;
+		aside = uidstate_aside_path(s, s->mailbox);
+		rc = uidstate_move(s, s->state_path, aside, e);
+		free(aside);
+		if (rc == -1)
+			return -1;
+		*was = s->mailbox;
+		s->mailbox = NULL;
+	}
+	/* Also with no state file at all: a run that died between the two
+	 * renames left this mailbox's state aside. */
+	aside = NULL;
+	if ((rc = uidstate_load_aside(s, mailbox, &aside, e)) == 1)
+		rc = uidstate_move(s, aside, s->state_path, e);
+	else if (rc == 0) {
+		s->mailbox = xstrdup(mailbox);
+		s->dirty = true;
+		rc = uidstate_commit(s, e);
+	}
+	free(aside);
+	s->had_file = rc == 0;
+	return rc == -1 ? -1 : *was != NULL;
+}
+
+/* Appends str to b, each byte outside 0x21..0x7e, and '%', as %XX. */
+static void
+uidstate_mailbox_put(struct buf *b, const char *str, bool fold)
+{
+	char hex[4];
+	int c;
+
+	for (; *str != '\0'; str++) {
+		c = (unsigned char)*str;
+		if (fold && c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c < 0x21 || c > 0x7e || c == '%') {
+			snprintf(hex, sizeof(hex), "%%%02X", c);
+			(void)buf_append(b, hex, 3);	/* uncapped */
+		} else {
+			hex[0] = (char)c;
+			(void)buf_append(b, hex, 1);
+		}
+	}
+}
+
+char *
+uidstate_mailbox(const char *user, const char *host)
+{
+	uint64_t h = 0xcbf29ce484222325u;	/* FNV-1a */
+	struct buf b;
+	char *id;
+	size_t i;
+
+	buf_init(&b, SIZE_MAX / 2);
+	uidstate_mailbox_put(&b, user, false);
+	(void)buf_append(&b, "@", 1);
+	/* Host names are case-insensitive; port and TLS are no part. */
+	uidstate_mailbox_put(&b, host, true);
+	if (b.len <= MAILBOX_MAX) {
+		(void)buf_append(&b, "", 1);
+		return b.data;
+	}
+	/* Too long for a state line: a prefix and a hash of the whole. */
+	for (i = 0; i < b.len; i++)
+		h = (h ^ (unsigned char)b.data[i]) * 0x100000001b3u;
+	id = xasprintf("%.*s~%016" PRIx64, MAILBOX_MAX - 17, b.data, h);
+	buf_free(&b);
+	return id;
+}
+
 void
 uidstate_close(struct uidstate *s)
 {
@@ -379,6 +598,8 @@ uidstate_close(struct uidstate *s)
 	uidmap_free(s->map);
 	pending_free(&s->open);
 	free(s->dir);
+	free(s->account);
+	free(s->mailbox);
 	free(s->state_path);
 	free(s->journal_path);
 	free(s);
@@ -398,15 +619,6 @@ size_t
 uidstate_count(const struct uidstate *s)
 {
 	return uidmap_count(s->map);
-}
-
-static int
-uidstate_sync_dir(struct uidstate *s, struct err *e)
-{
-	if (fsync(s->dirfd) == 0)
-		return 0;
-	err_set(e, EX_IOERR, "cannot sync %s: %s", s->dir, strerror(errno));
-	return -1;
 }
 
 /* Appends text to the journal and makes it durable. */
@@ -561,6 +773,8 @@ uidstate_fill_state(const struct uidstate *s, FILE *f)
 	size_t pos = 0;
 
 	fprintf(f, "%s\n", STATE_MAGIC);
+	if (s->mailbox != NULL)
+		fprintf(f, STATE_MAILBOX "%s\n", s->mailbox);
 	while ((en = uidmap_next(s->map, &pos)) != NULL)
 		fprintf(f, "%s %" PRId64 "\n", en->uid, en->value);
 	fprintf(f, STATE_END "%zu\n", uidmap_count(s->map));
@@ -585,6 +799,7 @@ uidstate_commit(struct uidstate *s, struct err *e)
 	/* The new state is durable before the journal changes. */
 	if (uidstate_replace(s, s->state_path, uidstate_fill_state, e) == -1)
 		return -1;
+	s->had_file = true;
 	if (s->jfd != -1) {
 		close(s->jfd);
 		s->jfd = -1;

@@ -10,9 +10,9 @@
 #include "uid.h"
 
 /*
- * One account's record of delivered UIDs, in DIR/ACCOUNT.state, with an
- * append-only journal DIR/ACCOUNT.journal written during a run and folded
- * into the state file at the end. DIR/ACCOUNT.lock is held (flock) from
+ * One account's record of delivered UIDs of one mailbox (user@host), in
+ * DIR/ACCOUNT.state, with an append-only journal DIR/ACCOUNT.journal
+ * written during a run and folded into the state file at the end. DIR/ACCOUNT.lock is held (flock) from
  * open to close, so two processes never work on one account at once.
  *
  * The order that keeps mail from being lost or duplicated, per batch:
@@ -45,16 +45,39 @@ int	uidstate_open(struct uidstate **sp, const char *dir,
 	    struct err *e);
 
 /*
- * Reads the state as uidstate_open would, for a report, changing nothing:
+ * Reads the state as uidstate_open and uidstate_use_mailbox would, for a
+ * report, changing nothing:
  * no directory or lock file is made, no lock is taken, and a journal left
  * by a running or interrupted run is read but not folded in (*pending
  * gets the number of its messages whose delivery the next run settles).
- * A missing state is empty. Only uidstate_has, uidstate_count and
+ * A missing state is empty. *other is set when the account's state
+ * describes another mailbox than mailbox (then the one kept for mailbox,
+ * or none, is read). Only uidstate_has, uidstate_count and
  * uidstate_close may be used on the result. Returns 0, or -1 with e
  * filled in (EX_IOERR: unreadable or corrupt).
  */
 int	uidstate_peek(struct uidstate **sp, const char *dir,
-	    const char *account, size_t *pending, struct err *e);
+	    const char *account, const char *mailbox, size_t *pending,
+	    bool *other, struct err *e);
+
+/*
+ * The name of the mailbox user@host, as states record it (the host's
+ * case folded; port and TLS mode are no part of it). The caller frees.
+ */
+char	*uidstate_mailbox(const char *user, const char *host);
+
+/*
+ * Ties the state, just opened, to mailbox (made by uidstate_mailbox), so
+ * that UIDs of one mailbox are never applied to another. A state that
+ * names no mailbox (written by popfetch 0.1) is adopted. A state of
+ * another mailbox is kept aside, as DIR/ACCOUNT@HASH.state, and the
+ * state kept for mailbox, if any, takes its place; otherwise it starts
+ * empty. Returns 1 when the account changed mailbox (*was gets the old
+ * one's name, the caller's to free), 0 when not (*was NULL), or -1 with
+ * e filled in (EX_IOERR).
+ */
+int	uidstate_use_mailbox(struct uidstate *, const char *mailbox,
+	    char **was, struct err *e);
 
 /* Releases the lock and frees; NULL is a no-op. Nothing is written. */
 void	uidstate_close(struct uidstate *);

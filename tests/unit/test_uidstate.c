@@ -611,7 +611,11 @@ struct crow {
 
 /* State files that must be refused, and the line to blame. */
 static const struct crow bad_states[] = {
-	{ "bad magic line", "popfetch-uidstate 2\na 1\n" END(1), 1 },
+	{ "bad magic line", "popfetch-uidstate 3\na 1\n" END(1), 1 },
+	{ "bad mailbox line", "popfetch-uidstate 2\nmailbox a b\n" END(0),
+	    2 },
+	{ "mailbox line in version 1", "popfetch-uidstate 1\nmailbox a@b\n"
+	    END(0), 2 },
 	{ "no magic line", "a 1\n" END(1), 1 },
 	{ "empty file", "", 1 },
 	{ "magic only", MAGIC, 2 },
@@ -775,6 +779,125 @@ test_cantcreate(void)
 	free(file);
 }
 
+/* Opens the account tied to mailbox; *was as uidstate_use_mailbox says. */
+static struct uidstate *
+open_mailbox(const char *what, const char *mailbox, int *rc, char **was)
+{
+	struct rec r = { 0 };
+	struct uidstate *s = open_ok(what, &r);
+	struct err e;
+
+	err_clear(&e);
+	*was = NULL;
+	if (s == NULL)
+		return NULL;
+	if ((*rc = uidstate_use_mailbox(s, mailbox, was, &e)) == -1)
+		tap_ok(0, "%s: use_mailbox failed: %s", what, e.msg);
+	return s;
+}
+
+static void
+test_mailbox(void)
+{
+	const char *a[] = { "1", "2", "3" }, *b[] = { "1" };
+	char *alice = uidstate_mailbox("alice", "Pop.Example.COM");
+	char *bob = uidstate_mailbox("bob", "pop.example.com");
+	char *odd = uidstate_mailbox("a b%c\n", "h"), *was, *p, *text;
+	char longuser[400];
+	struct uidstate *s;
+	struct err e;
+	time_t t;
+	int rc;
+
+	reset_files();
+	err_clear(&e);
+	tap_ok(strcmp(alice, "alice@pop.example.com") == 0, "a mailbox is "
+	    "user@host, the host's case folded (%s)", alice);
+	tap_ok(strcmp(odd, "a%20b%25c%0A@h") == 0, "spaces, %% and controls "
+	    "are %%-escaped (%s)", odd);
+	memset(longuser, 'u', sizeof(longuser) - 1);
+	longuser[sizeof(longuser) - 1] = '\0';
+	p = uidstate_mailbox(longuser, "h");
+	tap_ok(strlen(p) == 160 && strchr(p, '~') != NULL, "a long one is "
+	    "cut to 160 characters with a hash (%zu)", strlen(p));
+	free(p);
+	longuser[100] = 'v';
+	p = uidstate_mailbox(longuser, "h");
+	text = uidstate_mailbox(longuser + 1, "h");
+	tap_ok(strcmp(p, text) != 0, "two long ones that differ past the "
+	    "cut stay apart");
+	free(p);
+	free(text);
+
+	/* A state written by popfetch 0.1 is adopted, UIDs and all. */
+	text = MAGIC "1 5\n2 5\n" END(2);
+	write_file(state_path, text, strlen(text));
+	s = open_mailbox("v1 state", alice, &rc, &was);
+	tap_ok(s != NULL && rc == 0 && was == NULL && uidstate_count(s) == 2,
+	    "a version 1 state is adopted for the mailbox");
+	uidstate_close(s);
+	text = slurp(state_path, NULL);
+	tap_ok(text != NULL && strncmp(text, "popfetch-uidstate 2\nmailbox "
+	    "alice@pop.example.com\n", 50) == 0, "and rewritten naming it");
+	free(text);
+
+	s = open_mailbox("same mailbox", alice, &rc, &was);
+	tap_ok(s != NULL && rc == 0 && uidstate_count(s) == 2 &&
+	    uidstate_delivered(s, a, 3, 7, &e) == 0 &&
+	    uidstate_commit(s, &e) == 0, "the same mailbox: its UIDs apply");
+	uidstate_close(s);
+
+	/* Pointed at bob: alice's UIDs must not apply (numbered alike). */
+	s = open_mailbox("switch to bob", bob, &rc, &was);
+	tap_ok(s != NULL && rc == 1 && was != NULL && strcmp(was, alice) ==
+	    0 && uidstate_count(s) == 0 && !uidstate_has(s, "1", &t),
+	    "another mailbox starts empty, and says which it was");
+	free(was);
+	tap_ok(s != NULL && uidstate_delivered(s, b, 1, 9, &e) == 0 &&
+	    uidstate_commit(s, &e) == 0, "bob's UID recorded");
+	uidstate_close(s);
+	s = open_mailbox("bob again", bob, &rc, &was);
+	tap_ok(s != NULL && rc == 0 && uidstate_count(s) == 1 &&
+	    has_at(s, "1", 9), "bob's state is kept across runs");
+	uidstate_close(s);
+
+	/* And back: alice's three come back, bob's one is kept aside. */
+	s = open_mailbox("back to alice", alice, &rc, &was);
+	tap_ok(s != NULL && rc == 1 && uidstate_count(s) == 3 &&
+	    has_at(s, "3", 7) && has_at(s, "1", 5), "switching back restores "
+	    "the old mailbox's state");
+	free(was);
+	uidstate_close(s);
+	s = open_mailbox("to bob once more", bob, &rc, &was);
+	tap_ok(s != NULL && rc == 1 && uidstate_count(s) == 1 &&
+	    has_at(s, "1", 9), "and bob's comes back too");
+	free(was);
+	uidstate_close(s);
+
+	/* A run that died between the two renames left no state file. */
+	unlink(state_path);
+	s = open_mailbox("lost current", alice, &rc, &was);
+	tap_ok(s != NULL && rc == 0 && uidstate_count(s) == 3,
+	    "with no state file, the one kept aside for the mailbox is used");
+	uidstate_close(s);
+
+	/* A first run that died: a journal and no state. What it recorded
+	 * is this mailbox's, not dropped by the tie. */
+	reset_files();
+	rm_rf(p = xasprintf("%s", sdir));
+	free(p);
+	mkdir(sdir, 0700);
+	write_file(journal_path, "D j1 5\n", 7);
+	s = open_mailbox("journal only", alice, &rc, &was);
+	tap_ok(s != NULL && rc == 0 && uidstate_count(s) == 1 &&
+	    has_at(s, "j1", 5), "a journal without a state is kept");
+	uidstate_close(s);
+	free(alice);
+	free(bob);
+	free(odd);
+	reset_files();
+}
+
 int
 main(void)
 {
@@ -799,6 +922,7 @@ main(void)
 	test_torn();
 	test_corrupt();
 	test_cantcreate();
+	test_mailbox();
 	rm_rf(top);
 	free(sdir);
 	free(state_path);
