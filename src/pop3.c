@@ -489,8 +489,20 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (l->ca_file != NULL)
+	if (l->ca_file != NULL) {
+		/*
+		 * ca_file is the only anchor. libcurl also searches the CA
+		 * path it was built with (Debian: /etc/ssl/certs) for an
+		 * issuer the file lacks; NULL turns that off. It loads no
+		 * other store here: OpenSSL's defaults only when built with
+		 * --with-ca-fallback and given neither file nor path, the
+		 * native store (CURLSSLOPT_NATIVE_CA, not set) only on
+		 * Windows. An HTTPS proxy's own certificate is still
+		 * checked against the system's store (CURLOPT_PROXY_CA*).
+		 */
 		SET(CURLOPT_CAINFO, l->ca_file);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+	}
 	if (l->fingerprint != NULL)
 		SET(CURLOPT_PINNEDPUBLICKEY, l->fingerprint);
 	/* Only the configured proxy: never one from the environment. */

@@ -37,7 +37,7 @@ struct pop3_login {
 	const char	*host;
 	unsigned	 port;
 	enum tls_mode	 tls;
-	const char	*ca_file;	/* NULL: the system's trust store */
+	const char	*ca_file;	/* the only anchor; NULL: the system's */
 	const char	*fingerprint;	/* NULL or "sha256//..." */
 	const char	*proxy;		/* NULL, or a libcurl proxy URL */
 	const char	*user;
