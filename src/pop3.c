@@ -585,9 +585,17 @@ pop3_status_ok(void *arg, bool ok, const char *line, size_t n, struct err *e)
 {
 	struct pop3 *p = arg;
 
+	char *esc;
+
 	p->login_reply = true;
-	return ok ? 0 : pop3_refused(e, EX_NOPERM, "login refused: server said",
-	    line, n);
+	if (ok)
+		return 0;
+	/* Worded as when libcurl logs in. */
+	esc = buf_escape(line, n, 200);
+	err_set(e, pop3_err_code(line, n, EX_NOPERM), "login refused: server "
+	    "said \"%s\"", esc);
+	free(esc);
+	return -1;
 }
 
 /* USER and PASS, one at a time (pipelining them slows some servers). */
@@ -730,6 +738,15 @@ pop3_plain_msg(const struct pop3_login *l)
 	return b64;
 }
 
+static int
+pop3_try_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct pop3_try *t = arg;
+
+	return pop3_status_ok(t->p, ok, line, n, e);
+}
+
 /* Answers one "+ " challenge of a SASL exchange. */
 static int
 pop3_try_challenge(void *arg, const char *chal, size_t n, struct err *e)
@@ -789,7 +806,7 @@ pop3_try(struct pop3 *p, const struct pop3_login *l, enum pop3_meth m,
     struct err *e)
 {
 	static const struct pop3_cb cb = {
-		pop3_status_ok, pop3_try_challenge, NULL
+		pop3_try_status, pop3_try_challenge, NULL
 	};
 	struct pop3_try t = { p, l, m, 0 };
 	char *cmd;
@@ -869,7 +886,7 @@ pop3_login_auto(struct pop3 *p, const struct pop3_login *l, size_t *from,
 	char note[128];
 
 	for (i = *from; i < n; i++) {
-		if (i > *from || i > 0) {
+		if (i > 0) {
 			snprintf(note, sizeof(note), "%s refused; trying %s",
 			    pop3_meth_names[m[i - 1]], pop3_meth_names[m[i]]);
 			pop3_trace(p, POP3_TRACE_INFO, note, strlen(note));
@@ -888,6 +905,12 @@ pop3_login_auto(struct pop3 *p, const struct pop3_login *l, size_t *from,
 		if (!p->login_reply || e->code != EX_NOPERM ||
 		    (m[i] != METH_CRAM && m[i] != METH_APOP))
 			return -1;
+		/* The engine stopped at the refusal, the last line the
+		 * server sent: forget it and the command it answered. */
+		p->rhead = p->rcount = 0;
+		p->inflight_bytes = 0;
+		p->inlen = 0;
+		buf_reset(&p->out);
 	}
 	return -1;
 }
@@ -1088,8 +1111,10 @@ pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 	if (rc == 0 && l->auth == AUTH_AUTO)
 		rc = pop3_login_auto(p, l, &from, &le);
 	if (rc == 1) {
-		pop3_trace(p, POP3_TRACE_INFO, "the server closed the "
-		    "connection; connecting again", 47);
+		static const char again[] = "the server closed the "
+		    "connection; connecting again";
+
+		pop3_trace(p, POP3_TRACE_INFO, again, sizeof(again) - 1);
 		pop3_reset(p);
 		rc = pop3_login_once(p, l, AUTH_AUTO, &le);
 		if (rc == 0 && pop3_login_auto(p, l, &from, &le) != 0)
