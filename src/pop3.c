@@ -649,8 +649,10 @@ pop3_b64(const void *in, size_t n)
 {
 	char *out;
 
+	/* Inputs are a user name and a password; one past INT_MAX would
+	 * make no command anyway: encoded as nothing, the server refuses. */
 	if (n > INT_MAX / 2)
-		n = 0;	/* cannot happen: every input is a short line */
+		n = 0;
 	out = xmalloc((n + 2) / 3 * 4 + 1);
 	(void)EVP_EncodeBlock((unsigned char *)out, in, (int)n); /* fits */
 	return out;
