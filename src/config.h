@@ -14,7 +14,7 @@ enum tls_mode {
 };
 
 enum auth_mech {
-	AUTH_AUTO,		/* libcurl's choice; USER/PASS if APOP fails */
+	AUTH_AUTO,		/* chosen from CAPA and the greeting */
 	AUTH_USER,		/* USER/PASS */
 	AUTH_APOP,
 	AUTH_PLAIN,

@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -23,6 +24,8 @@
 #define POP3_STATUSMAX	4096		/* RFC 2449 says 512; be lenient */
 #define POP3_LINEMAX	4096		/* a UIDL/LIST/CAPA line */
 #define POP3_CAPAMAX	2048		/* CAPA text kept for pop3_capa_text */
+#define POP3_STAMPMAX	256		/* an APOP timestamp, with its <> */
+#define POP3_AUTHMAX	4096		/* a SASL response line */
 
 struct pop3_req {
 	enum pop3_kind	 kind;
@@ -30,6 +33,7 @@ struct pop3_req {
 	void		*arg;
 	uint64_t	 expect;
 	char		 cmd[48];	/* for messages; secrets redacted */
+	bool		 sasl;		/* "+ " lines go to cb.data */
 };
 
 struct pop3 {
@@ -51,14 +55,17 @@ struct pop3 {
 	unsigned long	 lines_in;	/* server lines seen during login */
 	unsigned	 pre_caps;	/* CAPA as libcurl saw it, pre-login */
 	char		 sasl[256];	/* its SASL line's mechanisms */
+	bool		 capa_ok;	/* that CAPA was answered +OK */
+	bool		 capa_user;	/* and listed USER */
+	char		 stamp[POP3_STAMPMAX];	/* the greeting's APOP stamp */
 	const char	*mech;		/* the SASL mechanism asked for */
-	char		 used[32];	/* how the login went: "SASL PLAIN" */
+	char		 used[64];	/* how the login went: "SASL PLAIN" */
 	size_t		 noops;		/* keepalive NOOPs not yet answered */
 	bool		 http_proxy;	/* the connection goes through one */
 	bool		 tunnel;	/* its CONNECT exchange is under way */
 	struct buf	 capa_text;	/* CAPA after login, "A, B, C" */
 	bool		 in_capa;	/* a CAPA reply is being read */
-	bool		 apop_sent;
+	bool		 login_reply;	/* a login command was answered */
 	bool		 bad_greeting;	/* the first line was not POP3 */
 
 	/* the engine: a FIFO of commands awaiting their responses */
@@ -130,6 +137,11 @@ pop3_redact(const char *cmd, size_t n, char *out, size_t outsize)
 
 static unsigned pop3_cap_bit(const char *line, size_t n);
 static int	pop3_flush(struct pop3 *p, struct err *e);
+static int	pop3_enqueue(struct pop3 *p, enum pop3_kind kind,
+		    const struct pop3_cb *cb, void *arg, uint64_t expect,
+		    const char *cmd, bool sasl, struct err *e);
+static int	pop3_sasl_reply(struct pop3 *p, const char *line,
+		    struct err *e);
 
 /* Follows libcurl's own CAPA exchanges (the last one counts). */
 static void
@@ -142,6 +154,7 @@ pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 			p->in_capa = true;
 			p->pre_caps = 0;
 			p->sasl[0] = '\0';
+			p->capa_ok = p->capa_user = false;
 		}
 		return;
 	}
@@ -150,11 +163,15 @@ pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 	if (size > 5 && strncasecmp(data, "SASL ", 5) == 0)
 		snprintf(p->sasl, sizeof(p->sasl), " %.*s ", (int)(size - 5),
 		    data + 5);
+	if (size == 4 && strncasecmp(data, "USER", 4) == 0)
+		p->capa_user = true;
 	if (size >= 1 && data[0] == '.' && size == 1)
 		p->in_capa = false;
 	else if (size >= 4 && memcmp(data, "-ERR", 4) == 0)
 		p->in_capa = false;
-	else if (!(size >= 3 && memcmp(data, "+OK", 3) == 0))
+	else if (size >= 3 && memcmp(data, "+OK", 3) == 0)
+		p->capa_ok = true;
+	else
 		p->pre_caps |= pop3_cap_bit(data, size);
 }
 
@@ -172,6 +189,31 @@ pop3_note_auth(struct pop3 *p, const char *data, size_t size)
 		snprintf(p->used, sizeof(p->used), "APOP");
 	else if (size > 5 && strncasecmp(data, "USER ", 5) == 0)
 		snprintf(p->used, sizeof(p->used), "USER/PASS");
+}
+
+/*
+ * Keeps the APOP timestamp of a greeting: RFC 1939 makes it a msg-id,
+ * "<...@...>", printable. Anything else is no timestamp.
+ */
+static void
+pop3_find_stamp(struct pop3 *p, const char *data, size_t size)
+{
+	const char *lt, *gt;
+	size_t i, n;
+
+	p->stamp[0] = '\0';
+	if (size < 3 || memcmp(data, "+OK", 3) != 0 ||
+	    (lt = memchr(data, '<', size)) == NULL ||
+	    (gt = memchr(lt, '>', size - (size_t)(lt - data))) == NULL)
+		return;
+	n = (size_t)(gt - lt) + 1;
+	if (n >= sizeof(p->stamp) || memchr(lt, '@', n) == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		if (lt[i] <= ' ' || lt[i] > '~')
+			return;
+	memcpy(p->stamp, lt, n);
+	p->stamp[n] = '\0';
 }
 
 static int
@@ -195,6 +237,8 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		}
 		/* libcurl reads on past a greeting that is neither +OK nor
 		 * -ERR, until the timeout; the progress callback stops it. */
+		if (p->lines_in == 0)
+			pop3_find_stamp(p, data, size);
 		if (p->lines_in++ == 0 && !(size >= 3 &&
 		    memcmp(data, "+OK", 3) == 0) && !(size >= 4 &&
 		    memcmp(data, "-ERR", 4) == 0))
@@ -222,8 +266,6 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		}
 		pop3_watch_capa(p, 'o', data, size);
 		pop3_note_auth(p, data, size);
-		if (size > 5 && strncasecmp(data, "APOP ", 5) == 0)
-			p->apop_sent = true;
 		pop3_redact(data, size, shown, sizeof(shown));
 		pop3_trace(p, POP3_TRACE_OUT, shown, strlen(shown));
 		break;
@@ -489,8 +531,20 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (l->ca_file != NULL)
+	if (l->ca_file != NULL) {
+		/*
+		 * ca_file is the only anchor. libcurl also searches the CA
+		 * path it was built with (Debian: /etc/ssl/certs) for an
+		 * issuer the file lacks; NULL turns that off. It loads no
+		 * other store here: OpenSSL's defaults only when built with
+		 * --with-ca-fallback and given neither file nor path, the
+		 * native store (CURLSSLOPT_NATIVE_CA, not set) only on
+		 * Windows. An HTTPS proxy's own certificate is still
+		 * checked against the system's store (CURLOPT_PROXY_CA*).
+		 */
 		SET(CURLOPT_CAINFO, l->ca_file);
+		SET(CURLOPT_CAPATH, (char *)NULL);
+	}
 	if (l->fingerprint != NULL)
 		SET(CURLOPT_PINNEDPUBLICKEY, l->fingerprint);
 	/* Only the configured proxy: never one from the environment. */
@@ -510,9 +564,10 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	SET(CURLOPT_NOPROGRESS, 0L);
 	SET(CURLOPT_XFERINFOFUNCTION, pop3_progress);
 	SET(CURLOPT_XFERINFODATA, p);
-	/* With AUTH_USER libcurl gets no user name, stops after TLS and
-	 * CAPA, and our engine sends USER and PASS itself. */
-	if (auth != AUTH_USER) {
+	/* With AUTH_USER and AUTH_AUTO libcurl gets no user name, stops
+	 * after TLS and CAPA, and our engine logs in: libcurl would use APOP
+	 * whenever the greeting allows it, and could not fall back. */
+	if (auth != AUTH_USER && auth != AUTH_AUTO) {
 		SET(CURLOPT_USERNAME, l->user);
 		if (auth == AUTH_XOAUTH2 || auth == AUTH_OAUTHBEARER)
 			SET(CURLOPT_XOAUTH2_BEARER, l->secret);
@@ -528,9 +583,19 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 static int
 pop3_status_ok(void *arg, bool ok, const char *line, size_t n, struct err *e)
 {
-	(void)arg;
-	return ok ? 0 : pop3_refused(e, EX_NOPERM, "login refused: server said",
-	    line, n);
+	struct pop3 *p = arg;
+
+	char *esc;
+
+	p->login_reply = true;
+	if (ok)
+		return 0;
+	/* Worded as when libcurl logs in. */
+	esc = buf_escape(line, n, 200);
+	err_set(e, pop3_err_code(line, n, EX_NOPERM), "login refused: server "
+	    "said \"%s\"", esc);
+	free(esc);
+	return -1;
 }
 
 /* USER and PASS, one at a time (pipelining them slows some servers). */
@@ -555,6 +620,301 @@ pop3_userpass(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	if (p->out.data != NULL)
 		xwipe(p->out.data, p->out.size);
 	return rc;
+}
+
+/* The ways auth = "auto" logs in, all spoken by this engine. */
+enum pop3_meth {
+	METH_USER,
+	METH_PLAIN,
+	METH_LOGIN,
+	METH_CRAM,		/* SASL CRAM-MD5 */
+	METH_APOP
+};
+
+static const char *const pop3_meth_names[] = {
+	"USER/PASS", "SASL PLAIN", "SASL LOGIN", "SASL CRAM-MD5", "APOP"
+};
+
+/* One login attempt: what its callbacks share. */
+struct pop3_try {
+	struct pop3		*p;
+	const struct pop3_login	*l;
+	enum pop3_meth		 m;
+	unsigned		 step;		/* challenges answered */
+};
+
+/* Base64 of n bytes, NUL-terminated; the caller frees it. */
+static char *
+pop3_b64(const void *in, size_t n)
+{
+	char *out;
+
+	/* Inputs are a user name and a password; one past INT_MAX would
+	 * make no command anyway: encoded as nothing, the server refuses. */
+	if (n > INT_MAX / 2)
+		n = 0;
+	out = xmalloc((n + 2) / 3 * 4 + 1);
+	(void)EVP_EncodeBlock((unsigned char *)out, in, (int)n); /* fits */
+	return out;
+}
+
+/* Decodes base64 into out; returns its length, or -1. */
+static int
+pop3_unb64(const char *in, size_t n, unsigned char *out, size_t outsize)
+{
+	size_t pad = 0;
+	int len;
+
+	if (n % 4 != 0 || n / 4 * 3 > outsize)
+		return -1;
+	if (n == 0)
+		return 0;
+	pad = (in[n - 1] == '=') + (in[n - 2] == '=');
+	len = EVP_DecodeBlock(out, (const unsigned char *)in, (int)n);
+	return len < 0 || (size_t)len < pad ? -1 : len - (int)pad;
+}
+
+static void
+pop3_hex(const unsigned char *md, unsigned n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* "APOP user digest" (RFC 1939 section 7); the caller frees it. */
+static char *
+pop3_apop_cmd(const struct pop3 *p, const struct pop3_login *l)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE + 1], *in;
+	unsigned mdlen = 0;
+
+	in = xasprintf("%s%s", p->stamp, l->secret);
+	if (EVP_Digest(in, strlen(in), md, &mdlen, EVP_md5(), NULL) != 1)
+		mdlen = 0;	/* an empty digest the server refuses */
+	xfree_secret(in);
+	pop3_hex(md, mdlen, hex);
+	return xasprintf("APOP %s %s", l->user, hex);
+}
+
+/* RFC 2195: "user hmac-md5-hex" of the decoded challenge, in base64. */
+static char *
+pop3_cram_reply(const struct pop3_login *l, const char *chal, size_t n)
+{
+	unsigned char c[POP3_STATUSMAX], md[EVP_MAX_MD_SIZE];
+	char hex[2 * EVP_MAX_MD_SIZE + 1], *resp, *b64;
+	unsigned mdlen = 0;
+	int len;
+
+	if ((len = pop3_unb64(chal, n, c, sizeof(c))) == -1 ||
+	    HMAC(EVP_md5(), l->secret, (int)strlen(l->secret), c,
+	    (size_t)len, md, &mdlen) == NULL)
+		return xstrdup("*");	/* cancels: the server says -ERR */
+	pop3_hex(md, mdlen, hex);
+	resp = xasprintf("%s %s", l->user, hex);
+	b64 = pop3_b64(resp, strlen(resp));
+	free(resp);
+	return b64;
+}
+
+/* "\0user\0secret" in base64, for SASL PLAIN; the caller wipes it. */
+static char *
+pop3_plain_msg(const struct pop3_login *l)
+{
+	size_t ul = strlen(l->user), sl = strlen(l->secret);
+	char *msg = xmalloc(ul + sl + 2), *b64;
+
+	msg[0] = '\0';
+	memcpy(msg + 1, l->user, ul);
+	msg[ul + 1] = '\0';
+	memcpy(msg + ul + 2, l->secret, sl);
+	b64 = pop3_b64(msg, ul + sl + 2);
+	xwipe(msg, ul + sl + 2);
+	free(msg);
+	return b64;
+}
+
+static int
+pop3_try_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct pop3_try *t = arg;
+
+	return pop3_status_ok(t->p, ok, line, n, e);
+}
+
+/* Answers one "+ " challenge of a SASL exchange. */
+static int
+pop3_try_challenge(void *arg, const char *chal, size_t n, struct err *e)
+{
+	struct pop3_try *t = arg;
+	const char *user = t->l->user, *secret = t->l->secret;
+	char *resp;
+	int rc;
+
+	if (t->m == METH_PLAIN && t->step == 0)
+		resp = pop3_plain_msg(t->l);
+	else if (t->m == METH_LOGIN && t->step < 2)
+		resp = t->step == 0 ? pop3_b64(user, strlen(user)) :
+		    pop3_b64(secret, strlen(secret));
+	else if (t->m == METH_CRAM && t->step == 0)
+		resp = pop3_cram_reply(t->l, chal, n);
+	else
+		resp = xstrdup("*");	/* a challenge too many: cancel */
+	t->step++;
+	rc = pop3_sasl_reply(t->p, resp, e);
+	xfree_secret(resp);
+	return rc;
+}
+
+/* The first line of a method; for SASL PLAIN with its initial response. */
+static char *
+pop3_try_cmd(const struct pop3_try *t)
+{
+	char *msg, *cmd;
+
+	switch (t->m) {
+	case METH_PLAIN:
+		/* RFC 5034: the AUTH line is 255 octets at most, CRLF too. */
+		msg = pop3_plain_msg(t->l);
+		cmd = strlen(msg) + 13 <= 255 ? xasprintf("AUTH PLAIN %s",
+		    msg) : xstrdup("AUTH PLAIN");
+		xfree_secret(msg);
+		return cmd;
+	case METH_LOGIN:
+		return xstrdup("AUTH LOGIN");
+	case METH_CRAM:
+		return xstrdup("AUTH CRAM-MD5");
+	case METH_APOP:
+		return pop3_apop_cmd(t->p, t->l);
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * One login attempt with method m on the connection libcurl opened.
+ * Returns 0, or -1 with e filled in; p->login_reply says whether the
+ * server answered (a refusal) or not (a lost connection).
+ */
+static int
+pop3_try(struct pop3 *p, const struct pop3_login *l, enum pop3_meth m,
+    struct err *e)
+{
+	static const struct pop3_cb cb = {
+		pop3_try_status, pop3_try_challenge, NULL
+	};
+	struct pop3_try t = { p, l, m, 0 };
+	char *cmd;
+	int rc;
+
+	p->login_reply = false;
+	if (m == METH_USER)
+		return pop3_userpass(p, l, e);
+	cmd = pop3_try_cmd(&t);
+	/* The callbacks see t, which lives until the reply is read. */
+	rc = pop3_enqueue(p, POP3_SINGLE, &cb, &t, 0, cmd, true, e);
+	xfree_secret(cmd);
+	if (rc == 0)
+		rc = pop3_drain(p, e);
+	if (p->out.data != NULL)
+		xwipe(p->out.data, p->out.size);
+	return rc;
+}
+
+/* Whether the server's SASL line (as libcurl saw it) lists mech. */
+static bool
+pop3_offers(const struct pop3 *p, const char *mech)
+{
+	char word[32];
+
+	snprintf(word, sizeof(word), " %s ", mech);
+	return strcasestr(p->sasl, word) != NULL;
+}
+
+/*
+ * What auth = "auto" tries, in order, from what the server showed before
+ * login; see "auth" in popfetch.conf(5). Over TLS, every method that
+ * sends the password is as safe as another, and a refused password is
+ * not tried again another way: the first the server offers, SASL before
+ * USER. On a plaintext connection (allow_plaintext), the password stays
+ * off the wire where the server allows: CRAM-MD5, then APOP, then one
+ * method that sends it. Returns how many went into m.
+ */
+static size_t
+pop3_auto_plan(const struct pop3 *p, bool tls, enum pop3_meth m[4])
+{
+	bool plain = pop3_offers(p, "PLAIN"), login = pop3_offers(p, "LOGIN");
+	bool user = p->capa_user || !p->capa_ok;
+	enum pop3_meth pw = plain ? METH_PLAIN : login ? METH_LOGIN :
+	    METH_USER;
+	size_t n = 0;
+
+	if (tls && (plain || login || user))
+		m[n++] = pw;
+	else {
+		if (pop3_offers(p, "CRAM-MD5"))
+			m[n++] = METH_CRAM;
+		if (p->stamp[0] != '\0')
+			m[n++] = METH_APOP;
+		if (!tls && (plain || login || user))
+			m[n++] = pw;
+	}
+	if (n == 0)
+		m[n++] = METH_USER;	/* nothing offered: the RFC 1939 way */
+	return n;
+}
+
+/*
+ * The login of auth = "auto", from method number from of the plan on.
+ * A refused challenge-response method (the server may hold no secret for
+ * it) gives way to the next one on the same connection. Returns 0; -1
+ * with e filled in; or 1, with e filled in and *from set, when the
+ * server dropped the connection after such a refusal: the caller
+ * connects again and resumes there.
+ */
+static int
+pop3_login_auto(struct pop3 *p, const struct pop3_login *l, size_t *from,
+    struct err *e)
+{
+	enum pop3_meth m[4];
+	size_t n = pop3_auto_plan(p, l->tls != TLS_NONE, m), i;
+	char note[128];
+
+	for (i = *from; i < n; i++) {
+		if (i > 0) {
+			snprintf(note, sizeof(note), "%s refused; trying %s",
+			    pop3_meth_names[m[i - 1]], pop3_meth_names[m[i]]);
+			pop3_trace(p, POP3_TRACE_INFO, note, strlen(note));
+		}
+		if (pop3_try(p, l, m[i], e) == 0) {
+			snprintf(p->used, sizeof(p->used), "%s%s%s%s",
+			    pop3_meth_names[m[i]], i > 0 ? ", after " : "",
+			    i > 0 ? pop3_meth_names[m[i - 1]] : "",
+			    i > 0 ? " was refused" : "");
+			return 0;
+		}
+		if (!p->login_reply && i > *from) {
+			*from = i;
+			return 1;
+		}
+		if (!p->login_reply || e->code != EX_NOPERM ||
+		    (m[i] != METH_CRAM && m[i] != METH_APOP))
+			return -1;
+		/* The engine stopped at the refusal, the last line the
+		 * server sent: forget it and the command it answered. */
+		p->rhead = p->rcount = 0;
+		p->inflight_bytes = 0;
+		p->inlen = 0;
+		buf_reset(&p->out);
+	}
+	return -1;
 }
 
 static int
@@ -582,7 +942,8 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	p->lines_in = 0;
 	p->pre_caps = 0;
 	p->in_capa = false;
-	p->apop_sent = false;
+	p->capa_ok = p->capa_user = false;
+	p->stamp[0] = '\0';
 	p->bad_greeting = false;
 	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
 	    "%s://%s:%u/", l->tls == TLS_IMPLICIT ? "pop3s" : "pop3",
@@ -731,6 +1092,8 @@ int
 pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 {
 	struct pop3 *p = xcalloc(1, sizeof(*p));
+	struct err le;
+	size_t from = 0;
 	int rc;
 
 	p->fd = CURL_SOCKET_BAD;
@@ -743,19 +1106,26 @@ pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 	buf_init(&p->capa_text, POP3_CAPAMAX);
 	p->in = xmalloc(POP3_INBUF);
 	p->dec = xmalloc(POP3_INBUF + 1);
-	rc = pop3_login_once(p, l, l->auth, e);
-	if (rc == -1 && l->auth == AUTH_AUTO && p->apop_sent &&
-	    e->code == EX_NOPERM) {
-		/* libcurl prefers APOP when the greeting allows it and does
-		 * not fall back when the server then refuses it. */
-		pop3_trace(p, POP3_TRACE_INFO, "APOP refused; trying USER/PASS",
-		    30);
+	/* Errors go to le, and into e only if the login fails at last:
+	 * what a later attempt recovered from must not be reported. */
+	err_clear(&le);
+	rc = pop3_login_once(p, l, l->auth, &le);
+	if (rc == 0 && l->auth == AUTH_AUTO)
+		rc = pop3_login_auto(p, l, &from, &le);
+	if (rc == 1) {
+		static const char again[] = "the server closed the "
+		    "connection; connecting again";
+
+		pop3_trace(p, POP3_TRACE_INFO, again, sizeof(again) - 1);
 		pop3_reset(p);
-		rc = pop3_login_once(p, l, AUTH_USER, e);
+		rc = pop3_login_once(p, l, AUTH_AUTO, &le);
+		if (rc == 0 && pop3_login_auto(p, l, &from, &le) != 0)
+			rc = -1;
 	}
 	if (rc == 0)
-		rc = pop3_capa(p, e);
+		rc = pop3_capa(p, &le);
 	if (rc == -1) {
+		*e = le;
 		pop3_free(p);
 		return -1;
 	}
@@ -891,9 +1261,10 @@ pop3_login_delay(const struct pop3 *p)
 	return p->login_delay;
 }
 
-int
-pop3_queue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
-    void *arg, uint64_t expect, const char *cmd, struct err *e)
+/* pop3_queue, and for a SASL exchange (sasl: "+ " lines to cb->data). */
+static int
+pop3_enqueue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
+    void *arg, uint64_t expect, const char *cmd, bool sasl, struct err *e)
 {
 	struct pop3_req *r;
 	size_t n = strlen(cmd);
@@ -925,9 +1296,36 @@ pop3_queue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
 	r->cb = *cb;
 	r->arg = arg;
 	r->expect = expect;
+	r->sasl = sasl;
 	pop3_redact(cmd, n, r->cmd, sizeof(r->cmd));
 	p->inflight_bytes += expect;
 	pop3_trace(p, POP3_TRACE_OUT, r->cmd, strlen(r->cmd));
+	return 0;
+}
+
+int
+pop3_queue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
+    void *arg, uint64_t expect, const char *cmd, struct err *e)
+{
+	return pop3_enqueue(p, kind, cb, arg, expect, cmd, false, e);
+}
+
+/*
+ * Sends a line that answers a SASL challenge: no command of its own, so
+ * no reply of its own; the AUTH it belongs to is still being answered.
+ */
+static int
+pop3_sasl_reply(struct pop3 *p, const char *line, struct err *e)
+{
+	size_t n = strlen(line);
+
+	if (n > POP3_AUTHMAX || strpbrk(line, "\r\n") != NULL ||
+	    buf_append(&p->out, line, n) == -1 ||
+	    buf_append(&p->out, "\r\n", 2) == -1) {
+		err_set(e, EX_SOFTWARE, "SASL response too long");
+		return -1;
+	}
+	pop3_trace(p, POP3_TRACE_OUT, "<redacted>", 10);
 	return 0;
 }
 
@@ -1061,6 +1459,14 @@ pop3_parse_status(struct pop3 *p, struct pop3_req *r, const char *in,
 	if (len > 0 && in[len - 1] == '\r')
 		len--;
 	pop3_trace(p, POP3_TRACE_IN, in, len);
+	if (r->sasl && len >= 1 && in[0] == '+' && (len == 1 || in[1] == ' ')) {
+		/* A challenge: the callback answers it; the reply to the
+		 * AUTH itself is still to come. */
+		if (r->cb.data(r->arg, in + (len > 1 ? 2 : 1),
+		    len > 1 ? len - 2 : 0, e) == -1)
+			return -1;
+		return (ssize_t)(nl + 1 - in);
+	}
 	ok = len >= 3 && memcmp(in, "+OK", 3) == 0 &&
 	    (len == 3 || in[3] == ' ');
 	if (!ok && !(len >= 4 && memcmp(in, "-ERR", 4) == 0 &&

@@ -37,7 +37,7 @@ struct pop3_login {
 	const char	*host;
 	unsigned	 port;
 	enum tls_mode	 tls;
-	const char	*ca_file;	/* NULL: the system's trust store */
+	const char	*ca_file;	/* the only anchor; NULL: the system's */
 	const char	*fingerprint;	/* NULL or "sha256//..." */
 	const char	*proxy;		/* NULL, or a libcurl proxy URL */
 	const char	*user;
@@ -63,8 +63,13 @@ struct pop3_login {
  * a TLS handshake that fails, a reply that is not POP3), EX_CONFIG (an
  * unusable ca_file), EX_UNAVAILABLE (libcurl cannot do it at all). No
  * credential is ever sent before TLS unless tls is TLS_NONE. With
- * AUTH_AUTO, a rejected APOP is retried once as USER/PASS on a new
- * connection. login->secret is not kept.
+ * AUTH_AUTO the method is chosen from the greeting and CAPA as
+ * popfetch.conf(5) says under "auth": one that sends the password over
+ * TLS; on a plaintext connection CRAM-MD5 or APOP first, and a refusal
+ * of those gives way to the next method (on a new connection only if
+ * the server closed this one). e is left alone on success: the error
+ * of an attempt that a later one recovered from is not reported.
+ * login->secret is not kept.
  */
 int	pop3_open(struct pop3 **pp, const struct pop3_login *login,
 	    struct err *e);
@@ -91,7 +96,8 @@ unsigned pop3_login_delay(const struct pop3 *);
 
 /*
  * How the login was made, for a report: "USER/PASS", "APOP" or
- * "SASL MECH". The string lives as long as the session.
+ * "SASL MECH", and after a refused method ", after APOP was refused".
+ * The string lives as long as the session.
  */
 const char *pop3_auth_used(const struct pop3 *);
 

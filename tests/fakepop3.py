@@ -94,8 +94,10 @@ SCENARIOS = {
                   "line of SIZE bytes"),
     "plaintext-on-tls-port": ({}, "with --tls-implicit, talk plaintext "
                               "anyway"),
-    "apop-greeting": ({}, "put a <timestamp> in the greeting and answer "
-                      "APOP with -ERR [AUTH]"),
+    "apop-greeting": ({"close": 0},
+                      "put a <timestamp> in the greeting and answer APOP "
+                      "with -ERR [AUTH] (close=1: then close the connection, "
+                      "as Solid POP3 does)"),
     "long-status": ({"msg": 0, "size": 10 * 1024 * 1024},
                     "send a status line of SIZE bytes without CRLF, then "
                     "wait until the client closes: as the greeting (msg=0) "
@@ -590,9 +592,12 @@ class Session:
 
     def auth_apop(self, arg):
         user, _, digest = arg.partition(" ")
-        if self.sc("apop-greeting"):
+        p = self.sc("apop-greeting")
+        if p:
             self.event("fault", fault="apop-greeting")
             self.reply("-ERR [AUTH] APOP not allowed")
+            if p["close"]:
+                self.abort(rst=False)
             return
         if not self.stamp:
             self.reply("-ERR APOP not available")

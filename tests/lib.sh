@@ -488,7 +488,7 @@ t_has_key()
 # (mode 0600) with state_dir $T/state and one account per argument.
 # TLS is implicit, starttls or none. Each account gets host 127.0.0.1,
 # the Dovecot port for TLS, ca_file $T_CA (unless tls is none, which gets
-# allow_plaintext = true), user alice, password secret (unless SETTINGS
+# allow_plaintext = true, or $T_NO_CA_FILE is set), user alice, password secret (unless SETTINGS
 # sets another password source, or $T_NO_PASSWORD is set) and maildir
 # $(t_maildir NAME), except for any of these keys that SETTINGS (libconfig
 # text, e.g. 'keep = true; port = 1234;') sets itself. $T_CONFIG_TOP, if
@@ -524,7 +524,8 @@ t_write_config()
 			if [ "$tls" = none ]; then
 				t_has_key "$extra" allow_plaintext ||
 				    printf '    allow_plaintext = true;\n'
-			elif ! t_has_key "$extra" ca_file; then
+			elif ! t_has_key "$extra" ca_file &&
+			    [ -z "${T_NO_CA_FILE:-}" ]; then
 				printf '    ca_file = "%s";\n' "$T_CA"
 			fi
 			t_has_key "$extra" user ||
