@@ -72,7 +72,8 @@
  * right for one mount.
  *
  * One mutex serializes every operation; the default multi-threaded loop
- * is safe.
+ * is safe. A limit of libfuse's path-based API: fstat(2) of an open but
+ * unlinked file fails with ESTALE (read, write, ftruncate, fsync work).
  */
 #define FUSE_USE_VERSION 35
 #define _GNU_SOURCE
