@@ -266,17 +266,17 @@ ents_copy(struct entlist *dst, const struct entlist *src)
 
 /* --- nodes ----------------------------------------------------------- */
 
+/* A new node owned by uid and gid, in no directory yet. */
 static struct node *
-node_new(struct pfs *p, mode_t mode)
+node_new(struct pfs *p, mode_t mode, uid_t uid, gid_t gid)
 {
-	struct fuse_context *c = fuse_get_context();
 	struct node *n = xmalloc(sizeof(*n));
 
 	memset(n, 0, sizeof(*n));
 	n->ino = p->next_ino++;
 	n->a.mode = mode;
-	n->a.uid = c != NULL ? c->uid : getuid();
-	n->a.gid = c != NULL ? c->gid : getgid();
+	n->a.uid = uid;
+	n->a.gid = gid;
 	n->a.atim = n->a.mtim = n->a.ctim = now();
 	n->da = n->a;	/* born durable: empty, with its creation mode */
 	n->next = p->nodes;
@@ -704,7 +704,9 @@ make_node(struct pfs *p, const char *path, mode_t mode, struct node **np)
 	if (ents_find(&d->ents, name, strlen(name)) != -1 ||
 	    (d == p->root && strcmp(name, CTL_NAME) == 0))
 		return -EEXIST;
-	n = node_new(p, mode);
+	/* Only inside an operation: outside, libfuse's context is junk. */
+	n = node_new(p, mode, fuse_get_context()->uid,
+	    fuse_get_context()->gid);
 	ents_add(&d->ents, name, n);
 	n->nlink = 1;
 	d->a.mtim = d->a.ctim = n->a.ctim;
@@ -1396,7 +1398,7 @@ main(int argc, char *argv[])
 	}
 	free(o.capacity);
 	/* The root: owned by whoever mounts, born with durable entries. */
-	p.root = node_new(&p, S_IFDIR | 0755);
+	p.root = node_new(&p, S_IFDIR | 0755, getuid(), getgid());
 	p.root->ino = 1;
 	p.root->nlink = 1;
 	if (fuse_opt_add_arg(&args,
