@@ -1146,6 +1146,8 @@ pfs_write(const char *path, const char *buf, size_t size, off_t off,
 		rc = -EFBIG;
 		goto out;
 	}
+	if (size == 0)
+		goto out;
 	end = (uint64_t)off + size;
 	grow = end > n->size ? end - n->size : 0;
 	if (grow > room(p)) {
