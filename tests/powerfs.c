@@ -54,11 +54,17 @@
  *	sync		make everything durable now (a test's baseline)
  *	limit BYTES	the file system is full once the live files hold
  *			BYTES bytes (writes get ENOSPC); 0: no limit
+ *	kill-after N	the N-th fsync, fdatasync or fsyncdir from now
+ *			(of any file or directory) takes effect, and then
+ *			its caller gets SIGKILL before the call returns: it
+ *			can do nothing more, so a drop after it dies is a
+ *			power cut right after that call; 0 disarms
  *	reset		set the counters below to 0
  * e.g. "echo drop >MOUNTPOINT/.powerfs". An unknown command fails the
  * write with EINVAL. Reading it gives counters, one "name value" a line:
  *	fsync N, fdatasync N, fsyncdir N	calls seen
- *	drops N, syncs N			commands run
+ *	drops N, syncs N, kills N		commands run, callers killed
+ *	armed N					kill-after calls still to go
  *	used N, limit N				bytes held by live files
  *	nodes N					inodes in memory
  *
@@ -88,6 +94,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -149,6 +156,7 @@ struct pfs {
 	uint64_t	 nnodes;
 	uint64_t	 used, limit;
 	uint64_t	 n_fsync, n_fdatasync, n_fsyncdir, n_drop, n_sync;
+	uint64_t	 n_kill, kill_after;
 	bool		 garbage;	/* a node may have become unreachable */
 };
 
@@ -544,10 +552,11 @@ stats_text(struct pfs *p, char *buf, size_t size)
 {
 	return snprintf(buf, size,
 	    "fsync %" PRIu64 "\nfdatasync %" PRIu64 "\nfsyncdir %" PRIu64 "\n"
-	    "drops %" PRIu64 "\nsyncs %" PRIu64 "\nused %" PRIu64 "\n"
-	    "limit %" PRIu64 "\nnodes %" PRIu64 "\n",
+	    "drops %" PRIu64 "\nsyncs %" PRIu64 "\nkills %" PRIu64 "\n"
+	    "armed %" PRIu64 "\nused %" PRIu64 "\nlimit %" PRIu64 "\n"
+	    "nodes %" PRIu64 "\n",
 	    p->n_fsync, p->n_fdatasync, p->n_fsyncdir, p->n_drop, p->n_sync,
-	    p->used, p->limit, p->nnodes);
+	    p->n_kill, p->kill_after, p->used, p->limit, p->nnodes);
 }
 
 static int
@@ -591,10 +600,13 @@ command(struct pfs *p, char *line)
 		sync_all(p);
 	else if (strcmp(line, "reset") == 0)
 		p->n_fsync = p->n_fdatasync = p->n_fsyncdir = p->n_drop =
-		    p->n_sync = 0;
+		    p->n_sync = p->n_kill = 0;
 	else if (strncmp(line, "limit ", 6) == 0 &&
 	    parse_bytes(line + 6, &v) == 0)
 		p->limit = v;
+	else if (strncmp(line, "kill-after ", 11) == 0 &&
+	    parse_bytes(line + 11, &v) == 0)
+		p->kill_after = v;
 	else
 		return -EINVAL;
 	return 0;
@@ -1215,6 +1227,22 @@ pfs_release(const char *path, struct fuse_file_info *fi)
 	return 0;
 }
 
+/*
+ * After a durable call took effect: kill its caller if this is the call
+ * that kill-after names. The caller waits for our reply, and dies as it
+ * gets it, before it can act on it.
+ */
+static void
+maybe_kill(struct pfs *p)
+{
+	pid_t pid = fuse_get_context()->pid;
+
+	if (p->kill_after == 0 || --p->kill_after > 0)
+		return;
+	if (pid > 0 && kill(pid, SIGKILL) == 0)
+		p->n_kill++;
+}
+
 static int
 pfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
@@ -1236,6 +1264,7 @@ pfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 		n->ddata = xmemdup(n->data, n->size);
 		n->dsize = n->size;
 	}
+	maybe_kill(p);
 out:
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -1313,6 +1342,7 @@ pfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 		ents_copy(&n->dents, &n->ents);
 		n->da = n->a;
 		p->n_fsyncdir++;
+		maybe_kill(p);
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
