@@ -28,6 +28,7 @@ export PATH
 T_NAME=$(basename "$0" .test)
 T=
 T_PIDS=
+T_MOUNTS=
 T_SEQ=0
 
 # --- reporting -------------------------------------------------------
@@ -124,8 +125,13 @@ t_setup()
 
 t_cleanup()
 {
-	local rc=$? pid
+	local rc=$? pid m
 	trap - EXIT
+	# Lazily: a mount still in use must not keep its daemon alive.
+	for m in $T_MOUNTS; do
+		fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	T_MOUNTS=
 	for pid in $T_PIDS; do
 		t_stop_pid "$pid"
 	done
@@ -801,6 +807,81 @@ EOF
 t_sanitized()
 {
 	grep -aq __asan_init "$POPFETCH"
+}
+
+# --- powerfs: a file system that simulates a power cut --------------------
+
+# t_powerfs_require: skip unless this machine can mount a FUSE file system
+# (/dev/fuse and fusermount3); fail if tests/powerfs was not built, unless
+# configure found no libfuse3 (then skip).
+t_powerfs_require()
+{
+	[ -c /dev/fuse ] || t_skip "/dev/fuse is missing"
+	command -v fusermount3 >/dev/null 2>&1 ||
+	    t_skip "fusermount3 is not installed (fuse3)"
+	: "${POWERFS:=$(dirname "${POPFETCH:-.}")/tests/powerfs}"
+	if [ ! -x "$POWERFS" ]; then
+		[ "${HAVE_FUSE3:-}" != no ] ||
+		    t_skip "configure found no libfuse3 (libfuse3-dev):" \
+		    "powerfs was not built"
+		t_fail "POWERFS=$POWERFS is not built (make check builds it)"
+	fi
+}
+
+# t_powerfs_mount DIR [OPTION...]: mount a new, empty powerfs on DIR
+# (created) with OPTIONs (e.g. -o capacity=1M); POWERFS_PID is its daemon.
+# Unmounted and stopped when the test exits.
+t_powerfs_mount()
+{
+	local dir="$1" i=0
+	shift
+	mkdir -p "$dir" || t_fail "mkdir $dir"
+	"$POWERFS" -f "$@" "$dir" >"$dir.log" 2>&1 &
+	POWERFS_PID=$!
+	t_track "$POWERFS_PID"
+	T_MOUNTS="$T_MOUNTS $dir"
+	until [ -f "$dir/.powerfs" ]; do
+		if ! t_alive "$POWERFS_PID" || [ $i -ge 100 ]; then
+			cat "$dir.log" >&2
+			t_fail "powerfs did not mount on $dir"
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	t_log "powerfs $POWERFS_PID on $dir $*"
+}
+
+# t_powerfs_umount DIR PID: unmount DIR and wait for its daemon PID.
+t_powerfs_umount()
+{
+	local m rest=
+	fusermount3 -u "$1" || t_fail "cannot unmount $1"
+	for m in $T_MOUNTS; do
+		[ "$m" = "$1" ] || rest="$rest $m"
+	done
+	T_MOUNTS=$rest
+	t_stop_pid "$2"
+}
+
+# t_powerfs_cmd DIR COMMAND: send COMMAND (drop, sync, limit N, reset) to
+# the powerfs mounted on DIR.
+t_powerfs_cmd()
+{
+	echo "$2" >"$1/.powerfs" || t_fail "powerfs on $1 refused: $2"
+}
+
+# t_powerfs_drop DIR: a power cut on DIR: whatever was not made durable
+# is gone. Stop every process writing there first.
+t_powerfs_drop()
+{
+	t_powerfs_cmd "$1" drop
+}
+
+# t_powerfs_counter DIR NAME: print the counter NAME (fsync, fdatasync,
+# fsyncdir, drops, syncs, used, limit, nodes) of the powerfs on DIR.
+t_powerfs_counter()
+{
+	sed -n "s/^$2 //p" "$1/.powerfs"
 }
 
 # --- many cases in one test ---------------------------------------------

@@ -22,6 +22,7 @@ exec $vg --log-file=$logs/vg.%p "$build/popfetch" "\$@"
 WRAP
 chmod +x "$logs/popfetch"
 passed=0 failed=0
+have_fuse3=$(sed -n 's/^have_fuse3 = //p' Makefile)
 for u in "$build"/tests/unit/test_*; do
 	[ -x "$u" ] || continue
 	# A password_command child that cannot exec ends with _exit() after
@@ -37,6 +38,7 @@ for t in "$top_srcdir"/tests/*.test; do
 	case $name in fuzz|man-lint|systemd) continue ;; esac
 	if T_NO_LIMITS=valgrind POPFETCH=$logs/popfetch \
 	    FAULTSHIM=$build/tests/faultshim.so \
+	    POWERFS=$build/tests/powerfs HAVE_FUSE3=$have_fuse3 \
 	    PYTHON3=${PYTHON3:-python3} sh "$t" >"$logs/$name.out" 2>&1
 	then passed=$((passed + 1)); echo "PASS: $name"
 	else failed=$((failed + 1)); echo "FAIL: $name"

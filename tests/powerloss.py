@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""powerloss.py: helpers of tests/power-loss.test.
+
+    powerloss.py gen --seed S --first K --count N --out DIR
+        N messages (K, K+1, ...) of varied sizes, LF lines, the same for
+        the same seed: most a few KiB, some tens, a few hundreds of KiB;
+        lines with a leading dot and "From " lines among them.
+    powerloss.py clear --port P
+        deletes every message of the test user (a POP3 session to the
+        server on 127.0.0.1:P, DELE all, QUIT).
+    powerloss.py snapshot --port P --map FILE
+        adds to FILE ("UID SHA256" lines) each message the server serves
+        that FILE lacks: the SHA-256 of what a client must store (RETR,
+        dot-unstuffed, CRLF to LF).
+    powerloss.py check --port P --map FILE --maildir MD --state-dir SD
+                       --account NAME --mode delete|keep [--final]
+        what a power cut must never leave: each file in MD/new and
+        MD/cur is, byte for byte, a message of FILE (nothing empty,
+        partial or foreign), none twice; every UID of FILE that the
+        server no longer has is intact in MD; every UID that the state
+        (SD/NAME.state, and "D" records of SD/NAME.journal) records as
+        delivered is intact in MD. --final also: every message of FILE
+        in MD exactly once, MD/tmp empty, and the server empty (delete)
+        or still holding all of FILE, all of it recorded (keep).
+        Prints one line of counts (the last: how many messages of FILE
+        the server has that are not recorded, a next run's work); on
+        failure the reasons, and exits 1.
+"""
+
+import argparse
+import hashlib
+import os
+import poplib
+import random
+import sys
+
+WORDS = ("mail fetch power cut durable fsync rename maildir journal state "
+         "server client pipeline batch commit window header body message "
+         "delivery loss duplicate order drop recover").split()
+
+
+def gen(a):
+    rnd = random.Random("%s/%d" % (a.seed, a.first))
+    os.makedirs(a.out, exist_ok=True)
+    for n in range(a.first, a.first + a.count):
+        r = rnd.random()
+        if r < 0.70:
+            size = rnd.randint(300, 4000)
+        elif r < 0.95:
+            size = rnd.randint(10000, 60000)
+        else:
+            size = rnd.randint(100000, 300000)
+        lines = [
+            "From: Sender %d <s%d@example.org>" % (n % 7, n % 7),
+            "To: Alice <alice@example.net>",
+            "Subject: power-loss test message %d (seed %s)" % (n, a.seed),
+            "Date: Tue, 14 Nov 2023 10:%02d:%02d +0000" % (n // 60 % 60,
+                                                           n % 60),
+            "Message-ID: <pl%d.%s@popfetch.test>" % (n, a.seed),
+            "",
+            "Message %d." % n,
+        ]
+        total = sum(len(l) + 1 for l in lines)
+        while total < size:
+            k = rnd.random()
+            if k < 0.03:
+                line = "." + " ".join(rnd.choices(WORDS, k=5))
+            elif k < 0.05:
+                line = "From " + " ".join(rnd.choices(WORDS, k=4))
+            else:
+                line = " ".join(rnd.choices(WORDS, k=rnd.randint(3, 12)))
+            lines.append(line)
+            total += len(line) + 1
+        with open(os.path.join(a.out, "m%06d" % n), "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def login(port):
+    p = poplib.POP3("127.0.0.1", port, timeout=30)
+    p.user("alice")
+    p.pass_("secret")
+    return p
+
+
+def server_uids(port):
+    p = login(port)
+    uids = {}
+    for line in p.uidl()[1]:
+        num, uid = line.decode().split(" ", 1)
+        uids[uid] = int(num)
+    p.quit()
+    return uids
+
+
+def clear(a):
+    p = login(a.port)
+    for line in p.uidl()[1]:
+        p.dele(int(line.split()[0]))
+    p.quit()
+
+
+def read_map(path):
+    m = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                uid, h = line.split()
+                m[uid] = h
+    return m
+
+
+def snapshot(a):
+    have = read_map(a.map)
+    p = login(a.port)
+    with open(a.map, "a") as f:
+        for line in p.uidl()[1]:
+            num, uid = line.decode().split(" ", 1)
+            if uid in have:
+                continue
+            lines = p.retr(int(num))[1]
+            data = b"\n".join(lines) + b"\n"
+            f.write("%s %s\n" % (uid, hashlib.sha256(data).hexdigest()))
+    p.quit()
+
+
+def recorded(state_dir, account):
+    """UIDs the state and journal record as delivered; problems."""
+    uids, problems = set(), []
+    path = os.path.join(state_dir, account + ".state")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            lines = f.read().split(b"\n")
+        if not lines or lines[0] != b"popfetch-uidstate 1":
+            problems.append("%s: no valid first line (%d bytes)" %
+                            (path, os.path.getsize(path)))
+        elif not any(l.startswith(b"end:") for l in lines):
+            problems.append("%s: truncated (no end line)" % path)
+        for l in lines[1:]:
+            if b" " in l:
+                uids.add(l.split(b" ")[0].decode())
+    path = os.path.join(state_dir, account + ".journal")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            for l in f.read().split(b"\n"):
+                w = l.split(b" ")
+                if len(w) == 3 and w[0] == b"D":
+                    uids.add(w[1].decode())
+    return uids, problems
+
+
+def check(a):
+    expected = read_map(a.map)
+    by_hash = {h: uid for uid, h in expected.items()}
+    bad = []
+    disk = {}
+    for sub in ("new", "cur"):
+        d = os.path.join(a.maildir, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            path = os.path.join(d, name)
+            with open(path, "rb") as f:
+                data = f.read()
+            h = hashlib.sha256(data).hexdigest()
+            if h not in by_hash:
+                bad.append("%s/%s: %d bytes, not a message of the server "
+                           "(empty, partial or foreign)" %
+                           (sub, name, len(data)))
+                continue
+            uid = by_hash[h]
+            if uid in disk:
+                bad.append("%s/%s: a duplicate of %s (UID %s)" %
+                           (sub, name, disk[uid], uid))
+                continue
+            disk[uid] = "%s/%s" % (sub, name)
+    on_server = server_uids(a.port)
+    for uid in sorted(expected):
+        if uid not in on_server and uid not in disk:
+            bad.append("LOST: UID %s is gone from the server and not "
+                       "intact in the Maildir" % uid)
+    rec, problems = recorded(a.state_dir, a.account)
+    bad += problems
+    for uid in sorted(rec):
+        if uid in expected and uid not in disk:
+            bad.append("UID %s is recorded as delivered but not intact in "
+                       "the Maildir" % uid)
+    tmp = os.path.join(a.maildir, "tmp")
+    ntmp = len(os.listdir(tmp)) if os.path.isdir(tmp) else 0
+    if a.final:
+        for uid in sorted(expected):
+            if uid not in disk:
+                bad.append("UID %s is not in the Maildir" % uid)
+        if ntmp:
+            bad.append("tmp/ holds %d files" % ntmp)
+        left = [u for u in expected if u in on_server]
+        if a.mode == "delete" and left:
+            bad.append("%d messages are still on the server" % len(left))
+        if a.mode == "keep":
+            if len(left) != len(expected):
+                bad.append("only %d of %d messages are on the server" %
+                           (len(left), len(expected)))
+            missing = [u for u in expected if u not in rec]
+            if missing:
+                bad.append("%d delivered messages are not recorded" %
+                           len(missing))
+    pending = [u for u in on_server if u in expected and u not in rec]
+    print("expected %d, intact in the Maildir %d, on the server %d, "
+          "recorded %d, in tmp/ %d, to fetch %d" %
+          (len(expected), len(disk), len(on_server), len(rec), ntmp,
+           len(pending)))
+    # The worst first: lost mail, then what the state wrongly trusts,
+    # then damaged files; a few of each kind.
+    order = ("LOST", "UID", "new/", "cur/", "")
+    shown = {}
+    for kind in order:
+        same = [x for x in bad if x.startswith(kind) and x not in shown]
+        for x in same[:8]:
+            print("  " + x)
+        if len(same) > 8:
+            print("  ... and %d more like it" % (len(same) - 8))
+        shown.update(dict.fromkeys(same))
+    sys.exit(1 if bad else 0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    g = sp.add_parser("gen")
+    g.add_argument("--seed", required=True)
+    g.add_argument("--first", type=int, required=True)
+    g.add_argument("--count", type=int, required=True)
+    g.add_argument("--out", required=True)
+    c = sp.add_parser("clear")
+    c.add_argument("--port", type=int, required=True)
+    s = sp.add_parser("snapshot")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--map", required=True)
+    k = sp.add_parser("check")
+    k.add_argument("--port", type=int, required=True)
+    k.add_argument("--map", required=True)
+    k.add_argument("--maildir", required=True)
+    k.add_argument("--state-dir", required=True)
+    k.add_argument("--account", required=True)
+    k.add_argument("--mode", choices=("delete", "keep"), required=True)
+    k.add_argument("--final", action="store_true")
+    a = ap.parse_args()
+    {"gen": gen, "clear": clear, "snapshot": snapshot, "check": check}[
+        a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
