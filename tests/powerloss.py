@@ -131,12 +131,16 @@ def recorded(state_dir, account):
     if os.path.exists(path):
         with open(path, "rb") as f:
             lines = f.read().split(b"\n")
-        if not lines or lines[0] != b"popfetch-uidstate 1":
+        if not lines or lines[0] not in (b"popfetch-uidstate 1",
+                                         b"popfetch-uidstate 2"):
             problems.append("%s: no valid first line (%d bytes)" %
                             (path, os.path.getsize(path)))
         elif not any(l.startswith(b"end:") for l in lines):
             problems.append("%s: truncated (no end line)" % path)
-        for l in lines[1:]:
+        for i, l in enumerate(lines[1:]):
+            # Version 2 may name its mailbox on its second line.
+            if i == 0 and l.startswith(b"mailbox "):
+                continue
             if b" " in l:
                 uids.add(l.split(b" ")[0].decode())
     path = os.path.join(state_dir, account + ".journal")
