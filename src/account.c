@@ -17,6 +17,7 @@
 #include "account.h"
 #include "buf.h"
 #include "cred.h"
+#include "deliver.h"
 #include "header.h"
 #include "log.h"
 #include "maildir.h"
@@ -68,7 +69,8 @@ struct run {
 	struct account_progress	 noprogress;	/* when opts has none */
 	struct account_progress	*prog;
 	struct pop3		*pop;
-	struct maildir		*md;
+	struct deliver		*dl;		/* the account's target */
+	struct maildir		*md;		/* its spool (deliver.h) */
 	struct uidstate		*st;
 	struct msg		*msgs;
 	size_t			 nmsgs, msgsize;
@@ -113,13 +115,6 @@ account_trace(void *arg, char dir, const char *text)
 
 	log_msg(dir == POP3_TRACE_INFO ? LL_TRACE : LL_DEBUG, "%s: %c %s",
 	    a->name, dir, text);
-}
-
-static int
-account_recover(void *arg, const char *const *names, size_t n, bool *found,
-    struct err *e)
-{
-	return maildir_recover(arg, names, n, found, e);
 }
 
 /*
@@ -477,11 +472,6 @@ account_batch_free(struct run *r)
 	r->batch_bytes = 0;
 }
 
-/*
- * Makes a batch durable, in the order that loses nothing: files synced,
- * then journaled as pending, then moved into new/ (and new/ synced),
- * then recorded as delivered. Only then are they queued for DELE.
- */
 static void
 account_tick(struct run *r)
 {
@@ -489,13 +479,59 @@ account_tick(struct run *r)
 		r->opts->tick(r->opts->tick_arg);
 }
 
+/* Marks n messages of the batch, from i on, as delivered and recorded. */
+static void
+account_stored(struct run *r, size_t i, size_t n)
+{
+	struct msg *m;
+
+	for (; n > 0; i++, n--) {
+		m = &r->msgs[r->batch_idx[i]];
+		m->stored = true;
+		r->res->fetched++;
+		r->res->bytes += maildir_msg_size(r->batch[i]);
+		if (!r->acct->keep)
+			r->deles[r->ndeles++] = (uint32_t)r->batch_idx[i];
+		else
+			r->res->kept++;
+	}
+}
+
+/*
+ * One message the target did not take: it stays on the server, is not
+ * recorded, and is tried again next run.
+ */
+static void
+account_not_taken(struct run *r, size_t i, int result, const struct err *e)
+{
+	const struct msg *m = &r->msgs[r->batch_idx[i]];
+
+	r->res->skipped++;
+	if (result == DELIVER_TEMPFAIL) {
+		log_msg(LL_WARN, "%s: message %lu: %s; left on the server for "
+		    "the next run", r->acct->name, (unsigned long)m->num,
+		    e->msg);
+		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
+		return;
+	}
+	log_msg(LL_ERROR, "%s: message %lu: %s; left on the server",
+	    r->acct->name, (unsigned long)m->num, e->msg);
+	r->res->code = err_worse(r->res->code, EX_UNAVAILABLE);
+}
+
+/*
+ * Makes a batch durable, in the order that loses nothing: files ready
+ * (a Maildir's synced), journaled as pending, handed to the target
+ * (renamed into new/ and new/ synced, or piped into the agent...), then
+ * recorded as delivered, right after each handover. Only then are they
+ * queued for DELE.
+ */
 static int
 account_commit_work(struct run *r, struct err *e)
 {
 	const char **uids = NULL, **names = NULL;
-	size_t i, n = r->nbatch;
-	struct msg *m;
-	int rc = -1;
+	size_t i, n = r->nbatch, taken;
+	int rc = -1, res;
 
 	if (n == 0)
 		return 0;
@@ -505,21 +541,22 @@ account_commit_work(struct run *r, struct err *e)
 		uids[i] = r->msgs[r->batch_idx[i]].uid;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
-	if (maildir_sync(r->md, r->batch, n, e) == -1 ||
-	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1) ||
-	    maildir_commit(r->md, r->batch, n, e) == -1 ||
-	    (r->have_uidl && uidstate_delivered(r->st, uids, n, time(NULL),
-	    e) == -1))
+	if (deliver_sync(r->dl, r->batch, n, e) == -1 ||
+	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1))
 		goto out;
-	for (i = 0; i < n; i++) {
-		m = &r->msgs[r->batch_idx[i]];
-		m->stored = true;
-		r->res->fetched++;
-		r->res->bytes += maildir_msg_size(r->batch[i]);
-		if (!r->acct->keep)
-			r->deles[r->ndeles++] = (uint32_t)r->batch_idx[i];
-		else
-			r->res->kept++;
+	for (i = 0; i < n; i += taken) {
+		if ((res = deliver_hand(r->dl, r->batch + i, n - i, &taken,
+		    e)) == -1)
+			goto out;
+		if (res != DELIVER_TAKEN) {
+			account_not_taken(r, i, res, e);
+			err_clear(e);
+			continue;
+		}
+		if (r->have_uidl && uidstate_delivered(r->st, uids + i, taken,
+		    time(NULL), e) == -1)
+			goto out;
+		account_stored(r, i, taken);
 	}
 	rc = 0;
 out:
@@ -928,7 +965,7 @@ account_free(struct run *r)
 	account_batch_free(r);
 	pop3_close(r->pop);
 	uidstate_close(r->st);
-	maildir_close(r->md);
+	deliver_close(r->dl);
 	uidmap_free(r->present);
 	free(r->msgs);
 	free(r->queue);
@@ -1185,7 +1222,7 @@ account_inspect(struct run *r, struct err *e)
 	int rc;
 
 	/* Nothing is created, locked or recovered: a report only. */
-	if (stat(r->acct->maildir, &st) == -1)
+	if (r->acct->maildir != NULL && stat(r->acct->maildir, &st) == -1)
 		account_say(r, "maildir %s: %s (a run creates it)",
 		    r->acct->maildir, strerror(errno));
 	rc = uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, mailbox,
@@ -1244,9 +1281,10 @@ account_run(const struct config *cfg, const struct account *a,
 	err_clear(&se);
 	if (opts->mode != ACCOUNT_FETCH)
 		account_inspect(&r, &e);
-	else if (maildir_open(&r.md, a->maildir, &e) == 0 &&
-	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
-	    r.md, &e) == 0 && account_mailbox(&r, &e) == 0) {
+	else if (deliver_open(&r.dl, a, cfg->state_dir, &e) == 0 &&
+	    (r.md = deliver_spool(r.dl)) != NULL &&
+	    uidstate_open(&r.st, cfg->state_dir, a->name, deliver_recover,
+	    r.dl, &e) == 0 && account_mailbox(&r, &e) == 0) {
 		account_session(&r, &e, &scanned);
 		/* Whatever happened, what was delivered is recorded. */
 		if (account_save_state(&r, scanned, &se) == -1)
