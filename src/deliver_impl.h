@@ -18,6 +18,14 @@ struct deliver {
 	bool			 pipelining;	/* LMTP: PIPELINING offered */
 };
 
+/*
+ * The envelope sender of the message open at fd: the address of its
+ * Return-Path field, else of its From field, else "MAILER-DAEMON"; only
+ * printable characters without spaces. *fromp gets it (the caller
+ * frees). Returns 0, or -1 with e filled in (EX_IOERR).
+ */
+int	deliver_sender(int fd, char **fromp, struct err *e);
+
 int	deliver_mda_hand(struct deliver *, struct maildir_msg *, struct err *);
 
 int	deliver_mbox_open(struct deliver *, struct err *);
