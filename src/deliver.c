@@ -22,6 +22,7 @@ deliver_open(struct deliver **dp, const struct account *a,
 
 	d->acct = a;
 	d->kind = a->deliver;
+	d->fd = -1;
 	if (d->kind == DELIVER_MAILDIR)
 		rc = maildir_open(&d->md, a->maildir, e);
 	else {
