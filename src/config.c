@@ -925,8 +925,10 @@ key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
 			return -1;
 		}
 	}
-	set_str(&a->lmtp, xstrdup(v));
-	return 0;
+	/* The key is public, its target not yet written. */
+	cfg_error(c, s, "lmtp: delivery over LMTP is not implemented yet; "
+	    "use mda = [\"/usr/lib/dovecot/dovecot-lda\", ...] or maildir");
+	return -1;
 }
 
 static int

@@ -367,6 +367,10 @@ static const struct row rows[] = {
 	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
 	    " lmtp = \"unix:sock\";\n" PWC TAIL, EX_CONFIG, 5,
 	    "unix:/ABSOLUTE/PATH", NULL, 0 },
+	{ "lmtp not yet",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"unix:/run/lmtp\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "not implemented yet", NULL, 0 },
 	{ "mbox relative",
 	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
 	    " mbox = \"mb\";\n" PWC TAIL, EX_CONFIG, 5, "absolute path",
