@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <inttypes.h>
@@ -16,11 +17,14 @@
 
 #include "account.h"
 #include "buf.h"
+#include "agent.h"
 #include "cred.h"
+#include "deliver.h"
 #include "header.h"
 #include "log.h"
 #include "maildir.h"
 #include "pop3.h"
+#include "refused.h"
 #include "uid.h"
 #include "uidstate.h"
 #include "xmalloc.h"
@@ -68,8 +72,11 @@ struct run {
 	struct account_progress	 noprogress;	/* when opts has none */
 	struct account_progress	*prog;
 	struct pop3		*pop;
-	struct maildir		*md;
+	struct deliver		*dl;		/* the account's target */
+	struct maildir		*md;		/* its spool (deliver.h) */
 	struct uidstate		*st;
+	struct uidmap		*refused;	/* refusals reported before */
+	bool			 refused_dirty;
 	struct msg		*msgs;
 	size_t			 nmsgs, msgsize;
 	struct uidmap		*present;	/* UID -> index, as listed */
@@ -113,13 +120,6 @@ account_trace(void *arg, char dir, const char *text)
 
 	log_msg(dir == POP3_TRACE_INFO ? LL_TRACE : LL_DEBUG, "%s: %c %s",
 	    a->name, dir, text);
-}
-
-static int
-account_recover(void *arg, const char *const *names, size_t n, bool *found,
-    struct err *e)
-{
-	return maildir_recover(arg, names, n, found, e);
 }
 
 /*
@@ -477,11 +477,6 @@ account_batch_free(struct run *r)
 	r->batch_bytes = 0;
 }
 
-/*
- * Makes a batch durable, in the order that loses nothing: files synced,
- * then journaled as pending, then moved into new/ (and new/ synced),
- * then recorded as delivered. Only then are they queued for DELE.
- */
 static void
 account_tick(struct run *r)
 {
@@ -489,13 +484,74 @@ account_tick(struct run *r)
 		r->opts->tick(r->opts->tick_arg);
 }
 
+/* Marks n messages of the batch, from i on, as delivered and recorded. */
+static void
+account_stored(struct run *r, size_t i, size_t n)
+{
+	struct msg *m;
+
+	for (; n > 0; i++, n--) {
+		m = &r->msgs[r->batch_idx[i]];
+		m->stored = true;
+		if (m->uid != NULL && uidmap_del(r->refused, m->uid))
+			r->refused_dirty = true;
+		r->res->fetched++;
+		r->res->bytes += maildir_msg_size(r->batch[i]);
+		if (!r->acct->keep)
+			r->deles[r->ndeles++] = (uint32_t)r->batch_idx[i];
+		else
+			r->res->kept++;
+	}
+}
+
+/*
+ * One message the target did not take: it stays on the server, is not
+ * recorded, and is tried again next run.
+ */
+static void
+account_not_taken(struct run *r, size_t i, int result, const struct err *e)
+{
+	const struct msg *m = &r->msgs[r->batch_idx[i]];
+	bool before;
+
+	r->res->skipped++;
+	if (result == DELIVER_TEMPFAIL) {
+		log_msg(LL_WARN, "%s: message %lu: %s; left on the server for "
+		    "the next run", r->acct->name, (unsigned long)m->num,
+		    e->msg);
+		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
+		return;
+	}
+	/* Reported once per message, not at every poll; it is still
+	 * tried at each, so a mended agent delivers it. */
+	before = m->uid != NULL && uidmap_get(r->refused, m->uid) != NULL;
+	log_msg(before ? LL_DEBUG : LL_ERROR, "%s: message %lu%s%s%s: %s; "
+	    "left on the server%s", r->acct->name, (unsigned long)m->num,
+	    m->uid != NULL ? " (UID " : "", m->uid != NULL ? m->uid : "",
+	    m->uid != NULL ? ")" : "", e->msg, before ? " (reported before)" :
+	    "");
+	if (before)
+		return;
+	r->res->code = err_worse(r->res->code, EX_UNAVAILABLE);
+	if (m->uid != NULL) {
+		(void)uidmap_put(r->refused, m->uid, 0);
+		r->refused_dirty = true;
+	}
+}
+
+/*
+ * Makes a batch durable, in the order that loses nothing: files ready
+ * (a Maildir's synced), journaled as pending, handed to the target
+ * (renamed into new/ and new/ synced, or piped into the agent...), then
+ * recorded as delivered, right after each handover. Only then are they
+ * queued for DELE.
+ */
 static int
 account_commit_work(struct run *r, struct err *e)
 {
 	const char **uids = NULL, **names = NULL;
-	size_t i, n = r->nbatch;
-	struct msg *m;
-	int rc = -1;
+	size_t i, n = r->nbatch, taken;
+	int rc = -1, res;
 
 	if (n == 0)
 		return 0;
@@ -505,21 +561,22 @@ account_commit_work(struct run *r, struct err *e)
 		uids[i] = r->msgs[r->batch_idx[i]].uid;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
-	if (maildir_sync(r->md, r->batch, n, e) == -1 ||
-	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1) ||
-	    maildir_commit(r->md, r->batch, n, e) == -1 ||
-	    (r->have_uidl && uidstate_delivered(r->st, uids, n, time(NULL),
-	    e) == -1))
+	if (deliver_sync(r->dl, r->batch, n, e) == -1 ||
+	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1))
 		goto out;
-	for (i = 0; i < n; i++) {
-		m = &r->msgs[r->batch_idx[i]];
-		m->stored = true;
-		r->res->fetched++;
-		r->res->bytes += maildir_msg_size(r->batch[i]);
-		if (!r->acct->keep)
-			r->deles[r->ndeles++] = (uint32_t)r->batch_idx[i];
-		else
-			r->res->kept++;
+	for (i = 0; i < n; i += taken) {
+		if ((res = deliver_hand(r->dl, r->batch + i, n - i, &taken,
+		    e)) == -1)
+			goto out;
+		if (res != DELIVER_TAKEN) {
+			account_not_taken(r, i, res, e);
+			err_clear(e);
+			continue;
+		}
+		if (r->have_uidl && uidstate_delivered(r->st, uids + i, taken,
+		    time(NULL), e) == -1)
+			goto out;
+		account_stored(r, i, taken);
 	}
 	rc = 0;
 out:
@@ -891,6 +948,28 @@ account_quit(struct run *r, struct err *e)
 	return 0;
 }
 
+static void	account_report(struct run *, const struct err *);
+
+/* Forgets refusals of messages the server no longer has. */
+static void
+account_refused_retain(struct run *r)
+{
+	struct uidmap_entry *en;
+	size_t pos = 0, n = 0, i;
+	char **gone;
+
+	if (uidmap_count(r->refused) == 0)
+		return;
+	gone = xcalloc(uidmap_count(r->refused), sizeof(*gone));
+	while ((en = uidmap_next(r->refused, &pos)) != NULL)
+		if (uidmap_get(r->present, en->uid) == NULL)
+			gone[n++] = en->uid;
+	for (i = 0; i < n; i++)
+		(void)uidmap_del(r->refused, gone[i]);	/* the uid stays valid */
+	r->refused_dirty |= n > 0;
+	free(gone);
+}
+
 /*
  * Folds the run into the state. When the server's full list is known
  * (scanned), forgets the UIDs it no longer has.
@@ -901,8 +980,13 @@ account_save_state(struct run *r, bool scanned, struct err *e)
 	/* A UID deleted now is forgotten only once a later listing no
 	 * longer shows it: some servers answer DELE and QUIT with +OK and
 	 * keep the message, and it must not then look new. */
-	if (scanned && r->have_uidl)
+	if (scanned && r->have_uidl) {
 		uidstate_retain(r->st, r->present);
+		account_refused_retain(r);
+	}
+	if (r->refused_dirty && refused_save(r->cfg->state_dir, r->acct->name,
+	    r->refused, e) == -1)
+		account_report(r, e);
 	return uidstate_commit(r->st, e);
 }
 
@@ -928,8 +1012,9 @@ account_free(struct run *r)
 	account_batch_free(r);
 	pop3_close(r->pop);
 	uidstate_close(r->st);
-	maildir_close(r->md);
+	deliver_close(r->dl);
 	uidmap_free(r->present);
+	uidmap_free(r->refused);
 	free(r->msgs);
 	free(r->queue);
 	free(r->deles);
@@ -1185,7 +1270,7 @@ account_inspect(struct run *r, struct err *e)
 	int rc;
 
 	/* Nothing is created, locked or recovered: a report only. */
-	if (stat(r->acct->maildir, &st) == -1)
+	if (r->acct->maildir != NULL && stat(r->acct->maildir, &st) == -1)
 		account_say(r, "maildir %s: %s (a run creates it)",
 		    r->acct->maildir, strerror(errno));
 	rc = uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, mailbox,
@@ -1224,6 +1309,35 @@ account_inspect(struct run *r, struct err *e)
 	    "dry run done: nothing was fetched, deleted or recorded");
 }
 
+/*
+ * on_new_mail, after a run that stored mail: its failure is reported and
+ * changes nothing about the mail (nor the run's exit status).
+ */
+static void
+account_on_new_mail(struct run *r)
+{
+	char *env[3], how[768];
+	struct agent_result ar;
+	struct err e;
+
+	if (r->acct->on_new_mail == NULL || r->res->fetched == 0)
+		return;
+	env[0] = xasprintf("POPFETCH_ACCOUNT=%s", r->acct->name);
+	env[1] = xasprintf("POPFETCH_NEW=%lu", r->res->fetched);
+	env[2] = NULL;
+	err_clear(&e);
+	if (agent_run(r->acct->on_new_mail, env, -1, r->acct->timeout, &ar,
+	    &e) == -1)
+		log_msg(LL_WARN, "%s: on_new_mail: %s", r->acct->name, e.msg);
+	else if (!ar.spawned || ar.timed_out || !WIFEXITED(ar.status) ||
+	    WEXITSTATUS(ar.status) != 0)
+		log_msg(LL_WARN, "%s: on_new_mail %s: %s", r->acct->name,
+		    r->acct->on_new_mail[0], agent_describe(&ar,
+		    r->acct->timeout, how, sizeof(how)));
+	free(env[0]);
+	free(env[1]);
+}
+
 int
 account_run(const struct config *cfg, const struct account *a,
     const struct account_opts *opts, struct account_result *res)
@@ -1240,17 +1354,22 @@ account_run(const struct config *cfg, const struct account *a,
 	r.opts = opts;
 	r.prog = opts->progress != NULL ? opts->progress : &r.noprogress;
 	r.present = uidmap_new();
+	r.refused = uidmap_new();
 	err_clear(&e);
 	err_clear(&se);
 	if (opts->mode != ACCOUNT_FETCH)
 		account_inspect(&r, &e);
-	else if (maildir_open(&r.md, a->maildir, &e) == 0 &&
-	    uidstate_open(&r.st, cfg->state_dir, a->name, account_recover,
-	    r.md, &e) == 0 && account_mailbox(&r, &e) == 0) {
+	else if (deliver_open(&r.dl, a, cfg->state_dir, &e) == 0 &&
+	    (r.md = deliver_spool(r.dl)) != NULL &&
+	    uidstate_open(&r.st, cfg->state_dir, a->name, deliver_recover,
+	    r.dl, &e) == 0 && account_mailbox(&r, &e) == 0) {
+		uidmap_free(r.refused);
+		r.refused = refused_load(cfg->state_dir, a->name);
 		account_session(&r, &e, &scanned);
 		/* Whatever happened, what was delivered is recorded. */
 		if (account_save_state(&r, scanned, &se) == -1)
 			account_report(&r, &se);
+		account_on_new_mail(&r);
 	}
 	account_report(&r, &e);
 	r.prog->state = 2;

@@ -46,12 +46,16 @@ enum key {
 	K_FINGERPRINT, K_USER, K_PASSWORD, K_PASSWORD_FILE, K_PASSWORD_COMMAND,
 	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
 	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
-	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_COUNT
+	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
+	K_RECIPIENT, K_ON_NEW_MAIL, K_COUNT
 };
 
 #define BIT(k)		(1u << (k))
 #define PW_KEYS		(BIT(K_PASSWORD) | BIT(K_PASSWORD_FILE) | \
 			    BIT(K_PASSWORD_COMMAND) | BIT(K_OAUTH2_TOKEN_COMMAND))
+#define TARGET_KEYS	(BIT(K_MAILDIR) | BIT(K_MDA) | BIT(K_LMTP) | \
+			    BIT(K_MBOX))
+#define ARGV_MAX	256		/* arguments of a command */
 
 /* What one config_load needs to know while it walks the file. */
 struct ctx {
@@ -119,6 +123,16 @@ static int	key_proxy(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_keepalive(struct ctx *, const config_setting_t *,
 		    struct account *);
+static int	key_mda(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_lmtp(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_mbox(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_recipient(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_on_new_mail(struct ctx *, const config_setting_t *,
+		    struct account *);
 
 /* In the order of enum key. */
 static const struct keydef {
@@ -151,6 +165,11 @@ static const struct keydef {
 						key_add_received_header },
 	{ "proxy",		K_PROXY,		key_proxy },
 	{ "keepalive",		K_KEEPALIVE,		key_keepalive },
+	{ "mda",		K_MDA,			key_mda },
+	{ "lmtp",		K_LMTP,			key_lmtp },
+	{ "mbox",		K_MBOX,			key_mbox },
+	{ "recipient",		K_RECIPIENT,		key_recipient },
+	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -786,6 +805,148 @@ key_keepalive(struct ctx *c, const config_setting_t *s, struct account *a)
 	return 0;
 }
 
+/* Frees a NULL-terminated argument vector; NULL is a no-op. */
+static void
+argv_free(char **v)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+static char **
+argv_dup(char *const *v)
+{
+	char **d;
+	size_t i, n;
+
+	if (v == NULL)
+		return NULL;
+	for (n = 0; v[n] != NULL; n++)
+		;
+	d = xcalloc(n + 1, sizeof(*d));
+	for (i = 0; i < n; i++)
+		d[i] = xstrdup(v[i]);
+	return d;
+}
+
+/*
+ * A command as an argument list of non-empty strings, ["COMMAND", "ARG",
+ * ...] or ("COMMAND", ...): it is run without a shell.
+ */
+static int
+get_argv(struct ctx *c, const config_setting_t *s, char ***out)
+{
+	const char *name = config_setting_name(s), *v;
+	int type = config_setting_type(s), i, n;
+	char **argv;
+
+	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
+		cfg_error(c, s, "%s: expected a list of strings such as "
+		    "[\"/usr/bin/procmail\", \"-d\", \"%%T\"], got %s (the "
+		    "command is run without a shell)", name, type_name(type));
+		return -1;
+	}
+	if ((n = config_setting_length(s)) == 0 || n > ARGV_MAX) {
+		cfg_error(c, s, "%s: needs 1 to %d strings: the command and "
+		    "its arguments", name, ARGV_MAX);
+		return -1;
+	}
+	argv = xcalloc((size_t)n + 1, sizeof(*argv));
+	for (i = 0; i < n; i++) {
+		const config_setting_t *el = config_setting_get_elem(s,
+		    (unsigned)i);
+
+		if (config_setting_type(el) != CONFIG_TYPE_STRING ||
+		    (v = config_setting_get_string(el)) == NULL ||
+		    (*v == '\0' && i == 0)) {
+			cfg_error(c, s, "%s: element %d must be a%s string",
+			    name, i + 1, i == 0 ? " non-empty" : "");
+			argv_free(argv);
+			return -1;
+		}
+		argv[i] = xstrdup(v);
+	}
+	argv_free(*out);
+	*out = argv;
+	return 0;
+}
+
+static int
+key_mda(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return get_argv(c, s, &a->mda);
+}
+
+static int
+key_on_new_mail(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return get_argv(c, s, &a->on_new_mail);
+}
+
+static int
+key_mbox(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	char *v;
+
+	if (get_path(c, s, &v) == -1)
+		return -1;
+	set_str(&a->mbox, v);
+	return 0;
+}
+
+/* "unix:/PATH", or "HOST:PORT" (an IPv6 address as "[ADDR]:PORT"). */
+static int
+key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v, *colon;
+	char e1[512], *end;
+	unsigned long port;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] != '/' || strlen(v + 5) >= 108) {
+			cfg_error(c, s, "lmtp: \"%s\": a socket must be "
+			    "unix:/ABSOLUTE/PATH (under 108 bytes)",
+			    esc(e1, sizeof(e1), v));
+			return -1;
+		}
+	} else {
+		colon = strrchr(v, ':');
+		port = colon == NULL ? 0 : strtoul(colon + 1, &end, 10);
+		if (colon == NULL || colon == v || colon[1] == '\0' ||
+		    *end != '\0' || port == 0 || port > 65535 ||
+		    strpbrk(v, " \t\r\n/") != NULL) {
+			cfg_error(c, s, "lmtp: \"%s\" is neither "
+			    "unix:/PATH nor HOST:PORT", esc(e1, sizeof(e1), v));
+			return -1;
+		}
+	}
+	/* The key is public, its target not yet written. */
+	cfg_error(c, s, "lmtp: delivery over LMTP is not implemented yet; "
+	    "use mda = [\"/usr/lib/dovecot/dovecot-lda\", ...] or maildir");
+	return -1;
+}
+
+static int
+key_recipient(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	const char *v;
+
+	if (get_string(c, s, &v) == -1)
+		return -1;
+	if (strpbrk(v, "\r\n<> \t") != NULL) {
+		cfg_error(c, s, "recipient: must be an address, without "
+		    "spaces, line breaks or angle brackets");
+		return -1;
+	}
+	set_str(&a->recipient, xstrdup(v));
+	return 0;
+}
+
 static const struct keydef *
 find_key(const char *name)
 {
@@ -866,6 +1027,11 @@ account_clear(struct account *a)
 	free(a->oauth2_token_command);
 	xfree_secret(a->proxy);
 	free(a->maildir);
+	argv_free(a->mda);
+	free(a->lmtp);
+	free(a->mbox);
+	free(a->recipient);
+	argv_free(a->on_new_mail);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -895,6 +1061,65 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.oauth2_token_command = dup_or_null(d->oauth2_token_command);
 	ac->a.proxy = dup_or_null(d->proxy);
 	ac->a.maildir = dup_or_null(d->maildir);
+	ac->a.mda = argv_dup(d->mda);
+	ac->a.lmtp = dup_or_null(d->lmtp);
+	ac->a.mbox = dup_or_null(d->mbox);
+	ac->a.recipient = dup_or_null(d->recipient);
+	ac->a.on_new_mail = argv_dup(d->on_new_mail);
+}
+
+static int	count_bits(unsigned);
+
+/* A delivery target set in the account replaces the inherited one. */
+static void
+acfg_target_override(struct acfg *ac)
+{
+	if ((ac->own & TARGET_KEYS) == 0)
+		return;
+	if ((ac->own & BIT(K_MAILDIR)) == 0) {
+		free(ac->a.maildir);
+		ac->a.maildir = NULL;
+	}
+	if ((ac->own & BIT(K_MDA)) == 0) {
+		argv_free(ac->a.mda);
+		ac->a.mda = NULL;
+	}
+	if ((ac->own & BIT(K_LMTP)) == 0) {
+		free(ac->a.lmtp);
+		ac->a.lmtp = NULL;
+	}
+	if ((ac->own & BIT(K_MBOX)) == 0) {
+		free(ac->a.mbox);
+		ac->a.mbox = NULL;
+	}
+	ac->inh &= ~TARGET_KEYS;
+}
+
+/* Exactly one delivery target; sets a->deliver. */
+static void
+acfg_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
+    const char *label)
+{
+	unsigned set = (ac->own | ac->inh) & TARGET_KEYS;
+	const config_setting_t *at = g;
+	int k;
+
+	if (set == 0) {
+		cfg_error(c, g, "%s: missing required key \"maildir\" (or "
+		    "\"mda\", \"lmtp\" or \"mbox\": one delivery target)",
+		    label);
+		return;
+	}
+	if (count_bits(set) > 1) {
+		for (k = 0; k < K_COUNT; k++)
+			if ((set & BIT(k)) && ac->src[k] != NULL)
+				at = ac->src[k];
+		cfg_error(c, at, "%s: name one delivery target only, one of "
+		    "maildir, mda, lmtp and mbox", label);
+		return;
+	}
+	ac->a.deliver = set == BIT(K_MDA) ? DELIVER_MDA : set == BIT(K_LMTP) ?
+	    DELIVER_LMTP : set == BIT(K_MBOX) ? DELIVER_MBOX : DELIVER_MAILDIR;
 }
 
 /* A password source set in the account replaces all inherited ones. */
@@ -937,7 +1162,7 @@ static void
 acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     const char *label)
 {
-	static const enum key req[] = { K_NAME, K_HOST, K_USER, K_MAILDIR };
+	static const enum key req[] = { K_NAME, K_HOST, K_USER };
 	unsigned set = ac->own | ac->inh;
 	size_t i;
 
@@ -945,6 +1170,7 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 		if ((set & BIT(req[i])) == 0)
 			cfg_error(c, g, "%s: missing required key \"%s\"",
 			    label, keydefs[req[i]].name);
+	acfg_check_target(c, g, ac, label);
 	/* None: ~/.netrc is asked at login. */
 	if (count_bits(set & PW_KEYS) > 1)
 		cfg_error(c, g, "%s: set at most one of password, "
@@ -987,6 +1213,7 @@ parse_account(struct ctx *c, const config_setting_t *g,
 	acfg_inherit(&ac, def);
 	parse_group(c, g, &ac, 0);
 	acfg_password_override(&ac);
+	acfg_target_override(&ac);
 	if (ac.a.name != NULL)
 		snprintf(label, sizeof(label), "account \"%s\"",
 		    esc(e1, sizeof(e1), ac.a.name));

@@ -28,6 +28,14 @@ enum auth_mech {
  * One account, validated: every pointer member is either NULL (only where
  * the comment says it may be) or a string owned by the struct config.
  */
+/* Where an account's mail goes: exactly one target per account. */
+enum deliver_kind {
+	DELIVER_MAILDIR,	/* maildir = "PATH" */
+	DELIVER_MDA,		/* mda = ["COMMAND", "ARG", ...] */
+	DELIVER_LMTP,		/* lmtp = "unix:/PATH" or "HOST:PORT" */
+	DELIVER_MBOX		/* mbox = "PATH" */
+};
+
 struct account {
 	char		*name;		/* [A-Za-z0-9][A-Za-z0-9._-]*, unique */
 	char		*host;
@@ -43,7 +51,13 @@ struct account {
 	char		*password_command;
 	char		*oauth2_token_command;	/* auth is an OAuth2 one */
 	enum auth_mech	 auth;
-	char		*maildir;	/* ~ expanded */
+	enum deliver_kind deliver;	/* which one of the next four is set */
+	char		*maildir;	/* ~ expanded, or NULL */
+	char		**mda;		/* argv, NULL-terminated, or NULL */
+	char		*lmtp;		/* "unix:/PATH" or "HOST:PORT", or NULL */
+	char		*mbox;		/* ~ expanded, or NULL */
+	char		*recipient;	/* %T and RCPT TO; NULL: user */
+	char		**on_new_mail;	/* argv, NULL-terminated, or NULL */
 	bool		 keep;
 	unsigned	 keep_days;	/* 0: never delete (with keep) */
 	uint64_t	 max_size;	/* bytes; 0: no limit */

@@ -698,6 +698,12 @@ static int
 import_recover(void *arg, const char *const *names, size_t n, bool *found,
     struct err *e)
 {
+	/* Not a Maildir account: what was handed to its agent cannot be
+	 * checked, and is delivered again (popfetch.conf(5)). */
+	if (arg == NULL) {
+		memset(found, 0, n * sizeof(*found));
+		return 0;
+	}
 	return maildir_recover(arg, names, n, found, e);
 }
 
@@ -761,7 +767,7 @@ open_state(const struct config *cfg, const struct account *a, bool dry,
 {
 	if (dry)
 		return open_state_dry(cfg, a, t, e);
-	if (maildir_open(&t->md, a->maildir, e) == -1)
+	if (a->maildir != NULL && maildir_open(&t->md, a->maildir, e) == -1)
 		return -1;
 	return state_open(cfg, a, t, e);
 }

@@ -233,6 +233,17 @@ maildir_msg_name(const struct maildir_msg *m)
 	return m->name;
 }
 
+int
+maildir_msg_open_read(const struct maildir_msg *m, struct err *e)
+{
+	int fd = openat(m->md->tmpfd, m->name, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		err_set(e, EX_IOERR, "cannot open %s/tmp/%s: %s", m->md->path,
+		    m->name, strerror(errno));
+	return fd;
+}
+
 uint64_t
 maildir_msg_size(const struct maildir_msg *m)
 {

@@ -52,6 +52,12 @@ int	maildir_msg_finish(struct maildir_msg *, struct err *e);
 /* The message's unique base name, the same in tmp/ and new/. */
 const char *maildir_msg_name(const struct maildir_msg *);
 
+/*
+ * Opens the finished message, still in tmp/, for reading (O_CLOEXEC).
+ * Returns the descriptor (the caller closes it), or -1 with e filled in.
+ */
+int	maildir_msg_open_read(const struct maildir_msg *, struct err *e);
+
 /* Bytes written so far. */
 uint64_t maildir_msg_size(const struct maildir_msg *);
 

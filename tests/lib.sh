@@ -496,7 +496,8 @@ t_has_key()
 # the Dovecot port for TLS, ca_file $T_CA (unless tls is none, which gets
 # allow_plaintext = true, or $T_NO_CA_FILE is set), user alice, password secret (unless SETTINGS
 # sets another password source, or $T_NO_PASSWORD is set) and maildir
-# $(t_maildir NAME), except for any of these keys that SETTINGS (libconfig
+# $(t_maildir NAME) (unless SETTINGS names another target: mda, mbox or
+# lmtp), except for any of these keys that SETTINGS (libconfig
 # text, e.g. 'keep = true; port = 1234;') sets itself. $T_CONFIG_TOP, if
 # set, is added at the top level.
 t_write_config()
@@ -543,6 +544,9 @@ t_write_config()
 			    [ -n "${T_NO_PASSWORD:-}" ] ||
 			    printf '    password = "secret";\n'
 			t_has_key "$extra" maildir ||
+			    t_has_key "$extra" mda ||
+			    t_has_key "$extra" mbox ||
+			    t_has_key "$extra" lmtp ||
 			    printf '    maildir = "%s";\n' "$(t_maildir "$name")"
 			[ -z "$extra" ] || printf '   %s\n' "$extra"
 			printf '  }'

@@ -151,6 +151,24 @@ chk_port(const struct config *c)
 	return c->accounts[0].port == 1995 ? NULL : "port";
 }
 
+/* A top-level mda, replaced by the account's own maildir in one. */
+static const char *
+chk_targets(const struct config *c)
+{
+	const struct account *a = &c->accounts[0], *b = &c->accounts[1];
+
+	if (a->deliver != DELIVER_MAILDIR || a->mda != NULL ||
+	    strcmp(a->maildir, "/m") != 0)
+		return "account a";
+	if (b->deliver != DELIVER_MDA || b->maildir != NULL ||
+	    strcmp(b->mda[0], "/bin/x") != 0 || strcmp(b->mda[1], "%T") != 0 ||
+	    b->mda[2] != NULL || strcmp(b->recipient, "r@x") != 0)
+		return "account b";
+	if (b->on_new_mail == NULL || strcmp(b->on_new_mail[0], "n") != 0)
+		return "on_new_mail";
+	return NULL;
+}
+
 static const char *
 chk_tilde(const struct config *c)
 {
@@ -323,6 +341,48 @@ static const struct row rows[] = {
 	{ "missing maildir",
 	    HEAD " name = \"a\";\n host = \"h\"; user = \"u\";\n" PWC TAIL,
 	    EX_CONFIG, 1, "missing required key \"maildir\"", NULL, 0 },
+	{ "two targets", ACC(" mbox = \"/mb\";\n"), EX_CONFIG, 7,
+	    "one delivery target only", NULL, 0 },
+	{ "two targets, top level",
+	    "mda = [\"/x\"];\nmbox = \"/mb\";\n"
+	    "accounts = ( { name = \"a\"; host = \"h\"; user = \"u\"; "
+	    "password_command = \"x\"; } );\n", EX_CONFIG, 2,
+	    "one delivery target only", NULL, 0 },
+	{ "mda not a list",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " mda = \"/bin/x %T\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "mda: expected a list", NULL, 0 },
+	{ "mda empty list",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " mda = [];\n" PWC TAIL, EX_CONFIG, 5, "needs 1 to", NULL, 0 },
+	{ "mda non-string",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " mda = (\"/x\", 3);\n" PWC TAIL, EX_CONFIG, 5,
+	    "element 2 must be a string", NULL, 0 },
+	{ "lmtp bad",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"localhost\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "neither unix:/PATH nor HOST:PORT", NULL, 0 },
+	{ "lmtp relative socket",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"unix:sock\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "unix:/ABSOLUTE/PATH", NULL, 0 },
+	{ "lmtp not yet",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"unix:/run/lmtp\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "not implemented yet", NULL, 0 },
+	{ "mbox relative",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " mbox = \"mb\";\n" PWC TAIL, EX_CONFIG, 5, "absolute path",
+	    NULL, 0 },
+	{ "targets inherited and replaced",
+	    "mda = [\"/bin/x\", \"%T\"];\nrecipient = \"r@x\";\n"
+	    "on_new_mail = [\"n\"];\n"
+	    "accounts = (\n { name = \"a\"; host = \"h\"; user = \"u\";\n"
+	    "   maildir = \"/m\"; password_command = \"x\"; },\n"
+	    " { name = \"b\"; host = \"h\"; user = \"u\";\n"
+	    "   password_command = \"x\"; }\n);\n", EX_OK, 0, NULL,
+	    chk_targets, 0 },
 	{ "missing name",
 	    HEAD " host = \"h\"; user = \"u\"; maildir = \"/m\";\n" PWC TAIL,
 	    EX_CONFIG, 1, "missing required key \"name\"", NULL, 0 },
