@@ -151,6 +151,15 @@ parse_args(int argc, char **argv, struct options *o)
 			return -1;
 		}
 	}
+	if (o->quiet && o->verbose > 0) {
+		fprintf(stderr, "popfetch: -q and -v contradict each other\n");
+		return -1;
+	}
+	if (o->quiet && (o->check || o->dry_run)) {
+		fprintf(stderr, "popfetch: %s prints a report; -q would hide "
+		    "it\n", o->check ? "--check" : "--dry-run");
+		return -1;
+	}
 	if ((o->check || o->dry_run) && (o->daemon || o->check == o->dry_run)) {
 		fprintf(stderr, "popfetch: --check, --dry-run and --daemon "
 		    "each go alone\n");
