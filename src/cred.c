@@ -337,9 +337,13 @@ check_status(int status, const char *what, struct err *e)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
+	/* As a shell says it: our own exec failure exits 127 too. */
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		err_set(e, EX_CONFIG, "could not run %s (exit status 127)",
-		    what);
+		err_set(e, EX_CONFIG, "%s: command not found (exit status "
+		    "127): check its name, or give its full path", what);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == 126)
+		err_set(e, EX_CONFIG, "%s: command found but not executable "
+		    "(exit status 126): check its permissions", what);
 	else if (WIFEXITED(status))
 		err_set(e, EX_TEMPFAIL, "%s exited with status %d", what,
 		    WEXITSTATUS(status));

@@ -45,9 +45,11 @@ static const struct cmd_row cmd_rows[] = {
 	{ "prints nothing", "true", 5, EX_TEMPFAIL, "nothing there", 0 },
 	{ "prints an empty line", "echo", 5, EX_TEMPFAIL, "nothing there", 0 },
 	{ "not found (direct)", "/nonexistent/popfetch-cmd", 5, EX_CONFIG,
-	    "could not run password_command", 0 },
+	    "password_command: command not found (exit status 127)", 0 },
 	{ "not found (shell)", "/nonexistent/popfetch-cmd 2>/dev/null", 5,
-	    EX_CONFIG, "could not run password_command", 0 },
+	    EX_CONFIG, "password_command: command not found", 0 },
+	{ "not executable (shell)", "/dev/null 2>/dev/null", 5, EX_CONFIG,
+	    "password_command: command found but not executable", 0 },
 	{ "shell pipeline", "echo pw | tr p q", 5, EX_OK, "qw", 0 },
 	{ "sleeps past the timeout", "sleep 10", 1, EX_TEMPFAIL,
 	    "timed out after 1 s", 2.5 },
@@ -237,7 +239,7 @@ test_token_command(void)
 	a.oauth2_token_command = (char *)(uintptr_t)"/nonexistent/token-cmd";
 	rv = cred_password(&a, 5, &pw, &e);
 	tap_ok(rv == -1 && e.code == EX_CONFIG &&
-	    strstr(e.msg, "could not run oauth2_token_command") != NULL,
+	    strstr(e.msg, "oauth2_token_command: command not found") != NULL,
 	    "oauth2_token_command: not found # %s", e.msg);
 }
 
