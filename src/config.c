@@ -969,6 +969,62 @@ is_top_only(const char *name)
 	return false;
 }
 
+/*
+ * Edit distance of a and b, a swap of two neighbours counting as one
+ * edit ("hots", "host"); 99 for names of 32 characters or more.
+ */
+static unsigned
+config_distance(const char *a, const char *b)
+{
+	unsigned d[33][33], i, j, v, la = (unsigned)strlen(a),
+	    lb = (unsigned)strlen(b);
+
+	if (la > 32 || lb > 32)
+		return 99;
+	for (i = 0; i <= la; i++)
+		d[i][0] = i;
+	for (j = 0; j <= lb; j++)
+		d[0][j] = j;
+	for (i = 1; i <= la; i++)
+		for (j = 1; j <= lb; j++) {
+			v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < v)
+				v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	return d[la][lb];
+}
+
+/* A known key close to an unknown name, as "; did you mean X?", or "". */
+static void
+config_suggest(const char *name, bool top, char *out, size_t size)
+{
+	const char *best = NULL;
+	unsigned d, bestd = 3;
+	size_t i;
+
+	for (i = 0; i < sizeof(keydefs) / sizeof(keydefs[0]); i++)
+		if ((d = config_distance(name, keydefs[i].name)) < bestd) {
+			bestd = d;
+			best = keydefs[i].name;
+		}
+	for (i = 0; top && i < sizeof(top_only) / sizeof(top_only[0]); i++)
+		if ((d = config_distance(name, top_only[i])) < bestd) {
+			bestd = d;
+			best = top_only[i];
+		}
+	/* Two edits in a short name is another word. */
+	if (best != NULL && bestd * 3 > strlen(name))
+		best = NULL;
+	snprintf(out, size, best != NULL ? "; did you mean \"%s\"?" : "",
+	    best);
+}
+
 /* An optional top-level integer key in [min, max], else dflt. */
 static unsigned
 top_int(struct ctx *c, const config_setting_t *root, const char *name,
@@ -990,7 +1046,7 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 	const struct keydef *kd;
 	const config_setting_t *s;
 	const char *name;
-	char e1[512];
+	char e1[512], hint[96];
 	int i, n = config_setting_length(g);
 
 	for (i = 0; i < n; i++) {
@@ -1000,10 +1056,11 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 			continue;
 		kd = find_key(name);
 		if (kd == NULL || (top && kd->key == K_NAME)) {
-			cfg_error(c, s, "unknown key \"%s\"%s",
+			config_suggest(name, top, hint, sizeof(hint));
+			cfg_error(c, s, "unknown key \"%s\"%s%s",
 			    esc(e1, sizeof(e1), name), top ? (kd == NULL ? "" :
 			    " at top level (only valid in an account)") :
-			    " in account");
+			    " in account", kd == NULL ? hint : "");
 			continue;
 		}
 		if (kd->fn(c, s, &ac->a) == 0) {
