@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
@@ -1433,6 +1434,106 @@ fail:
 	return NULL;
 }
 
+/* Line number line (from 1) of the file at path, or NULL; caller frees. */
+static char *
+config_line(const char *path, unsigned line)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = fopen(path, "re");
+	unsigned n = 0;
+
+	if (f == NULL)
+		return NULL;
+	while (getline(&buf, &size, f) != -1)
+		if (++n == line)
+			break;
+	(void)fclose(f);		/* read-only: nothing to lose */
+	if (n != line) {
+		free(buf);
+		return NULL;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf;
+}
+
+static bool
+config_key_char(char ch)
+{
+	return isalnum((unsigned char)ch) || ch == '_' || ch == '-' ||
+	    ch == '*';
+}
+
+/*
+ * The key a "duplicate setting name" error at line l means, into out:
+ * of the "NAME =" (or ":") on the line, the last that the line names
+ * twice, else the last (a key set again on a line of its own). False
+ * when the line has none.
+ */
+static bool
+config_dup_key(const char *l, char *out, size_t size)
+{
+	const char *keys[32], *p, *q;
+	size_t lens[32], n = 0, i, j;
+
+	for (p = l; *p != '\0' && n < 32; p++) {
+		if (!config_key_char(*p) || isdigit((unsigned char)*p) ||
+		    (p > l && config_key_char(p[-1])))
+			continue;
+		for (q = p; config_key_char(*q); q++)
+			;
+		lens[n] = (size_t)(q - p);
+		while (*q == ' ' || *q == '\t')
+			q++;
+		if (*q == '=' || *q == ':')
+			keys[n++] = p;
+	}
+	if (n == 0)
+		return false;
+	for (i = n; i-- > 0;)
+		for (j = 0; j < i; j++)
+			if (lens[j] == lens[i] &&
+			    memcmp(keys[j], keys[i], lens[i]) == 0) {
+				snprintf(out, size, "%.*s", (int)lens[i],
+				    keys[i]);
+				return true;
+			}
+	snprintf(out, size, "%.*s", (int)lens[n - 1], keys[n - 1]);
+	return true;
+}
+
+/*
+ * libconfig's parse errors, made to say what: the key set twice, the
+ * include file that is missing.
+ */
+static void
+config_parse_error(struct ctx *c, const config_t *lc)
+{
+	const char *file = config_error_file(lc), *text = config_error_text(lc);
+	unsigned line = (unsigned)config_error_line(lc);
+	char *l, *path, msg[600], key[64];
+	const char *q;
+
+	if (text == NULL)
+		text = "cannot read the file";
+	path = src_path(c, file);
+	l = line > 0 ? config_line(path, line) : NULL;
+	if (l != NULL && strcmp(text, "duplicate setting name") == 0 &&
+	    config_dup_key(l, key, sizeof(key)))
+		snprintf(msg, sizeof(msg), "\"%s\" is set twice in the same "
+		    "group (a key may appear once)", key);
+	else if (l != NULL && strcmp(text, "cannot open include file") == 0 &&
+	    (q = strchr(l, '"')) != NULL && strchr(q + 1, '"') != NULL)
+		snprintf(msg, sizeof(msg), "cannot open include file %.*s "
+		    "(a relative name is taken from %s)", (int)(strchr(q + 1,
+		    '"') - q - 1), q + 1, c->dir);
+	else
+		snprintf(msg, sizeof(msg), "%s", text);
+	cfg_error_at(c, file, line, msg);
+	free(l);
+	free(path);
+}
+
 int
 config_load(const char *path, struct config **cfgp, struct err *e)
 {
@@ -1450,10 +1551,7 @@ config_load(const char *path, struct config **cfgp, struct err *e)
 	config_init(&lc);
 	config_set_include_dir(&lc, c.dir);
 	if (config_read(&lc, fp) == CONFIG_FALSE)
-		cfg_error_at(&c, config_error_file(&lc),
-		    (unsigned)config_error_line(&lc),
-		    config_error_text(&lc) ? config_error_text(&lc) :
-		    "cannot read the file");
+		config_parse_error(&c, &lc);
 	else
 		cfg = build(&c, config_root_setting(&lc));
 	(void)fclose(fp);		/* read-only: nothing to lose */
