@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -16,7 +17,7 @@
  * then only read: process-wide settings, like stderr itself.
  */
 static enum log_level log_level = LL_INFO;
-static bool log_syslog, log_journal, log_demote, log_erase;
+static bool log_syslog, log_journal, log_demote, log_erase, log_stamp;
 
 void
 log_set_level(enum log_level level)
@@ -34,6 +35,12 @@ void
 log_set_erase_line(bool on)
 {
 	log_erase = on && isatty(STDERR_FILENO);
+}
+
+void
+log_set_timestamps(bool on)
+{
+	log_stamp = on && isatty(STDERR_FILENO);
 }
 
 void
@@ -73,7 +80,9 @@ log_msg(enum log_level level, const char *fmt, ...)
 	static const int prio[] = {
 		LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG
 	};
-	char line[2048];
+	char line[2048], stamp[32] = "";
+	time_t now;
+	struct tm tm;
 	va_list ap;
 
 	if (level == LL_ERROR && log_demote)
@@ -87,9 +96,15 @@ log_msg(enum log_level level, const char *fmt, ...)
 		syslog(prio[level], "%s", line);
 	else if (log_journal)
 		fprintf(stderr, "<%d>%s\n", prio[level], line);
-	else
+	else {
+		if (log_stamp && (now = time(NULL)) != (time_t)-1 &&
+		    localtime_r(&now, &tm) != NULL &&
+		    strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S ",
+		    &tm) == 0)
+			stamp[0] = '\0';
 		/* One write per line: lines of parallel workers never mix.
 		 * On a terminal with a progress line, that line goes first. */
-		fprintf(stderr, "%spopfetch: %s\n", log_erase ? "\r\033[K" :
-		    "", line);
+		fprintf(stderr, "%s%spopfetch: %s\n", log_erase ? "\r\033[K" :
+		    "", stamp, line);
+	}
 }

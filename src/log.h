@@ -41,6 +41,13 @@ void	log_set_demote_errors(bool);
  */
 void	log_set_erase_line(bool on);
 
+/*
+ * With on, and standard error a terminal (not the journal, which stamps
+ * lines itself, nor syslog), each line starts with the local date and
+ * time: for a daemon watched in the foreground.
+ */
+void	log_set_timestamps(bool on);
+
 /* Prints one line at level (a newline is added). */
 void	log_msg(enum log_level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -241,6 +241,7 @@ main(int argc, char **argv)
 	if (parse_args(argc, argv, &o) == -1)
 		return EX_USAGE;
 	log_open(o.syslog);
+	log_set_timestamps(o.daemon);
 	log_set_level(o.quiet ? LL_ERROR : o.verbose >= 2 ? LL_TRACE :
 	    o.verbose == 1 ? LL_DEBUG : LL_INFO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
