@@ -20,6 +20,7 @@
 #include "agent.h"
 #include "cred.h"
 #include "deliver.h"
+#include "fsutil.h"
 #include "header.h"
 #include "log.h"
 #include "maildir.h"
@@ -1254,6 +1255,37 @@ account_counts(struct run *r)
 }
 
 /*
+ * Whether a run could store mail and record it: a read-only mount or a
+ * directory of another owner fails the check, as it would fail the run.
+ */
+static int
+account_check_writable(struct run *r, struct err *e)
+{
+	const struct account *a = r->acct;
+	char *dir, *slash;
+	struct stat st;
+	int rc = 0;
+
+	if (a->maildir != NULL) {
+		dir = xasprintf("%s/tmp", a->maildir);
+		rc = fs_writable(stat(dir, &st) == 0 ? dir : a->maildir,
+		    "maildir", e);
+		free(dir);
+	}
+	if (rc == 0 && a->mbox != NULL) {
+		dir = xstrdup(a->mbox);
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		rc = fs_writable(slash != NULL ? dir : ".", "the mbox's "
+		    "directory", e);
+		free(dir);
+	}
+	if (rc == 0)
+		rc = fs_writable(r->cfg->state_dir, "state directory", e);
+	return rc;
+}
+
+/*
  * --check and --dry-run: log in, report, and QUIT having changed
  * nothing on the server or in the state (a recovery at open aside).
  */
@@ -1273,6 +1305,10 @@ account_inspect(struct run *r, struct err *e)
 	if (r->acct->maildir != NULL && stat(r->acct->maildir, &st) == -1)
 		account_say(r, "maildir %s: %s (a run creates it)",
 		    r->acct->maildir, strerror(errno));
+	if (account_check_writable(r, e) == -1) {
+		free(mailbox);
+		return;
+	}
 	rc = uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, mailbox,
 	    &pending, &other, e);
 	if (rc == 0 && other)

@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -79,6 +80,49 @@ fs_mkdirs(const char *path, const char *what, struct err *e)
 	}
 	if (rc == 0)
 		rc = fs_mkdir(p, what, e);
+	free(p);
+	return rc;
+}
+
+int
+fs_writable(const char *dir, const char *what, struct err *e)
+{
+	char *p = xstrdup(dir), *slash, *probe;
+	struct stat st = { 0 };
+	int fd, rc = 0;
+
+	/* A directory that is not there yet: a run makes it in the nearest
+	 * one that is, which must let it. */
+	while (stat(p, &st) == -1 && errno == ENOENT &&
+	    (slash = strrchr(p, '/')) != NULL && slash != p)
+		*slash = '\0';
+	if (stat(p, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		err_set(e, EX_CANTCREAT, "%s %s: %s", what, p,
+		    S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+		free(p);
+		return -1;
+	}
+	if (strcmp(p, dir) != 0) {
+		if (access(p, W_OK | X_OK) == -1) {
+			err_set(e, EX_CANTCREAT, "%s %s cannot be created in "
+			    "%s: %s", what, dir, p, strerror(errno));
+			rc = -1;
+		}
+		free(p);
+		return rc;
+	}
+	/* Root passes access(2) everywhere: only a file made tells. */
+	probe = xasprintf("%s/.popfetch-check.%ld", dir, (long)getpid());
+	if ((fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1) {
+		err_set(e, EX_CANTCREAT, "cannot create a file in %s %s: %s",
+		    what, dir, strerror(errno));
+		rc = -1;
+	} else {
+		(void)close(fd);		/* empty: nothing to lose */
+		(void)unlink(probe);		/* a leftover is harmless */
+	}
+	free(probe);
 	free(p);
 	return rc;
 }

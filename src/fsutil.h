@@ -14,4 +14,12 @@
  */
 int	fs_mkdirs(const char *path, const char *what, struct err *e);
 
+/*
+ * Whether a run could write in dir: a file can be created there (one is
+ * made and removed at once), or, when dir does not exist yet, its
+ * nearest existing parent lets a run create it. Returns 0, or -1 with e
+ * filled in (EX_CANTCREAT, naming WHAT and the directory).
+ */
+int	fs_writable(const char *dir, const char *what, struct err *e);
+
 #endif
