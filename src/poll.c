@@ -771,7 +771,9 @@ daemon_report(struct sched *s, const struct account_result *res,
 			/* The worker was quiet about errors: say it here. */
 			log_msg(LL_ERROR, "%s: %s", s->name, res->error);
 		s->auth_failing = false;
-	}
+	} else if (res->code == EX_OK && s->last_code == EX_NOPERM)
+		/* Refused before a reload cleared the backoff. */
+		log_msg(LL_INFO, "%s: login works again", s->name);
 }
 
 /*
