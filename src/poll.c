@@ -577,18 +577,19 @@ daemon_mailbox_wait(const struct daemon *d, const char *mailbox,
 }
 
 /*
- * True while the poll of an account that a reload dropped (or renamed)
- * still works on mailbox: a second session to it meanwhile would fetch
- * the same messages, or be refused as [IN-USE].
+ * True while another poll works on the mailbox of s: one of an account
+ * that a reload dropped or renamed, or that had other settings when it
+ * started. A second session meanwhile would fetch the same messages, or
+ * be refused as [IN-USE].
  */
 static bool
-daemon_mailbox_busy(const struct daemon *d, const char *mailbox)
+daemon_mailbox_busy(const struct daemon *d, const struct sched *s)
 {
 	size_t i;
 
 	for (i = 0; i < d->ns; i++)
-		if (d->s[i].gone && d->s[i].running &&
-		    strcmp(d->s[i].mailbox, mailbox) == 0)
+		if (&d->s[i] != s && d->s[i].running &&
+		    strcmp(d->s[i].mailbox, s->mailbox) == 0)
 			return true;
 	return false;
 }
@@ -875,7 +876,7 @@ daemon_startable(const struct daemon *d, const struct sched *s)
 	if (s->running || s->gone ||
 	    (a = config_find_account(d->cfg, s->name)) == NULL ||
 	    !pool_can_start(&d->pool, a->host) ||
-	    daemon_mailbox_busy(d, s->mailbox))
+	    daemon_mailbox_busy(d, s))
 		return NULL;
 	return a;
 }
@@ -913,8 +914,8 @@ daemon_timeout(const struct daemon *d)
 
 		if (s->running || s->gone || s->due >= t)
 			continue;
-		/* Due but held back by the limits or by a dropped account's
-		 * poll: a worker's end (SIGCHLD) is what frees it, not the
+		/* Due but held back by the limits or by another poll of its
+		 * mailbox: a worker's end (SIGCHLD) is what frees it, not the
 		 * clock. */
 		if (s->due <= now && daemon_startable(d, s) == NULL)
 			continue;

@@ -35,13 +35,14 @@ int	poll_once(const struct config *cfg, const struct account *const *accts,
  * The daemon: polls every account of *cfgp on its own interval (with a
  * little jitter, exponential backoff after failures, harder after a
  * refused login, and no sooner than the server's LOGIN-DELAY), in worker
- * processes within the same limits as poll_once, until SIGTERM or SIGINT.
+ * processes within the same limits as poll_once and never two at once
+ * for one user@host, until SIGTERM or SIGINT.
  * SIGUSR1 polls every account now; SIGHUP reloads the configuration from
  * path (a broken one is reported and the old one stays; *cfgp is then
  * replaced, the old one freed). Across a reload an account is the one of
  * the same name: a new one is polled soon (not before a LOGIN-DELAY
  * pending for its user@host), a dropped one no more, its poll in progress
- * ending first (and no account on its user@host starts meanwhile). An
+ * ending first (and holding its user@host until then). An
  * idle account whose interval changed is next polled at the earlier of
  * the time planned and its last poll's end plus the new interval (with
  * its backoff); one whose login settings changed (host, port, tls,
