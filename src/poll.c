@@ -637,11 +637,12 @@ sched_update(struct sched *s, const struct account *a, int64_t wait)
 {
 	char *key = login_key(a), *mailbox = mailbox_key(a);
 	int64_t now = poll_now_ms(), cand = s->due;
-	bool moved, prompt;
+	bool changed, moved, prompt;
 
 	/* An outside secret (file, command, ~/.netrc) may have been fixed:
 	 * a reload after a refused login is taken as such a change. */
-	prompt = s->failures > 0 && (strcmp(key, s->login) != 0 ||
+	changed = strcmp(key, s->login) != 0;
+	prompt = s->failures > 0 && (changed ||
 	    (a->password == NULL && s->last_code == EX_NOPERM));
 	xfree_secret(s->login);
 	s->login = key;
@@ -666,8 +667,9 @@ sched_update(struct sched *s, const struct account *a, int64_t wait)
 		s->due = s->not_before;
 	s->interval = a->interval;
 	if (prompt)
-		log_msg(LL_INFO, "%s: login settings changed: backoff "
-		    "cleared, next poll in %llds", a->name,
+		log_msg(LL_INFO, "%s: %s: backoff cleared, next poll in %llds",
+		    a->name, changed ? "login settings changed" :
+		    "the password from outside the file may have changed",
 		    (long long)((s->due - now + 999) / 1000));
 }
 
