@@ -392,17 +392,26 @@ out:
 
 /* --- the daemon ------------------------------------------------------ */
 
-/* One account's schedule. */
+/*
+ * One account's schedule. While a poll runs, mailbox and login describe
+ * the settings it was started with (a reload may change the account's);
+ * otherwise those of the configuration in use.
+ */
 struct sched {
 	char		*name;
+	char		*mailbox;	/* "user@host": LOGIN-DELAY's scope */
+	char		*login;		/* login_key(): what failures refer to */
 	int64_t		 due;		/* monotonic ms */
 	int64_t		 not_before;	/* LOGIN-DELAY: no login sooner */
 	int64_t		 started;	/* when the last poll began */
+	int64_t		 ended;		/* when the last poll ended; 0: none */
+	unsigned	 interval;	/* the interval due was reckoned with */
 	unsigned	 failures;	/* in a row */
 	bool		 running;
 	bool		 again;		/* SIGUSR1 while running */
 	bool		 auth_failing;	/* reported once, then quiet */
 	bool		 gone;		/* dropped by a reload, still running */
+	bool		 reread;	/* reloaded while running (outside secret) */
 	int		 last_code;
 };
 
@@ -504,35 +513,219 @@ daemon_find(struct daemon *d, const char *name)
 	return NULL;
 }
 
-/* A schedule for every account of cfg, keeping what old ones knew. */
+/*
+ * The settings that decide whether a login works (the secret's source
+ * included), as one string: equal strings, equal logins. It holds the
+ * password: free it with xfree_secret.
+ */
+static char *
+login_key(const struct account *a)
+{
+	const char *f[] = { a->host, a->user, a->ca_file, a->fingerprint,
+	    a->password, a->password_file, a->password_command,
+	    a->oauth2_token_command, a->proxy };
+	size_t i, len = 64, o;
+	char *k;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		len += f[i] != NULL ? strlen(f[i]) + 24 : 3;
+	k = xmalloc(len);
+	o = (size_t)snprintf(k, len, "%u %d %d %d", a->port, (int)a->tls,
+	    (int)a->auth, (int)a->allow_plaintext);
+	/* Length-prefixed: no two lists of fields make the same string. */
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		o += (size_t)(f[i] == NULL ? snprintf(k + o, len - o, " -") :
+		    snprintf(k + o, len - o, " %zu:%s", strlen(f[i]), f[i]));
+	return k;
+}
+
+/* "user@host", host in lower case: whom a LOGIN-DELAY binds. Freed by
+ * the caller. */
+static char *
+mailbox_key(const struct account *a)
+{
+	char *k = xasprintf("%s@%s", a->user, a->host), *p;
+
+	for (p = strrchr(k, '@') + 1; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return k;
+}
+
+static void
+sched_clear(struct sched *s)
+{
+	free(s->name);
+	free(s->mailbox);
+	xfree_secret(s->login);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The latest LOGIN-DELAY any schedule but skip knows of for mailbox. */
+static int64_t
+daemon_mailbox_wait(const struct daemon *d, const char *mailbox,
+    const struct sched *skip)
+{
+	int64_t t = 0;
+	size_t i;
+
+	for (i = 0; i < d->ns; i++)
+		if (&d->s[i] != skip && strcmp(d->s[i].mailbox, mailbox) == 0 &&
+		    d->s[i].not_before > t)
+			t = d->s[i].not_before;
+	return t;
+}
+
+/*
+ * True while another poll works on the mailbox of s: one of an account
+ * that a reload dropped or renamed, or that had other settings when it
+ * started. A second session meanwhile would fetch the same messages, or
+ * be refused as [IN-USE].
+ */
+static bool
+daemon_mailbox_busy(const struct daemon *d, const struct sched *s)
+{
+	size_t i;
+
+	for (i = 0; i < d->ns; i++)
+		if (&d->s[i] != s && d->s[i].running &&
+		    strcmp(d->s[i].mailbox, s->mailbox) == 0)
+			return true;
+	return false;
+}
+
+/* Seconds to wait after a poll that ended with code, before the next. */
+static unsigned
+daemon_delay(const struct sched *s, unsigned interval, int code)
+{
+	unsigned shift, cap;
+
+	if (code == EX_OK)
+		return interval;
+	/* A refused login will not heal by itself: back off harder. */
+	shift = code == EX_NOPERM ? 2 * s->failures : s->failures;
+	cap = code == EX_NOPERM ? 6 * 3600 : 3600;
+	if (cap < interval)
+		cap = interval;
+	if (shift > 16 || (uint64_t)interval << shift > cap)
+		return cap;
+	return interval << shift;
+}
+
+/* A new account's schedule: the first poll soon, spread over two
+ * seconds, unless the server's LOGIN-DELAY for its mailbox says later. */
+static void
+sched_init(struct sched *s, const struct account *a, int64_t wait)
+{
+	s->name = xstrdup(a->name);
+	s->mailbox = mailbox_key(a);
+	s->login = login_key(a);
+	s->interval = a->interval;
+	s->not_before = wait;
+	s->due = poll_now_ms() + random() % 2000;
+	if (s->due < wait)
+		s->due = wait;
+}
+
+/*
+ * An idle account's schedule after a reload (see poll.h): a change of its
+ * login settings clears its backoff; the next poll is never later than
+ * it was, nor sooner than the LOGIN-DELAY of its (new) mailbox allows.
+ */
+static void
+sched_update(struct sched *s, const struct account *a, int64_t wait)
+{
+	char *key = login_key(a), *mailbox = mailbox_key(a);
+	int64_t now = poll_now_ms(), cand = s->due;
+	bool changed, moved, prompt;
+
+	/* An outside secret (file, command, ~/.netrc) may have been fixed:
+	 * a reload after a refused login is taken as such a change. */
+	changed = strcmp(key, s->login) != 0;
+	prompt = s->failures > 0 && (changed ||
+	    (a->password == NULL && s->last_code == EX_NOPERM));
+	xfree_secret(s->login);
+	s->login = key;
+	if ((moved = strcmp(mailbox, s->mailbox) != 0)) {
+		free(s->mailbox);
+		s->mailbox = mailbox;
+		s->not_before = wait;	/* the old one was another server's */
+	} else
+		free(mailbox);
+	if (!prompt && !moved && s->interval == a->interval)
+		return;
+	if (prompt) {
+		s->failures = 0;
+		s->auth_failing = false;	/* a refusal now is news */
+		cand = now + random() % 2000;
+	} else if (s->ended != 0)
+		cand = s->ended + (int64_t)daemon_delay(s, a->interval,
+		    s->last_code) * 1000 + poll_jitter_ms(a->interval);
+	if (cand < s->due)
+		s->due = cand;
+	if (s->due < s->not_before)
+		s->due = s->not_before;
+	s->interval = a->interval;
+	if (prompt)
+		log_msg(LL_INFO, "%s: %s: backoff cleared, next poll in %llds",
+		    a->name, changed ? "login settings changed" :
+		    "the password from outside the file may have changed",
+		    (long long)((s->due - now + 999) / 1000));
+}
+
+/*
+ * A schedule for every account of cfg, keeping what the old ones knew.
+ * An account is the same across a reload when its name is.
+ */
 static void
 daemon_schedule(struct daemon *d, const struct config *cfg)
 {
-	struct sched *ns = xcalloc(cfg->naccounts + d->ns, sizeof(*ns)), *o;
-	int64_t now = poll_now_ms();
-	size_t i, n = 0;
+	struct sched *ns = xcalloc(cfg->naccounts + d->ns, sizeof(*ns));
+	int64_t *wait = xcalloc(cfg->naccounts + 1, sizeof(*wait));
+	bool *kept = xcalloc(d->ns + 1, sizeof(*kept));
+	const struct account *a;
+	size_t i, j, n = 0;
+	char *mailbox;
 
+	/* Read before any old schedule changes below. */
+	for (i = 0; i < cfg->naccounts; i++) {
+		mailbox = mailbox_key(&cfg->accounts[i]);
+		wait[i] = daemon_mailbox_wait(d, mailbox, NULL);
+		free(mailbox);
+	}
 	for (i = 0; i < cfg->naccounts; i++, n++) {
-		if ((o = daemon_find(d, cfg->accounts[i].name)) != NULL) {
-			ns[n] = *o;
-			o->name = NULL;		/* moved */
-			ns[n].gone = false;
+		a = &cfg->accounts[i];
+		for (j = 0; j < d->ns && strcmp(d->s[j].name, a->name); j++)
+			;
+		if (j == d->ns) {
+			sched_init(&ns[n], a, wait[i]);
 			continue;
 		}
-		ns[n].name = xstrdup(cfg->accounts[i].name);
-		/* The first poll soon after start, spread over two seconds. */
-		ns[n].due = now + random() % 2000;
+		ns[n] = d->s[j];
+		kept[j] = true;
+		ns[n].gone = false;
+		if (!ns[n].running)
+			sched_update(&ns[n], a, wait[i]);
+		else if (a->password == NULL)
+			ns[n].reread = true;
+		/* else: the poll's end weighs its settings against these. */
 	}
 	/* Dropped accounts still running: kept until their worker ends. */
-	for (i = 0; i < d->ns; i++) {
-		if (d->s[i].name == NULL)
+	for (j = 0; j < d->ns; j++) {
+		if (kept[j])
 			continue;
-		if (d->s[i].running) {
-			ns[n] = d->s[i];
-			ns[n++].gone = true;
-		} else
-			free(d->s[i].name);
+		if (!d->s[j].running) {
+			sched_clear(&d->s[j]);
+			continue;
+		}
+		if (!d->s[j].gone)
+			log_msg(LL_INFO, "%s: no longer configured; its poll in "
+			    "progress ends first", d->s[j].name);
+		ns[n] = d->s[j];
+		ns[n++].gone = true;
 	}
+	free(kept);
+	free(wait);
 	free(d->s);
 	d->s = ns;
 	d->ns = n;
@@ -559,24 +752,6 @@ daemon_reload(struct daemon *d)
 	    d->path, ncfg->naccounts);
 }
 
-/* Seconds to wait after a poll that ended with code, before the next. */
-static unsigned
-daemon_delay(const struct sched *s, unsigned interval, int code)
-{
-	unsigned shift, cap;
-
-	if (code == EX_OK)
-		return interval;
-	/* A refused login will not heal by itself: back off harder. */
-	shift = code == EX_NOPERM ? 2 * s->failures : s->failures;
-	cap = code == EX_NOPERM ? 6 * 3600 : 3600;
-	if (cap < interval)
-		cap = interval;
-	if (shift > 16 || (uint64_t)interval << shift > cap)
-		return cap;
-	return interval << shift;
-}
-
 static void
 daemon_report(struct sched *s, const struct account_result *res,
     unsigned delay)
@@ -599,7 +774,40 @@ daemon_report(struct sched *s, const struct account_result *res,
 			/* The worker was quiet about errors: say it here. */
 			log_msg(LL_ERROR, "%s: %s", s->name, res->error);
 		s->auth_failing = false;
+	} else if (res->code == EX_OK && s->last_code == EX_NOPERM)
+		/* Refused before a reload cleared the backoff. */
+		log_msg(LL_INFO, "%s: login works again", s->name);
+}
+
+/*
+ * After a poll of account a: the settings it ran with become a's, and
+ * with them the scope of the server's LOGIN-DELAY. Returns true when the
+ * poll failed with login settings that a reload has since changed (or
+ * was refused, and a's secret comes from outside and may have been
+ * fixed meanwhile): its failure says nothing about the settings now.
+ */
+static bool
+daemon_settle(struct daemon *d, struct sched *s, const struct account *a,
+    const struct account_result *res)
+{
+	char *key = login_key(a), *mailbox = mailbox_key(a);
+	bool stale;
+
+	stale = res->code != EX_OK && (strcmp(key, s->login) != 0 ||
+	    (s->reread && res->code == EX_NOPERM));
+	xfree_secret(s->login);
+	s->login = key;
+	s->reread = false;
+	if (strcmp(mailbox, s->mailbox) == 0) {
+		s->not_before = s->started + (int64_t)res->login_delay * 1000;
+		free(mailbox);
+	} else {
+		/* The LOGIN-DELAY learnt was another mailbox's. */
+		s->not_before = daemon_mailbox_wait(d, mailbox, s);
+		free(s->mailbox);
+		s->mailbox = mailbox;
 	}
+	return stale;
 }
 
 static void
@@ -608,27 +816,38 @@ daemon_done(struct daemon *d, const char *name,
 {
 	struct sched *s = daemon_find(d, name);
 	const struct account *a;
+	int64_t now = poll_now_ms();
 	unsigned delay;
 
 	if (s == NULL)
 		return;
 	s->running = false;
+	s->ended = now;
 	d->last_poll = time(NULL);
 	if (s->gone || (a = config_find_account(d->cfg, name)) == NULL) {
 		s->gone = true;		/* dropped by a reload */
 		return;
 	}
-	s->failures = res->code == EX_OK ? 0 : s->failures + 1;
-	delay = daemon_delay(s, a->interval, res->code);
-	if (delay < res->login_delay)
-		delay = res->login_delay;
-	daemon_report(s, res, delay);
+	s->interval = a->interval;
+	if (daemon_settle(d, s, a, res)) {
+		log_msg(LL_INFO, "%s: this poll ran with the settings from "
+		    "before the reload; the next one, with the new, soon",
+		    s->name);
+		s->failures = 0;
+		s->auth_failing = false;
+		s->due = now + random() % 2000;
+	} else {
+		s->failures = res->code == EX_OK ? 0 : s->failures + 1;
+		delay = daemon_delay(s, a->interval, res->code);
+		if (delay < res->login_delay)
+			delay = res->login_delay;
+		daemon_report(s, res, delay);
+		s->due = now + (int64_t)delay * 1000 +
+		    poll_jitter_ms(a->interval);
+	}
 	s->last_code = res->code;
-	s->not_before = s->started + (int64_t)res->login_delay * 1000;
-	s->due = poll_now_ms() + (int64_t)delay * 1000 +
-	    poll_jitter_ms(a->interval);
 	if (s->again)
-		s->due = poll_now_ms();
+		s->due = now;
 	if (s->due < s->not_before)
 		s->due = s->not_before;
 	s->again = false;
@@ -642,11 +861,26 @@ daemon_prune(struct daemon *d)
 
 	while (i < d->ns) {
 		if (d->s[i].gone && !d->s[i].running) {
-			free(d->s[i].name);
+			sched_clear(&d->s[i]);
 			d->s[i] = d->s[--d->ns];
 		} else
 			i++;
 	}
+}
+
+/* The account of s, when a poll of it may start now as far as the
+ * limits and other polls go; else NULL. */
+static const struct account *
+daemon_startable(const struct daemon *d, const struct sched *s)
+{
+	const struct account *a;
+
+	if (s->running || s->gone ||
+	    (a = config_find_account(d->cfg, s->name)) == NULL ||
+	    !pool_can_start(&d->pool, a->host) ||
+	    daemon_mailbox_busy(d, s))
+		return NULL;
+	return a;
 }
 
 static void
@@ -659,9 +893,7 @@ daemon_start_due(struct daemon *d)
 	for (i = 0; i < d->ns; i++) {
 		struct sched *s = &d->s[i];
 
-		if (s->running || s->gone || s->due > now ||
-		    (a = config_find_account(d->cfg, s->name)) == NULL ||
-		    !pool_can_start(&d->pool, a->host))
+		if (s->due > now || (a = daemon_startable(d, s)) == NULL)
 			continue;
 		if (pool_start(&d->pool, d->cfg, a, NULL, s->auth_failing) == 0) {
 			s->running = true;
@@ -681,14 +913,13 @@ daemon_timeout(const struct daemon *d)
 
 	for (i = 0; i < d->ns; i++) {
 		const struct sched *s = &d->s[i];
-		const struct account *a;
 
 		if (s->running || s->gone || s->due >= t)
 			continue;
-		/* Due but held back by the limits: a worker's end (SIGCHLD)
-		 * is what frees it, not the clock. */
-		if (s->due <= now && ((a = config_find_account(d->cfg,
-		    s->name)) == NULL || !pool_can_start(&d->pool, a->host)))
+		/* Due but held back by the limits or by another poll of its
+		 * mailbox: a worker's end (SIGCHLD) is what frees it, not the
+		 * clock. */
+		if (s->due <= now && daemon_startable(d, s) == NULL)
 			continue;
 		t = s->due;
 	}
@@ -782,7 +1013,7 @@ poll_daemon(const char *path, struct config **cfgp)
 	log_msg(LL_INFO, "stopped");
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	for (size_t i = 0; i < d.ns; i++)
-		free(d.s[i].name);
+		sched_clear(&d.s[i]);
 	free(d.s);
 	free(d.pool.w);
 	*cfgp = d.cfg;
