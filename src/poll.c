@@ -424,6 +424,7 @@ struct daemon {
 	int64_t		 watchdog_ms;	/* 0: no watchdog */
 	int64_t		 next_watchdog;
 	time_t		 last_poll;	/* wall clock, for STATUS */
+	bool		 stopping;	/* SIGTERM: no poll comes next */
 };
 
 static int64_t
@@ -495,8 +496,9 @@ daemon_status(const struct daemon *d)
 	strcpy(when, "never");
 	if (d->last_poll != 0 && localtime_r(&d->last_poll, &tm) != NULL)
 		strftime(when, sizeof(when), "%H:%M:%S", &tm);
-	snprintf(msg, sizeof(msg), "STATUS=%zu accounts; last poll %s; next "
-	    "in %llds; %s%s", d->cfg->naccounts, when,
+	snprintf(msg, sizeof(msg), "STATUS=%zu account%s; last poll %s; next "
+	    "in %llds; %s%s", d->cfg->naccounts, d->cfg->naccounts == 1 ? "" :
+	    "s", when,
 	    next < 0 ? 0LL : (long long)((next - now + 999) / 1000),
 	    o ? "failing: " : "all well", failing);
 	poll_notify(msg);
@@ -748,20 +750,25 @@ daemon_reload(struct daemon *d)
 	daemon_schedule(d, ncfg);
 	config_free(d->cfg);
 	d->cfg = ncfg;
-	log_msg(LL_INFO, "configuration reloaded from %s: %zu accounts",
-	    d->path, ncfg->naccounts);
+	log_msg(LL_INFO, "configuration reloaded from %s: %zu account%s",
+	    d->path, ncfg->naccounts, ncfg->naccounts == 1 ? "" : "s");
 }
 
 static void
 daemon_report(struct sched *s, const struct account_result *res,
-    unsigned delay)
+    unsigned delay, bool stopping)
 {
 	enum log_level lv = res->fetched || res->deleted || res->skipped ?
 	    LL_INFO : LL_DEBUG;
+	char next[40] = "";
 
+	if (!stopping)
+		snprintf(next, sizeof(next), "; next poll in %us", delay);
 	log_msg(lv, "%s: %lu fetched (%" PRIu64 " bytes), %lu deleted, %lu "
-	    "kept, %lu skipped; next poll in %us", s->name, res->fetched,
-	    res->bytes, res->deleted, res->kept, res->skipped, delay);
+	    "kept, %lu skipped%s", s->name, res->fetched, res->bytes,
+	    res->deleted, res->kept, res->skipped, next);
+	if (stopping)
+		return;
 	if (res->code == EX_NOPERM && !s->auth_failing) {
 		log_msg(LL_WARN, "%s: login refused; next try in %us, then "
 		    "less and less often, reported again only with -v",
@@ -841,7 +848,7 @@ daemon_done(struct daemon *d, const char *name,
 		delay = daemon_delay(s, a->interval, res->code);
 		if (delay < res->login_delay)
 			delay = res->login_delay;
-		daemon_report(s, res, delay);
+		daemon_report(s, res, delay, d->stopping);
 		s->due = now + (int64_t)delay * 1000 +
 		    poll_jitter_ms(a->interval);
 	}
@@ -952,10 +959,14 @@ daemon_handle(struct daemon *d, int sig, bool *stopping)
 	size_t i;
 
 	if ((sig == SIGTERM || sig == SIGINT) && !*stopping) {
-		log_msg(LL_INFO, "stopping: %zu polls in progress end first",
-		    d->pool.nw);
+		/* Each stops within about a second, keeping what it
+		 * stored; nothing it did not store is deleted. */
+		log_msg(LL_INFO, "stopping: %zu poll%s in progress %s stopped "
+		    "(what %s stored is kept)", d->pool.nw, d->pool.nw == 1 ?
+		    "" : "s", d->pool.nw == 1 ? "is" : "are", d->pool.nw == 1 ?
+		    "it" : "they");
 		poll_notify("STOPPING=1");
-		*stopping = true;
+		*stopping = d->stopping = true;
 		pool_signal_all(&d->pool, SIGTERM);
 	} else if (sig == SIGUSR1 && !*stopping) {
 		log_msg(LL_INFO, "SIGUSR1: polling every account now");
@@ -995,8 +1006,8 @@ poll_daemon(const char *path, struct config **cfgp)
 	poll_block(&set, &old);
 	daemon_schedule(&d, d.cfg);
 	daemon_watchdog(&d);
-	log_msg(LL_INFO, "daemon started: %zu accounts from %s",
-	    d.cfg->naccounts, path);
+	log_msg(LL_INFO, "daemon started: %zu account%s from %s",
+	    d.cfg->naccounts, d.cfg->naccounts == 1 ? "" : "s", path);
 	poll_notify("READY=1");
 	daemon_status(&d);
 	do {
