@@ -48,7 +48,7 @@ enum key {
 	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
 	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
 	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
-	K_RECIPIENT, K_ON_NEW_MAIL, K_COUNT
+	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_COUNT
 };
 
 #define BIT(k)		(1u << (k))
@@ -105,6 +105,8 @@ static int	key_auth(struct ctx *, const config_setting_t *,
 static int	key_maildir(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_keep(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_enabled(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_keep_days(struct ctx *, const config_setting_t *,
 		    struct account *);
@@ -171,6 +173,7 @@ static const struct keydef {
 	{ "mbox",		K_MBOX,			key_mbox },
 	{ "recipient",		K_RECIPIENT,		key_recipient },
 	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
+	{ "enabled",		K_ENABLED,		key_enabled },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -636,6 +639,17 @@ key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
 	if (get_path(c, s, &v) == -1)
 		return -1;
 	set_str(&a->maildir, v);
+	return 0;
+}
+
+static int
+key_enabled(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	bool on;
+
+	if (get_bool(c, s, &on) == -1)
+		return -1;
+	a->disabled = !on;
 	return 0;
 }
 

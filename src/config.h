@@ -59,6 +59,7 @@ struct account {
 	char		*recipient;	/* %T and RCPT TO; NULL: user */
 	char		**on_new_mail;	/* argv, NULL-terminated, or NULL */
 	bool		 keep;
+	bool		 disabled;	/* enabled = false: never fetched */
 	unsigned	 keep_days;	/* 0: never delete (with keep) */
 	uint64_t	 max_size;	/* bytes; 0: no limit */
 	unsigned	 timeout;	/* seconds of inactivity, > 0 */

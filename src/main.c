@@ -42,12 +42,14 @@ usage(FILE *f)
 	    "[-a account]...\n"
 	    "       popfetch --check | --dry-run [-v] [-c file] "
 	    "[-a account]...\n"
-	    "       popfetch --daemon [-qv] [--syslog] [-c file]\n"
+	    "       popfetch --daemon [-qv] [--syslog] [-c file] "
+	    "[-a account]...\n"
 	    "       popfetch import-uids -a account --from TOOL [FILE]\n"
 	    "       popfetch --version | --help\n"
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
-	    "  -a, --account NAME   fetch only this account (repeatable)\n"
+	    "  -a, --account NAME   fetch (or poll) only this account "
+	    "(repeatable)\n"
 	    "      --check          check the configuration and each account's "
 	    "server;\n"
 	    "                       fetch nothing\n"
@@ -165,11 +167,6 @@ parse_args(int argc, char **argv, struct options *o)
 		    "each go alone\n");
 		return -1;
 	}
-	if (o->daemon && o->naccounts > 0) {
-		fprintf(stderr, "popfetch: --daemon polls every account of "
-		    "the configuration; -a does not go with it\n");
-		return -1;
-	}
 	if (optind != argc) {
 		fprintf(stderr, "popfetch: unexpected argument: %s\n",
 		    argv[optind]);
@@ -177,6 +174,29 @@ parse_args(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	return 0;
+}
+
+/* Each -a names an account that may run: EX_OK, or EX_USAGE, said. */
+static int
+check_named(const struct config *cfg, const struct options *o)
+{
+	const struct account *a;
+	size_t i;
+
+	for (i = 0; i < o->naccounts; i++) {
+		if ((a = config_find_account(cfg, o->accounts[i])) == NULL) {
+			log_msg(LL_ERROR, "%s: no account named %s",
+			    cfg->path, o->accounts[i]);
+			return EX_USAGE;
+		}
+		if (a->disabled) {
+			log_msg(LL_ERROR, "%s: account %s is disabled (enabled "
+			    "= false): enable it to fetch it", cfg->path,
+			    a->name);
+			return EX_USAGE;
+		}
+	}
+	return EX_OK;
 }
 
 static int
@@ -187,16 +207,19 @@ run_accounts(const struct config *cfg, const struct options *o)
 	size_t i, j, k, n;
 	int code;
 
+	if ((code = check_named(cfg, o)) != EX_OK)
+		return code;
 	n = o->naccounts ? o->naccounts : cfg->naccounts;
-	list = xreallocarray(NULL, n, sizeof(*list));
+	list = xreallocarray(NULL, n ? n : 1, sizeof(*list));
 	for (i = j = 0; i < n; i++) {
 		a = o->naccounts ? config_find_account(cfg, o->accounts[i]) :
 		    &cfg->accounts[i];
-		if (a == NULL) {
-			log_msg(LL_ERROR, "%s: no account named %s",
-			    cfg->path, o->accounts[i]);
-			free(list);
-			return EX_USAGE;
+		if (a->disabled) {
+			/* Kept in the file, never fetched. */
+			if (o->check || o->dry_run)
+				printf("popfetch: %s: disabled (enabled = "
+				    "false): not checked\n", a->name);
+			continue;
 		}
 		/* -a twice for one account fetches it once. */
 		for (k = 0; k < j && list[k] != a; k++)
@@ -258,9 +281,10 @@ main(int argc, char **argv)
 	if (config_load(path, &cfg, &e) == -1) {
 		log_msg(LL_ERROR, "%s", e.msg);
 		code = e.code;
-	} else if (o.daemon)
-		code = poll_daemon(path, &cfg);
-	else
+	} else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
+		code = poll_daemon(path, &cfg, (const char *const *)o.accounts,
+		    o.naccounts);
+	else if (!o.daemon)
 		code = run_accounts(cfg, &o);
 	config_free(cfg);
 	free(path);

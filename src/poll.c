@@ -425,7 +425,23 @@ struct daemon {
 	int64_t		 next_watchdog;
 	time_t		 last_poll;	/* wall clock, for STATUS */
 	bool		 stopping;	/* SIGTERM: no poll comes next */
+	const char *const *only;	/* -a: these accounts, or all */
+	size_t		 nonly;
 };
+
+/* Whether the daemon polls a: not disabled, and named by -a if any. */
+static bool
+daemon_wanted(const struct daemon *d, const struct account *a)
+{
+	size_t i;
+
+	if (a->disabled)
+		return false;
+	for (i = 0; i < d->nonly; i++)
+		if (strcmp(d->only[i], a->name) == 0)
+			return true;
+	return d->nonly == 0;
+}
 
 static int64_t
 poll_now_ms(void)
@@ -695,12 +711,15 @@ daemon_schedule(struct daemon *d, const struct config *cfg)
 		wait[i] = daemon_mailbox_wait(d, mailbox, NULL);
 		free(mailbox);
 	}
-	for (i = 0; i < cfg->naccounts; i++, n++) {
+	for (i = 0; i < cfg->naccounts; i++) {
 		a = &cfg->accounts[i];
+		/* One not wanted now is as one no longer configured. */
+		if (!daemon_wanted(d, a))
+			continue;
 		for (j = 0; j < d->ns && strcmp(d->s[j].name, a->name); j++)
 			;
 		if (j == d->ns) {
-			sched_init(&ns[n], a, wait[i]);
+			sched_init(&ns[n++], a, wait[i]);
 			continue;
 		}
 		ns[n] = d->s[j];
@@ -711,6 +730,7 @@ daemon_schedule(struct daemon *d, const struct config *cfg)
 		else if (a->password == NULL)
 			ns[n].reread = true;
 		/* else: the poll's end weighs its settings against these. */
+		n++;
 	}
 	/* Dropped accounts still running: kept until their worker ends. */
 	for (j = 0; j < d->ns; j++) {
@@ -735,6 +755,17 @@ daemon_schedule(struct daemon *d, const struct config *cfg)
 	d->pool.max_per_host = cfg->max_per_host;
 }
 
+/* The accounts polled now (those dropped but still running aside). */
+static size_t
+daemon_polled(const struct daemon *d)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < d->ns; i++)
+		n += !d->s[i].gone;
+	return n;
+}
+
 static void
 daemon_reload(struct daemon *d)
 {
@@ -750,8 +781,10 @@ daemon_reload(struct daemon *d)
 	daemon_schedule(d, ncfg);
 	config_free(d->cfg);
 	d->cfg = ncfg;
-	log_msg(LL_INFO, "configuration reloaded from %s: %zu account%s",
-	    d->path, ncfg->naccounts, ncfg->naccounts == 1 ? "" : "s");
+	log_msg(LL_INFO, "configuration reloaded from %s: %zu account%s%s",
+	    d->path, daemon_polled(d), daemon_polled(d) == 1 ? "" : "s",
+	    daemon_polled(d) < ncfg->naccounts ? " (the others are "
+	    "disabled, or not named by -a)" : "");
 }
 
 static void
@@ -992,7 +1025,8 @@ daemon_handle(struct daemon *d, int sig, bool *stopping)
 }
 
 int
-poll_daemon(const char *path, struct config **cfgp)
+poll_daemon(const char *path, struct config **cfgp,
+    const char *const *only, size_t nonly)
 {
 	struct daemon d;
 	bool stopping = false;
@@ -1002,12 +1036,15 @@ poll_daemon(const char *path, struct config **cfgp)
 	memset(&d, 0, sizeof(d));
 	d.path = path;
 	d.cfg = *cfgp;
+	d.only = only;
+	d.nonly = nonly;
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 	poll_block(&set, &old);
 	daemon_schedule(&d, d.cfg);
 	daemon_watchdog(&d);
-	log_msg(LL_INFO, "daemon started: %zu account%s from %s",
-	    d.cfg->naccounts, d.cfg->naccounts == 1 ? "" : "s", path);
+	log_msg(LL_INFO, "daemon started: %zu account%s from %s%s",
+	    d.ns, d.ns == 1 ? "" : "s", path, d.ns < d.cfg->naccounts ?
+	    " (the others are disabled, or not named by -a)" : "");
 	poll_notify("READY=1");
 	daemon_status(&d);
 	do {

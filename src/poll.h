@@ -32,7 +32,9 @@ int	poll_once(const struct config *cfg, const struct account *const *accts,
 	    size_t n, const struct poll_opts *);
 
 /*
- * The daemon: polls every account of *cfgp on its own interval (with a
+ * The daemon: polls every account of *cfgp (but those with enabled =
+ * false, and, when nonly > 0, only the accounts named in only) on its
+ * own interval (with a
  * little jitter, exponential backoff after failures, harder after a
  * refused login, and no sooner than the server's LOGIN-DELAY), in worker
  * processes within the same limits as poll_once and never two at once
@@ -57,6 +59,7 @@ int	poll_once(const struct config *cfg, const struct account *const *accts,
  * it is alive. Returns EX_OK after a signal to stop, or an exit code
  * when it cannot run at all.
  */
-int	poll_daemon(const char *path, struct config **cfgp);
+int	poll_daemon(const char *path, struct config **cfgp,
+	    const char *const *only, size_t nonly);
 
 #endif
