@@ -34,6 +34,7 @@ struct pop3_req {
 	uint64_t	 expect;
 	char		 cmd[48];	/* for messages; secrets redacted */
 	bool		 sasl;		/* "+ " lines go to cb.data */
+	bool		 lenient;	/* overlong lines are left out (CAPA) */
 };
 
 struct pop3 {
@@ -68,6 +69,7 @@ struct pop3 {
 	bool		 tunnel;	/* its CONNECT exchange is under way */
 	struct buf	 capa_text;	/* CAPA after login, "A, B, C" */
 	bool		 in_capa;	/* a CAPA reply is being read */
+	bool		 stls_sent;	/* libcurl sent STLS */
 	bool		 login_reply;	/* a login command was answered */
 	bool		 bad_greeting;	/* the first line was not POP3 */
 
@@ -83,6 +85,7 @@ struct pop3 {
 	bool		 in_body;
 	struct pop3_unstuff u;
 	struct buf	 line;		/* a POP3_LINES line being built */
+	bool		 line_skip;	/* the rest of an overlong line is dropped */
 };
 
 static void
@@ -150,6 +153,8 @@ static int	pop3_sasl_reply(struct pop3 *p, const char *line,
 static void
 pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 {
+	char *w;
+
 	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
 		size--;
 	if (type == 'o') {
@@ -163,9 +168,13 @@ pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 	}
 	if (!p->in_capa)
 		return;
-	if (size > 5 && strncasecmp(data, "SASL ", 5) == 0)
+	if (size > 5 && strncasecmp(data, "SASL ", 5) == 0) {
 		snprintf(p->sasl, sizeof(p->sasl), " %.*s ", (int)(size - 5),
 		    data + 5);
+		/* libcurl takes a tab for a space between mechanisms too. */
+		for (w = p->sasl; (w = strchr(w, '\t')) != NULL; w++)
+			*w = ' ';
+	}
 	if (size == 4 && strncasecmp(data, "USER", 4) == 0)
 		p->capa_user = true;
 	/* "UTF8", or "UTF8 USER": UTF-8 user names are accepted too. */
@@ -273,6 +282,8 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		}
 		pop3_watch_capa(p, 'o', data, size);
 		pop3_note_auth(p, data, size);
+		if (size >= 4 && strncasecmp(data, "STLS", 4) == 0)
+			p->stls_sent = true;
 		pop3_redact(data, size, shown, sizeof(shown));
 		pop3_trace(p, POP3_TRACE_OUT, shown, strlen(shown));
 		break;
@@ -415,9 +426,15 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		free(reason);
 		break;
 	case CURLE_USE_SSL_FAILED:
-		/* The last line is STLS's -ERR, or the end of the CAPA list. */
-		if (p->lastlen >= 4 && memcmp(p->last, "-ERR", 4) == 0)
+		/* The last line is STLS's -ERR, CAPA's, or the end of the
+		 * CAPA list. */
+		if (p->stls_sent && p->lastlen >= 4 &&
+		    memcmp(p->last, "-ERR", 4) == 0)
 			err_set(e, EX_PROTOCOL, "server refused STLS (\"%s\"); "
+			    "nothing was sent in cleartext", last);
+		else if (!p->capa_ok)
+			err_set(e, EX_PROTOCOL, "server does not offer STLS: it "
+			    "refused CAPA, where STLS is announced (\"%s\"); "
 			    "nothing was sent in cleartext", last);
 		else
 			err_set(e, EX_PROTOCOL, "server does not offer STLS; "
@@ -1028,6 +1045,7 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	p->sasl[0] = '\0';
 	p->used[0] = '\0';
 	p->tunnel = false;
+	p->stls_sent = false;
 	p->http_proxy = l->proxy != NULL &&
 	    strncasecmp(l->proxy, "http", 4) == 0;
 	p->mech = opts != NULL ? opts + 5 : NULL;
@@ -1120,6 +1138,8 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 		p->login_delay = v > 86400 ? 86400 : (unsigned)v;
 	}
 	p->caps |= pop3_cap_bit(line, n);
+	if (n == 0)
+		return 0;
 	/* Kept for --check, within its cap; what does not fit is left out. */
 	esc = buf_escape(line, n, 200);
 	if (p->capa_text.len + strlen(esc) + 2 < POP3_CAPAMAX) {
@@ -1399,6 +1419,8 @@ pop3_enqueue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
 	r->arg = arg;
 	r->expect = expect;
 	r->sasl = sasl;
+	/* A capability line too long to be one is no reason to fail. */
+	r->lenient = kind == POP3_LINES && strcmp(cmd, "CAPA") == 0;
 	pop3_redact(cmd, n, r->cmd, sizeof(r->cmd));
 	p->inflight_bytes += expect;
 	pop3_trace(p, POP3_TRACE_OUT, r->cmd, strlen(r->cmd));
@@ -1582,6 +1604,7 @@ pop3_parse_status(struct pop3 *p, struct pop3_req *r, const char *in,
 		p->in_body = true;
 		memset(&p->u, 0, sizeof(p->u));
 		buf_reset(&p->line);
+		p->line_skip = false;
 	}
 	return (ssize_t)(nl + 1 - in);
 }
@@ -1599,15 +1622,21 @@ pop3_deliver(struct pop3 *p, struct pop3_req *r, const char *d, size_t n,
 	while (n > 0) {
 		nl = memchr(d, '\n', n);
 		len = nl != NULL ? (size_t)(nl - d) : n;
-		if (buf_append(&p->line, d, len) == -1)
-			return pop3_protocol_error("overlong line in reply", r,
-			    p->line.data, p->line.len, e);
+		if (!p->line_skip && buf_append(&p->line, d, len) == -1) {
+			/* Show its start, wherever it was cut. */
+			if (!r->lenient)
+				return pop3_protocol_error("overlong line in "
+				    "reply", r, p->line.len > 0 ? p->line.data :
+				    d, p->line.len > 0 ? p->line.len : len, e);
+			p->line_skip = true;
+		}
 		if (nl == NULL)
 			break;
-		if (r->cb.data != NULL && r->cb.data(r->arg, p->line.data,
-		    p->line.len, e) == -1)
+		if (!p->line_skip && r->cb.data != NULL &&
+		    r->cb.data(r->arg, p->line.data, p->line.len, e) == -1)
 			return -1;
 		buf_reset(&p->line);
+		p->line_skip = false;
 		d += len + 1;
 		n -= len + 1;
 	}
