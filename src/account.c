@@ -143,12 +143,37 @@ account_mailbox(struct run *r, struct err *e)
 	return rc == -1 ? -1 : 0;
 }
 
+/*
+ * What became of UTF-8 mode (RFC 6856), as a sentence, or NULL when the
+ * server did not offer it. The caller frees it.
+ */
+static char *
+account_utf8_text(const struct run *r)
+{
+	const char *reply;
+
+	switch (pop3_utf8(r->pop, &reply)) {
+	case POP3_UTF8_ON:
+		return xstrdup("UTF-8 mode enabled (RFC 6856)");
+	case POP3_UTF8_REFUSED:
+		return xasprintf("the server refused UTF8 (\"%s\"); going on "
+		    "without UTF-8 mode", reply);
+	case POP3_UTF8_LATE:
+		return xasprintf("the server offers UTF8, which is valid only "
+		    "before the login; libcurl logs in for %s, so UTF-8 mode "
+		    "is not enabled", r->acct->auth == AUTH_XOAUTH2 ?
+		    "SASL XOAUTH2" : "SASL OAUTHBEARER");
+	default:
+		return NULL;
+	}
+}
+
 static int
 account_login(struct run *r, struct err *e)
 {
 	const struct account *a = r->acct;
 	struct pop3_login l;
-	char *secret = NULL;
+	char *secret = NULL, *utf8;
 	int rc;
 
 	if (cred_password(a, a->timeout, &secret, e) == -1)
@@ -169,6 +194,11 @@ account_login(struct run *r, struct err *e)
 	l.cancel = r->opts->cancel;
 	rc = pop3_open(&r->pop, &l, e);
 	xfree_secret(secret);
+	if (rc == 0 && (utf8 = account_utf8_text(r)) != NULL) {
+		/* Not worth more: a refusal leaves the session as it was. */
+		log_msg(LL_DEBUG, "%s: %s", a->name, utf8);
+		free(utf8);
+	}
 	return rc;
 }
 
@@ -1116,6 +1146,10 @@ account_describe(struct run *r)
 	    " in CLEARTEXT", tls != NULL ? tls : "no TLS");
 	account_say(r, "logged in as %s with %s", a->user,
 	    pop3_auth_used(r->pop));
+	free(tls);
+	tls = account_utf8_text(r);
+	account_say(r, "%s", tls != NULL ? tls : "UTF-8 mode (RFC 6856) not "
+	    "offered");
 	free(tls);
 	/* The capabilities after login: the CAPA reply must be in. */
 	if (pop3_drain(r->pop, &e) == -1) {

@@ -34,6 +34,7 @@ struct pop3_req {
 	uint64_t	 expect;
 	char		 cmd[48];	/* for messages; secrets redacted */
 	bool		 sasl;		/* "+ " lines go to cb.data */
+	bool		 lenient;	/* overlong lines are left out (CAPA) */
 };
 
 struct pop3 {
@@ -57,6 +58,9 @@ struct pop3 {
 	char		 sasl[256];	/* its SASL line's mechanisms */
 	bool		 capa_ok;	/* that CAPA was answered +OK */
 	bool		 capa_user;	/* and listed USER */
+	bool		 capa_utf8;	/* and listed UTF8 (RFC 6856) */
+	enum pop3_utf8	 utf8;		/* what became of UTF-8 mode */
+	char		 utf8_reply[128];	/* UTF8's -ERR, escaped */
 	char		 stamp[POP3_STAMPMAX];	/* the greeting's APOP stamp */
 	const char	*mech;		/* the SASL mechanism asked for */
 	char		 used[64];	/* how the login went: "SASL PLAIN" */
@@ -65,6 +69,7 @@ struct pop3 {
 	bool		 tunnel;	/* its CONNECT exchange is under way */
 	struct buf	 capa_text;	/* CAPA after login, "A, B, C" */
 	bool		 in_capa;	/* a CAPA reply is being read */
+	bool		 stls_sent;	/* libcurl sent STLS */
 	bool		 login_reply;	/* a login command was answered */
 	bool		 bad_greeting;	/* the first line was not POP3 */
 
@@ -80,6 +85,7 @@ struct pop3 {
 	bool		 in_body;
 	struct pop3_unstuff u;
 	struct buf	 line;		/* a POP3_LINES line being built */
+	bool		 line_skip;	/* the rest of an overlong line is dropped */
 };
 
 static void
@@ -106,7 +112,7 @@ pop3_redact(const char *cmd, size_t n, char *out, size_t outsize)
 {
 	static const char *const shown[] = {
 		"CAPA", "STLS", "USER", "UIDL", "LIST", "RETR", "DELE",
-		"TOP", "STAT", "NOOP", "RSET", "QUIT"
+		"TOP", "STAT", "NOOP", "RSET", "QUIT", "UTF8"
 	};
 	const char *sp;
 	size_t i, verb, keep;
@@ -147,6 +153,8 @@ static int	pop3_sasl_reply(struct pop3 *p, const char *line,
 static void
 pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 {
+	char *w;
+
 	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
 		size--;
 	if (type == 'o') {
@@ -154,17 +162,25 @@ pop3_watch_capa(struct pop3 *p, char type, const char *data, size_t size)
 			p->in_capa = true;
 			p->pre_caps = 0;
 			p->sasl[0] = '\0';
-			p->capa_ok = p->capa_user = false;
+			p->capa_ok = p->capa_user = p->capa_utf8 = false;
 		}
 		return;
 	}
 	if (!p->in_capa)
 		return;
-	if (size > 5 && strncasecmp(data, "SASL ", 5) == 0)
+	if (size > 5 && strncasecmp(data, "SASL ", 5) == 0) {
 		snprintf(p->sasl, sizeof(p->sasl), " %.*s ", (int)(size - 5),
 		    data + 5);
+		/* libcurl takes a tab for a space between mechanisms too. */
+		for (w = p->sasl; (w = strchr(w, '\t')) != NULL; w++)
+			*w = ' ';
+	}
 	if (size == 4 && strncasecmp(data, "USER", 4) == 0)
 		p->capa_user = true;
+	/* "UTF8", or "UTF8 USER": UTF-8 user names are accepted too. */
+	if (size >= 4 && strncasecmp(data, "UTF8", 4) == 0 &&
+	    (size == 4 || data[4] == ' '))
+		p->capa_utf8 = true;
 	if (size >= 1 && data[0] == '.' && size == 1)
 		p->in_capa = false;
 	else if (size >= 4 && memcmp(data, "-ERR", 4) == 0)
@@ -266,6 +282,8 @@ pop3_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		}
 		pop3_watch_capa(p, 'o', data, size);
 		pop3_note_auth(p, data, size);
+		if (size >= 4 && strncasecmp(data, "STLS", 4) == 0)
+			p->stls_sent = true;
 		pop3_redact(data, size, shown, sizeof(shown));
 		pop3_trace(p, POP3_TRACE_OUT, shown, strlen(shown));
 		break;
@@ -408,9 +426,15 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		free(reason);
 		break;
 	case CURLE_USE_SSL_FAILED:
-		/* The last line is STLS's -ERR, or the end of the CAPA list. */
-		if (p->lastlen >= 4 && memcmp(p->last, "-ERR", 4) == 0)
+		/* The last line is STLS's -ERR, CAPA's, or the end of the
+		 * CAPA list. */
+		if (p->stls_sent && p->lastlen >= 4 &&
+		    memcmp(p->last, "-ERR", 4) == 0)
 			err_set(e, EX_PROTOCOL, "server refused STLS (\"%s\"); "
+			    "nothing was sent in cleartext", last);
+		else if (!p->capa_ok)
+			err_set(e, EX_PROTOCOL, "server does not offer STLS: it "
+			    "refused CAPA, where STLS is announced (\"%s\"); "
 			    "nothing was sent in cleartext", last);
 		else
 			err_set(e, EX_PROTOCOL, "server does not offer STLS; "
@@ -475,18 +499,22 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 	free(last);
 }
 
+/*
+ * Whether libcurl logs in: only for OAuth2, which this engine does not
+ * speak. Every other method is this engine's, so that UTF8 can go before
+ * it (RFC 6856) and a refused method can give way to another.
+ */
+static bool
+pop3_curl_logs_in(enum auth_mech auth)
+{
+	return auth == AUTH_XOAUTH2 || auth == AUTH_OAUTHBEARER;
+}
+
+/* The libcurl login option for a method libcurl uses, else NULL. */
 static const char *
 pop3_login_options(enum auth_mech auth)
 {
 	switch (auth) {
-	case AUTH_APOP:
-		return "AUTH=+APOP";
-	case AUTH_PLAIN:
-		return "AUTH=PLAIN";
-	case AUTH_LOGIN:
-		return "AUTH=LOGIN";
-	case AUTH_CRAM_MD5:
-		return "AUTH=CRAM-MD5";
 	case AUTH_XOAUTH2:
 		return "AUTH=XOAUTH2";
 	case AUTH_OAUTHBEARER:
@@ -564,18 +592,14 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	SET(CURLOPT_NOPROGRESS, 0L);
 	SET(CURLOPT_XFERINFOFUNCTION, pop3_progress);
 	SET(CURLOPT_XFERINFODATA, p);
-	/* With AUTH_USER and AUTH_AUTO libcurl gets no user name, stops
-	 * after TLS and CAPA, and our engine logs in: libcurl would use APOP
-	 * whenever the greeting allows it, and could not fall back. */
-	if (auth != AUTH_USER && auth != AUTH_AUTO) {
+	/* Without a user name libcurl stops after TLS and CAPA and our
+	 * engine logs in: libcurl would use APOP whenever the greeting
+	 * allows it, could not fall back, and leaves no room for UTF8. */
+	if (pop3_curl_logs_in(auth)) {
 		SET(CURLOPT_USERNAME, l->user);
-		if (auth == AUTH_XOAUTH2 || auth == AUTH_OAUTHBEARER)
-			SET(CURLOPT_XOAUTH2_BEARER, l->secret);
-		else
-			SET(CURLOPT_PASSWORD, l->secret);
-	}
-	if (opts != NULL)
+		SET(CURLOPT_XOAUTH2_BEARER, l->secret);
 		SET(CURLOPT_LOGIN_OPTIONS, opts);
+	}
 #undef SET
 	return rc;
 }
@@ -872,20 +896,64 @@ pop3_auto_plan(const struct pop3 *p, bool tls, enum pop3_meth m[4])
 }
 
 /*
- * The login of auth = "auto", from method number from of the plan on.
- * A refused challenge-response method (the server may hold no secret for
- * it) gives way to the next one on the same connection. Returns 0; -1
- * with e filled in; or 1, with e filled in and *from set, when the
- * server dropped the connection after such a refusal: the caller
- * connects again and resumes there.
+ * What an explicit auth setting tries: its one method, when the server
+ * offers it. Returns 1 with *m set, or 0 with e filled in (EX_NOPERM)
+ * when it does not: then nothing is sent, as libcurl would not either.
+ */
+static size_t
+pop3_explicit_plan(struct pop3 *p, enum auth_mech auth, enum pop3_meth *m,
+    struct err *e)
+{
+	switch (auth) {
+	case AUTH_APOP:
+		*m = METH_APOP;
+		if (p->stamp[0] != '\0')
+			return 1;
+		err_set(e, EX_NOPERM, "the server does not offer APOP (its "
+		    "greeting has no timestamp)");
+		return 0;
+	case AUTH_PLAIN:
+		*m = METH_PLAIN;
+		p->mech = "PLAIN";
+		break;
+	case AUTH_LOGIN:
+		*m = METH_LOGIN;
+		p->mech = "LOGIN";
+		break;
+	case AUTH_CRAM_MD5:
+		*m = METH_CRAM;
+		p->mech = "CRAM-MD5";
+		break;
+	default:
+		*m = METH_USER;
+		return 1;
+	}
+	if (!pop3_mech_missing(p))
+		return 1;
+	err_set(e, EX_NOPERM, "the server does not offer SASL %s (it offers: "
+	    "%s)", p->mech, p->sasl[0] != '\0' ? p->sasl : "none");
+	return 0;
+}
+
+/*
+ * The engine's login, from method number from of the plan on: auth =
+ * "auto"'s plan, or the one method of an explicit setting. A refused
+ * challenge-response method (the server may hold no secret for it) gives
+ * way to the next one on the same connection. Returns 0; -1 with e
+ * filled in; or 1, with e filled in and *from set, when the server
+ * dropped the connection after such a refusal: the caller connects
+ * again and resumes there.
  */
 static int
-pop3_login_auto(struct pop3 *p, const struct pop3_login *l, size_t *from,
+pop3_login_engine(struct pop3 *p, const struct pop3_login *l, size_t *from,
     struct err *e)
 {
 	enum pop3_meth m[4];
-	size_t n = pop3_auto_plan(p, l->tls != TLS_NONE, m), i;
+	size_t n, i;
 	char note[128];
+
+	n = l->auth == AUTH_AUTO ? pop3_auto_plan(p, l->tls != TLS_NONE, m) :
+	    pop3_explicit_plan(p, l->auth, m, e);
 
 	for (i = *from; i < n; i++) {
 		if (i > 0) {
@@ -918,10 +986,51 @@ pop3_login_auto(struct pop3 *p, const struct pop3_login *l, size_t *from,
 }
 
 static int
-pop3_login_once(struct pop3 *p, const struct pop3_login *l,
-    enum auth_mech auth, struct err *e)
+pop3_utf8_status(void *arg, bool ok, const char *line, size_t n,
+    struct err *e)
+{
+	struct pop3 *p = arg;
+	char *esc;
+
+	(void)e;
+	/* RFC 6856 2.1: "The server MAY respond to the "UTF8" command with
+	 * an -ERR response": the session goes on as before. */
+	p->utf8 = ok ? POP3_UTF8_ON : POP3_UTF8_REFUSED;
+	if (!ok) {
+		esc = buf_escape(line, n, sizeof(p->utf8_reply) / 4);
+		snprintf(p->utf8_reply, sizeof(p->utf8_reply), "%s", esc);
+		free(esc);
+	}
+	return 0;
+}
+
+/*
+ * UTF8, when the CAPA before login lists it. RFC 6856 makes it valid in
+ * the AUTHORIZATION state only, and forbids STLS after it: so it goes
+ * here, after libcurl's TLS and CAPA, just before the engine's login.
+ * With PIPELINING the login's first command follows without waiting.
+ */
+static int
+pop3_utf8_enable(struct pop3 *p, struct err *e)
+{
+	static const struct pop3_cb cb = { pop3_utf8_status, NULL, NULL };
+
+	if (!p->capa_utf8)
+		return 0;
+	if (pop3_queue(p, POP3_SINGLE, &cb, p, 0, "UTF8", e) == -1)
+		return -1;
+	return p->pre_caps & POP3_CAP_PIPELINING ? 0 : pop3_drain(p, e);
+}
+
+/*
+ * Connects: greeting, TLS, CAPA, and for OAuth2 libcurl's login; for any
+ * other method, UTF8 if offered, the engine's login being the caller's.
+ */
+static int
+pop3_login_once(struct pop3 *p, const struct pop3_login *l, struct err *e)
 {
 	curl_socket_t fd = CURL_SOCKET_BAD;
+	enum auth_mech auth = l->auth;
 	const char *opts = pop3_login_options(auth);
 	CURLcode rc;
 	char *url;
@@ -936,13 +1045,16 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 	p->sasl[0] = '\0';
 	p->used[0] = '\0';
 	p->tunnel = false;
+	p->stls_sent = false;
 	p->http_proxy = l->proxy != NULL &&
 	    strncasecmp(l->proxy, "http", 4) == 0;
-	p->mech = opts != NULL && opts[5] != '+' ? opts + 5 : NULL;
+	p->mech = opts != NULL ? opts + 5 : NULL;
 	p->lines_in = 0;
 	p->pre_caps = 0;
 	p->in_capa = false;
-	p->capa_ok = p->capa_user = false;
+	p->capa_ok = p->capa_user = p->capa_utf8 = false;
+	p->utf8 = POP3_UTF8_NONE;
+	p->utf8_reply[0] = '\0';
 	p->stamp[0] = '\0';
 	p->bad_greeting = false;
 	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
@@ -964,10 +1076,10 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l,
 		return -1;
 	}
 	p->fd = fd;
-	if (auth == AUTH_USER) {
-		snprintf(p->used, sizeof(p->used), "USER/PASS");
-		return pop3_userpass(p, l, e);
-	}
+	if (!pop3_curl_logs_in(auth))
+		return pop3_utf8_enable(p, e);
+	if (p->capa_utf8)
+		p->utf8 = POP3_UTF8_LATE;
 	return 0;
 }
 
@@ -1026,6 +1138,8 @@ pop3_capa_line(void *arg, const char *line, size_t n, struct err *e)
 		p->login_delay = v > 86400 ? 86400 : (unsigned)v;
 	}
 	p->caps |= pop3_cap_bit(line, n);
+	if (n == 0)
+		return 0;
 	/* Kept for --check, within its cap; what does not fit is left out. */
 	esc = buf_escape(line, n, 200);
 	if (p->capa_text.len + strlen(esc) + 2 < POP3_CAPAMAX) {
@@ -1109,17 +1223,17 @@ pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 	/* Errors go to le, and into e only if the login fails at last:
 	 * what a later attempt recovered from must not be reported. */
 	err_clear(&le);
-	rc = pop3_login_once(p, l, l->auth, &le);
-	if (rc == 0 && l->auth == AUTH_AUTO)
-		rc = pop3_login_auto(p, l, &from, &le);
+	rc = pop3_login_once(p, l, &le);
+	if (rc == 0 && !pop3_curl_logs_in(l->auth))
+		rc = pop3_login_engine(p, l, &from, &le);
 	if (rc == 1) {
 		static const char again[] = "the server closed the "
 		    "connection; connecting again";
 
 		pop3_trace(p, POP3_TRACE_INFO, again, sizeof(again) - 1);
 		pop3_reset(p);
-		rc = pop3_login_once(p, l, AUTH_AUTO, &le);
-		if (rc == 0 && pop3_login_auto(p, l, &from, &le) != 0)
+		rc = pop3_login_once(p, l, &le);
+		if (rc == 0 && pop3_login_engine(p, l, &from, &le) != 0)
 			rc = -1;
 	}
 	if (rc == 0)
@@ -1144,6 +1258,14 @@ unsigned
 pop3_caps(const struct pop3 *p)
 {
 	return p->caps;
+}
+
+enum pop3_utf8
+pop3_utf8(const struct pop3 *p, const char **reply)
+{
+	if (reply != NULL)
+		*reply = p->utf8_reply;
+	return p->utf8;
 }
 
 const char *
@@ -1297,6 +1419,8 @@ pop3_enqueue(struct pop3 *p, enum pop3_kind kind, const struct pop3_cb *cb,
 	r->arg = arg;
 	r->expect = expect;
 	r->sasl = sasl;
+	/* A capability line too long to be one is no reason to fail. */
+	r->lenient = kind == POP3_LINES && strcmp(cmd, "CAPA") == 0;
 	pop3_redact(cmd, n, r->cmd, sizeof(r->cmd));
 	p->inflight_bytes += expect;
 	pop3_trace(p, POP3_TRACE_OUT, r->cmd, strlen(r->cmd));
@@ -1480,6 +1604,7 @@ pop3_parse_status(struct pop3 *p, struct pop3_req *r, const char *in,
 		p->in_body = true;
 		memset(&p->u, 0, sizeof(p->u));
 		buf_reset(&p->line);
+		p->line_skip = false;
 	}
 	return (ssize_t)(nl + 1 - in);
 }
@@ -1497,15 +1622,21 @@ pop3_deliver(struct pop3 *p, struct pop3_req *r, const char *d, size_t n,
 	while (n > 0) {
 		nl = memchr(d, '\n', n);
 		len = nl != NULL ? (size_t)(nl - d) : n;
-		if (buf_append(&p->line, d, len) == -1)
-			return pop3_protocol_error("overlong line in reply", r,
-			    p->line.data, p->line.len, e);
+		if (!p->line_skip && buf_append(&p->line, d, len) == -1) {
+			/* Show its start, wherever it was cut. */
+			if (!r->lenient)
+				return pop3_protocol_error("overlong line in "
+				    "reply", r, p->line.len > 0 ? p->line.data :
+				    d, p->line.len > 0 ? p->line.len : len, e);
+			p->line_skip = true;
+		}
 		if (nl == NULL)
 			break;
-		if (r->cb.data != NULL && r->cb.data(r->arg, p->line.data,
-		    p->line.len, e) == -1)
+		if (!p->line_skip && r->cb.data != NULL &&
+		    r->cb.data(r->arg, p->line.data, p->line.len, e) == -1)
 			return -1;
 		buf_reset(&p->line);
+		p->line_skip = false;
 		d += len + 1;
 		n -= len + 1;
 	}

@@ -69,7 +69,13 @@ struct pop3_login {
  * of those gives way to the next method (on a new connection only if
  * the server closed this one). e is left alone on success: the error
  * of an attempt that a later one recovered from is not reported.
- * login->secret is not kept.
+ * libcurl logs in only with AUTH_XOAUTH2 and AUTH_OAUTHBEARER; for every
+ * other method it stops after TLS and CAPA and this engine logs in: an
+ * explicit method the server does not offer (no timestamp for APOP, not
+ * in the SASL capability) fails with EX_NOPERM before anything is sent.
+ * When the CAPA before login lists UTF8, the engine sends UTF8 (RFC
+ * 6856) just before its login; a refusal changes nothing (see
+ * pop3_utf8). login->secret is not kept.
  */
 int	pop3_open(struct pop3 **pp, const struct pop3_login *login,
 	    struct err *e);
@@ -100,6 +106,22 @@ unsigned pop3_login_delay(const struct pop3 *);
  * The string lives as long as the session.
  */
 const char *pop3_auth_used(const struct pop3 *);
+
+/* What became of RFC 6856 UTF-8 mode, in which messages come as stored. */
+enum pop3_utf8 {
+	POP3_UTF8_NONE,		/* not offered before login */
+	POP3_UTF8_ON,		/* enabled before login */
+	POP3_UTF8_REFUSED,	/* the server answered UTF8 with -ERR */
+	POP3_UTF8_LATE		/* offered, but libcurl logs in (OAuth2), and
+				   UTF8 is valid only before the login */
+};
+
+/*
+ * Whether UTF-8 mode is on. For POP3_UTF8_REFUSED, *reply (when reply
+ * is not NULL) gets the server's -ERR line, escaped, living as long as
+ * the session; else "". Known once pop3_open has returned.
+ */
+enum pop3_utf8 pop3_utf8(const struct pop3 *, const char **reply);
 
 /*
  * The capabilities the server announced after login, as "A, B, C"

@@ -23,9 +23,17 @@ arguments of PASS, APOP and AUTH, and AUTH continuation lines, replaced by
 the secret arrived), connection events, faults injected, messages sent
 whole ("retr", with the UID), deletions committed and rolled back, and
 the verb of each command that a stalled session left unanswered
-("ignored").
+("ignored"), and each UTF8 command ("utf8": whether it was accepted, and
+the state it came in).
 Example: {"event":"cmd","cmd":"PASS","arg":"<secret>","tls":false,
 "conn":1,"t":0.013}
+
+With --utf8 the server offers UTF-8 mode (RFC 6856), and until the client
+enables it, serves a message with 8-bit bytes in its header as Courier
+does: a substitute ("Subject: Cannot display Unicode content") with the
+original attached as message/global ("retr" then says "wrapped"). UTF8
+is accepted only before login, as the RFC says (Courier also takes it
+after login).
 """
 
 import argparse
@@ -102,6 +110,19 @@ SCENARIOS = {
                     "send a status line of SIZE bytes without CRLF, then "
                     "wait until the client closes: as the greeting (msg=0) "
                     "or as the reply to RETR MSG"),
+    "utf8-refused": ({}, "answer UTF8 with -ERR (with --utf8)"),
+    "bare-ok": ({}, "greet with a bare \"+OK\" and give every +OK "
+                "whose text is free (not STAT's, LIST n's, UIDL n's) none"),
+    "stls-always": ({}, "list STLS in CAPA also over TLS and after login "
+                    "(as some servers do)"),
+    "header-uids": ({}, "UIDs are the MD5 of the message's header, as "
+                    "popa3d makes them: identical headers, one UID"),
+    "fail-close": ({"pause": 2, "reply": 1},
+                   "after a failed login, wait PAUSE seconds, send -ERR "
+                   "(reply=0: nothing) and close, as Solid POP3 does"),
+    "long-capa": ({"size": 5000, "when": 0},
+                  "add a capability line of SIZE bytes (\"X-LONG xxx...\"): "
+                  "when=0 before and after login, 1 before, 2 after"),
     "hostile-err": ({"at": 2, "msg": 1},
                     "answer with -ERR and a text full of terminal escapes, "
                     "BEL, CR, DEL and bytes >= 0x80: at=1 as the greeting "
@@ -208,6 +229,24 @@ def stuffed_chunks(chunks):
         tail = joined[-2:]
 
 
+def unicode_wrapper(data):
+    """What Courier serves instead of a message with UTF-8 in its header
+    to a client that did not enable UTF-8 mode: a substitute, with the
+    original attached as message/global (RFC 6532)."""
+    b = b"=_fakepop3_utf8"
+    return (b"From: Mail Delivery Subsystem <postmaster@fakepop3.test>\r\n"
+            b"Subject: Cannot display Unicode content\r\n"
+            b"Mime-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"" + b + b"\"\r\n"
+            b"\r\n--" + b + b"\r\n"
+            b"Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+            b"This E-mail message was determined to be Unicode-formatted\r\n"
+            b"but your E-mail reader does not support Unicode E-mail.\r\n"
+            b"\r\n--" + b + b"\r\n"
+            b"Content-Type: message/global\r\n\r\n" + data +
+            b"\r\n--" + b + b"--\r\n")
+
+
 class Log:
     def __init__(self, path):
         self.lock = threading.Lock()
@@ -233,6 +272,7 @@ class Message:
         self.name, self.uid, self.data = name, uid, data
         self.path, self.wire = path, wire
         self.size = len(data) if data is not None else size
+        self.wrapped = False
 
     def chunks(self):
         """The message dot-stuffed, without the terminating line."""
@@ -252,6 +292,11 @@ class Mailbox:
     def __init__(self, args, log):
         self.dir, self.trash, self.log = args.maildir, args.trash, log
         self.wire = args.wire
+        self.utf8_offered = args.utf8 is not None
+        self.uids = {}      # file name -> UID, from --uid
+        for spec in args.uid:
+            name, _, uid = spec.partition("=")
+            self.uids[name] = uid
         self.lock = threading.Lock()
         self.owner = None
         self.gone = set()   # names deleted without --trash
@@ -269,7 +314,9 @@ class Mailbox:
             if self.owner == conn:
                 self.owner = None
 
-    def load(self, sc):
+    def load(self, sc, utf8=True):
+        """The messages as this session sees them: utf8 says whether
+        UTF-8 mode is on (without it, --utf8 wraps 8-bit headers)."""
         msgs = []
         names = sorted(os.listdir(self.dir)) if self.dir else []
         for name in names:
@@ -278,6 +325,20 @@ class Mailbox:
                     not os.path.isfile(path):
                 continue
             msgs.append(self.message(name, path))
+        for m in msgs:
+            if m.name in self.uids:
+                m.uid = self.uids[m.name]
+        if sc("header-uids"):
+            for m in msgs:
+                head = m.whole().partition(b"\r\n\r\n")[0]
+                m.uid = hashlib.md5(head).hexdigest()
+        if self.utf8_offered and not utf8:
+            for m in msgs:
+                if m.data is not None and \
+                        max(m.data.partition(b"\r\n\r\n")[0], default=0) \
+                        >= 0x80:
+                    m.data, m.wrapped = unicode_wrapper(m.data), True
+                    m.size = len(m.data)
         p = sc("duplicate-uids")
         if p and max(p["msg"], p["of"]) <= len(msgs):
             msgs[p["msg"] - 1].uid = msgs[p["of"] - 1].uid
@@ -335,6 +396,7 @@ class Session:
         self.marked = set()
         self.user = None
         self.stamp = None
+        self.utf8 = False       # UTF-8 mode (RFC 6856) enabled
 
     # --- plumbing -----------------------------------------------------
 
@@ -357,7 +419,12 @@ class Session:
             self.event("close", reason="send failed: %s" % e)
             raise Closed()
 
-    def reply(self, text):
+    def reply(self, text, free=True):
+        """Send text and CRLF. free: any text after a +OK is free, so
+        bare-ok drops it."""
+        if free and text.startswith("+OK ") and self.sc("bare-ok"):
+            text = "+OK" + text[3:].partition("\r\n")[1] + \
+                text[3:].partition("\r\n")[2]
         self.send(text.encode("latin-1") + b"\r\n")
 
     def readline(self):
@@ -506,7 +573,7 @@ class Session:
         if self.args.apop or self.sc("apop-greeting"):
             self.stamp = "<%d.%d@fakepop3.test>" % (os.getpid(), self.n)
             text += " " + self.stamp
-        self.reply(text)
+        self.reply(text, free=not self.stamp)
 
     def command(self, line):
         text = line.decode("latin-1")
@@ -554,14 +621,42 @@ class Session:
             lines.append("UIDL")
         if not a.no_pipelining:
             lines.append("PIPELINING")
-        if a.stls and not a.no_stls_in_capa and not self.tls \
-                and self.msgs is None:
+        if self.sc("stls-always") or (a.stls and not a.no_stls_in_capa and
+                                      not self.tls and self.msgs is None):
             lines.append("STLS")
-        if a.sasl:
+        if a.sasl_line is not None:
+            lines.append(a.sasl_line)
+        elif a.sasl:
             lines.append("SASL " + a.sasl)
+        if a.utf8 is not None:
+            lines.append(("UTF8 " + a.utf8).strip())
         lines += a.capa_extra
-        self.reply("+OK Capability list follows\r\n" + "\r\n".join(lines) +
-                   "\r\n.")
+        lines += a.capa_pre if self.msgs is None else a.capa_post
+        p = self.sc("long-capa")
+        if p and p["when"] in (0, 1 if self.msgs is None else 2):
+            lines.append("X-LONG " + "x" * p["size"])
+        # Lines from the command line may hold any byte (surrogateescape).
+        self.send(b"\r\n".join([b"+OK" if self.sc("bare-ok") else
+                                 b"+OK Capability list follows"] +
+                                [os.fsencode(l) for l in lines] + [b".\r\n"]))
+
+    def auth_utf8(self, arg):
+        if self.args.utf8 is None:
+            self.reply("-ERR unknown command")
+            return
+        if self.sc("utf8-refused"):
+            self.event("utf8", ok=False, state="authorization",
+                       tls=self.tls)
+            self.reply("-ERR UTF8 not available now")
+            return
+        self.utf8 = True
+        self.event("utf8", ok=True, state="authorization", tls=self.tls)
+        self.reply("+OK UTF8 enabled")
+
+    def trans_utf8(self, arg):
+        # RFC 6856: "Commands valid in states: AUTHORIZATION".
+        self.event("utf8", ok=False, state="transaction", tls=self.tls)
+        self.reply("-ERR UTF8 is valid only before the login")
 
     # --- AUTHORIZATION state ------------------------------------------
 
@@ -720,13 +815,20 @@ class Session:
                 return
         if user != self.args.user or not ok:
             self.event("login-failed", user=user)
+            p = self.sc("fail-close")
+            if p:
+                time.sleep(p["pause"])
+                if p["reply"]:
+                    self.reply("-ERR Authentication failed")
+                self.event("fault", fault="fail-close")
+                self.abort(rst=False)
             self.reply("-ERR [AUTH] Authentication failed")
             return
         if not self.srv.mailbox.acquire(self.n):
             self.event("login-in-use")
             self.reply("-ERR [IN-USE] Mailbox is locked by another session")
             return
-        self.msgs = self.srv.mailbox.load(self.sc)
+        self.msgs = self.srv.mailbox.load(self.sc, self.utf8)
         self.event("login", user=user, tls=self.tls, messages=len(self.msgs))
         self.reply("+OK Logged in")
 
@@ -759,14 +861,15 @@ class Session:
         if arg:
             i = self.number(arg)
             if i is not None:
-                self.reply("+OK %d %s" % (i, what(i)))
+                self.reply("+OK %d %s" % (i, what(i)), free=False)
             return
         lines = ["+OK"] + ["%d %s" % (i, what(i)) for i in self.live()]
         self.reply("\r\n".join(lines + ["."]))
 
     def trans_stat(self, arg):
         live = self.live()
-        self.reply("+OK %d %d" % (len(live), sum(self.size(i) for i in live)))
+        self.reply("+OK %d %d" % (len(live), sum(self.size(i) for i in live)),
+                   free=False)
 
     def trans_list(self, arg):
         self.listing(arg, self.size)
@@ -784,7 +887,8 @@ class Session:
         if self.hostile_err(3, i) or self.long_status(i):
             return
         m = self.msgs[i - 1]
-        head = b"+OK %d octets\r\n" % self.size(i)
+        head = b"+OK\r\n" if self.sc("bare-ok") else \
+            b"+OK %d octets\r\n" % self.size(i)
         for fault in ("drop-mid-retr", "reset-mid-retr", "stall-mid-retr"):
             p = self.sc(fault)
             if p and p["msg"] == i:
@@ -796,7 +900,7 @@ class Session:
                 self.abort(rst=(fault == "reset-mid-retr"))
         sent = self.send_body(head, m.chunks(), None)
         self.send(b".\r\n")
-        self.event("retr", msg=i, uid=m.uid, sent=sent)
+        self.event("retr", msg=i, uid=m.uid, sent=sent, wrapped=m.wrapped)
 
     def send_body(self, head, chunks, limit):
         """Send head, then the chunks (at most limit bytes of them, if
@@ -983,6 +1087,22 @@ def main():
                     "with CRLF (0: no limit)")
     ap.add_argument("--capa-extra", action="append", default=[],
                     metavar="LINE", help="add LINE to the CAPA answer")
+    ap.add_argument("--capa-pre", action="append", default=[],
+                    metavar="LINE", help="add LINE to the CAPA answer "
+                    "before login only")
+    ap.add_argument("--capa-post", action="append", default=[],
+                    metavar="LINE", help="add LINE to the CAPA answer "
+                    "after login only")
+    ap.add_argument("--sasl-line", metavar="LINE",
+                    help="the SASL capability line as sent (instead of "
+                    "\"SASL\" and --sasl; the mechanisms accepted are "
+                    "still --sasl's)")
+    ap.add_argument("--utf8", nargs="?", const="", metavar="ARGS",
+                    help="offer UTF8 (RFC 6856) in CAPA, with ARGS (e.g. "
+                    "USER, as Courier); see below")
+    ap.add_argument("--uid", action="append", default=[],
+                    metavar="FILE=UID", help="serve message file FILE "
+                    "with this UID")
     ap.add_argument("--wire", action="store_true",
                     help="serve the files as they are, in wire form (see "
                     "below)")
