@@ -1036,8 +1036,10 @@ config_suggest(const char *name, bool top, char *out, size_t size)
 	/* Two edits in a short name is another word. */
 	if (best != NULL && bestd * 3 > strlen(name))
 		best = NULL;
-	snprintf(out, size, best != NULL ? "; did you mean \"%s\"?" : "",
-	    best);
+	if (best != NULL)
+		snprintf(out, size, "; did you mean \"%s\"?", best);
+	else
+		out[0] = '\0';
 }
 
 /* An optional top-level integer key in [min, max], else dflt. */

@@ -569,7 +569,7 @@ static const struct row rows[] = {
 	    "   maildir = \"/m\"; password_command = \"x\";\n"
 	    "   port = 0; }\n);\n", EX_CONFIG, 6, "port", NULL, 0 },
 	{ "duplicate key", ACC(" host = \"h2\";\n"), EX_CONFIG, 7,
-	    "duplicate", NULL, 0 },
+	    "\"host\" is set twice in the same group", NULL, 0 },
 };
 
 static const char *
