@@ -581,6 +581,7 @@ static int
 account_commit_work(struct run *r, struct err *e)
 {
 	const char **uids = NULL, **names = NULL;
+	uint64_t *sizes = NULL;
 	size_t i, n = r->nbatch, taken;
 	int rc = -1, res;
 
@@ -588,8 +589,11 @@ account_commit_work(struct run *r, struct err *e)
 		return 0;
 	uids = xreallocarray(NULL, n, sizeof(*uids));
 	names = xreallocarray(NULL, n, sizeof(*names));
+	sizes = xreallocarray(NULL, n, sizeof(*sizes));
 	for (i = 0; i < n; i++) {
 		uids[i] = r->msgs[r->batch_idx[i]].uid;
+		/* Fetched with a UID: new, so LIST was asked (scan). */
+		sizes[i] = r->msgs[r->batch_idx[i]].size;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
 	if (deliver_sync(r->dl, r->batch, n, e) == -1 ||
@@ -604,8 +608,8 @@ account_commit_work(struct run *r, struct err *e)
 			err_clear(e);
 			continue;
 		}
-		if (r->have_uidl && uidstate_delivered(r->st, uids + i, taken,
-		    time(NULL), e) == -1)
+		if (r->have_uidl && uidstate_delivered(r->st, uids + i,
+		    sizes + i, taken, time(NULL), e) == -1)
 			goto out;
 		account_stored(r, i, taken);
 	}
@@ -614,6 +618,7 @@ out:
 	account_batch_free(r);
 	free(uids);
 	free(names);
+	free(sizes);
 	return rc;
 }
 
