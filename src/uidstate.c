@@ -57,7 +57,7 @@ struct uidstate {
 	int		 lockfd;
 	int		 jfd;		/* journal, opened on first use */
 	struct uidmap	*map;		/* uid -> index in recs */
-	struct uidrec	*recs;		/* slots of forgotten UIDs stay */
+	struct uidrec	*recs;		/* forgotten UIDs' slots stay */
 	size_t		 nrecs, recsize;
 	struct pending	 open;		/* this run's, still unresolved */
 	bool		 dirty;		/* the state file is out of date */

@@ -53,8 +53,8 @@ int	uidstate_open(struct uidstate **sp, const char *dir,
  * gets the number of its messages whose delivery the next run settles).
  * A missing state is empty. *other is set when the account's state
  * describes another mailbox than mailbox (then the one kept for mailbox,
- * or none, is read). Only uidstate_has, uidstate_count and
- * uidstate_close may be used on the result. Returns 0, or -1 with e
+ * or none, is read). Only uidstate_has, uidstate_was_deleted,
+ * uidstate_count and uidstate_close may be used on the result. Returns 0, or -1 with e
  * filled in (EX_IOERR: unreadable or corrupt).
  */
 int	uidstate_peek(struct uidstate **sp, const char *dir,
