@@ -84,7 +84,8 @@ struct run {
 	bool			 have_uidl;
 	bool			 listed_all;	/* LIST was asked */
 	unsigned		 misplaced;	/* numbers out of order */
-	bool			 any_new;	/* a UID not yet recorded */
+	bool			 any_new;	/* a UID not yet recorded,
+						   or marked deleted */
 
 	uint32_t		*queue;		/* A_FETCH indexes, in order */
 	size_t			 nqueue, next_fetch;
@@ -316,7 +317,9 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 		/* By number: a record may still move (account_msg_at). */
 		en = uidmap_put(r->present, rest, (int64_t)m->num);
 		m->uid = en->uid;
-		if (!uidstate_has(r->st, m->uid, NULL))
+		/* A deleted one's size tells whether it is new: LIST. */
+		if (!uidstate_has(r->st, m->uid, NULL) ||
+		    uidstate_was_deleted(r->st, m->uid, NULL))
 			r->any_new = true;
 		return 0;
 	}
@@ -402,13 +405,41 @@ account_list(struct run *r, struct err *e)
 	return rc;
 }
 
+/*
+ * Whether m, listed under a UID whose deletion the server committed in
+ * an earlier run, is a new message: servers that make UIDs from the
+ * content (popa3d: the headers) give a new message the UID of one gone.
+ * Another size tells it apart; the same size is the same message, kept
+ * by a server that answered DELE and QUIT with +OK. Kept messages are
+ * never marked deleted, so their sizes (GNU Mailutils rewrites headers)
+ * are never compared.
+ */
+static bool
+account_reused(const struct run *r, const struct msg *m)
+{
+	uint64_t size;
+	char *esc;
+
+	if (!m->listed || !uidstate_was_deleted(r->st, m->uid, &size) ||
+	    size == m->size)
+		return false;
+	esc = buf_escape(m->uid, strlen(m->uid), 80);
+	log_msg(LL_WARN, "%s: message %lu has the UID \"%s\" of a message "
+	    "deleted earlier, but another size (%" PRIu64 " bytes, not %"
+	    PRIu64 "): the server reused the UID; taken as new mail",
+	    r->acct->name, (unsigned long)m->num, esc, m->size, size);
+	free(esc);
+	return true;
+}
+
 static enum action
 account_decide(struct run *r, struct msg *m, time_t now)
 {
 	const struct account *a = r->acct;
 	time_t first;
 
-	if (m->uid != NULL && uidstate_has(r->st, m->uid, &first)) {
+	if (m->uid != NULL && uidstate_has(r->st, m->uid, &first) &&
+	    !account_reused(r, m)) {
 		if (!a->keep)
 			return A_DELETE;
 		if (a->keep_days > 0 &&
@@ -581,6 +612,7 @@ static int
 account_commit_work(struct run *r, struct err *e)
 {
 	const char **uids = NULL, **names = NULL;
+	uint64_t *sizes = NULL;
 	size_t i, n = r->nbatch, taken;
 	int rc = -1, res;
 
@@ -588,8 +620,11 @@ account_commit_work(struct run *r, struct err *e)
 		return 0;
 	uids = xreallocarray(NULL, n, sizeof(*uids));
 	names = xreallocarray(NULL, n, sizeof(*names));
+	sizes = xreallocarray(NULL, n, sizeof(*sizes));
 	for (i = 0; i < n; i++) {
 		uids[i] = r->msgs[r->batch_idx[i]].uid;
+		/* Fetched with a UID: new, so LIST was asked (scan). */
+		sizes[i] = r->msgs[r->batch_idx[i]].size;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
 	if (deliver_sync(r->dl, r->batch, n, e) == -1 ||
@@ -604,8 +639,8 @@ account_commit_work(struct run *r, struct err *e)
 			err_clear(e);
 			continue;
 		}
-		if (r->have_uidl && uidstate_delivered(r->st, uids + i, taken,
-		    time(NULL), e) == -1)
+		if (r->have_uidl && uidstate_delivered(r->st, uids + i,
+		    sizes + i, taken, time(NULL), e) == -1)
 			goto out;
 		account_stored(r, i, taken);
 	}
@@ -614,6 +649,7 @@ out:
 	account_batch_free(r);
 	free(uids);
 	free(names);
+	free(sizes);
 	return rc;
 }
 
@@ -963,6 +999,7 @@ account_quit(struct run *r, struct err *e)
 	static const struct pop3_cb rset_cb = {
 		account_rset_status, NULL, NULL
 	};
+	struct msg *m;
 	size_t i;
 
 	if (r->local_failed &&
@@ -973,9 +1010,21 @@ account_quit(struct run *r, struct err *e)
 		return -1;
 	if (r->local_failed)
 		return 0;
-	for (i = 0; i < r->nmsgs; i++)
-		if (r->msgs[i].deleted)
-			r->res->deleted++;
+	/*
+	 * QUIT +OK: the deletions are committed. Each is marked in the
+	 * state, with the size LIST gave, so that a message listed under
+	 * its UID again can be told apart (account_reused). The marks are
+	 * not journaled: account_save_state writes them, and one lost in a
+	 * crash only leaves the UID as before (deleted again if listed).
+	 */
+	for (i = 0; i < r->nmsgs; i++) {
+		m = &r->msgs[i];
+		if (!m->deleted)
+			continue;
+		r->res->deleted++;
+		if (m->uid != NULL && m->listed)
+			uidstate_deleted(r->st, m->uid, m->size);
+	}
 	return 0;
 }
 
@@ -1010,7 +1059,9 @@ account_save_state(struct run *r, bool scanned, struct err *e)
 {
 	/* A UID deleted now is forgotten only once a later listing no
 	 * longer shows it: some servers answer DELE and QUIT with +OK and
-	 * keep the message, and it must not then look new. */
+	 * keep the message, and it must not then look new. It is marked
+	 * deleted (account_quit), so that a new message that a server
+	 * gives the same UID is not taken for it (account_reused). */
 	if (scanned && r->have_uidl) {
 		uidstate_retain(r->st, r->present);
 		account_refused_retain(r);

@@ -820,7 +820,9 @@ record(struct uidstate *st, struct pick *v, size_t n, struct err *e)
 	for (i = 0; i < n && rc == 0; i = j) {
 		for (j = i; j < n && v[j].t == v[i].t; j++)
 			uids[j - i] = v[j].uid;
-		rc = uidstate_delivered(st, uids, j - i, (time_t)v[i].t, e);
+		/* Other fetchers record no sizes: none is known. */
+		rc = uidstate_delivered(st, uids, NULL, j - i, (time_t)v[i].t,
+		    e);
 	}
 	free(uids);
 	return rc == 0 ? uidstate_commit(st, e) : -1;

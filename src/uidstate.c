@@ -22,7 +22,12 @@
 #define STATE_MAGIC_V1	"popfetch-uidstate 1"
 #define STATE_MAILBOX	"mailbox "
 #define MAILBOX_MAX	160	/* characters of a mailbox's name */
-/* The end line has no space, so no "UID TIME" record can look like it. */
+/*
+ * Records are "UID TIME", and in version 2 also "UID TIME SIZE" (SIZE as
+ * LIST gave it at delivery) and "UID TIME SIZE d" (the server committed
+ * the deletion of a message of SIZE octets under UID). The end line has
+ * no space, so no record can look like it.
+ */
 #define STATE_END	"end:"
 #define STATE_LINE_MAX	256
 
@@ -31,6 +36,14 @@ struct pending {
 	char		**uids;
 	char		**names;
 	size_t		 n;
+};
+
+/* What the state holds of one UID; the map gives its index in recs. */
+struct uidrec {
+	int64_t		 time;		/* of the first delivery */
+	uint64_t	 size;		/* as LIST gave it, when sized */
+	bool		 sized;
+	bool		 deleted;	/* the server committed a DELE */
 };
 
 struct uidstate {
@@ -43,7 +56,9 @@ struct uidstate {
 	int		 dirfd;
 	int		 lockfd;
 	int		 jfd;		/* journal, opened on first use */
-	struct uidmap	*map;		/* uid -> first delivery time */
+	struct uidmap	*map;		/* uid -> index in recs */
+	struct uidrec	*recs;		/* forgotten UIDs' slots stay */
+	size_t		 nrecs, recsize;
 	struct pending	 open;		/* this run's, still unresolved */
 	bool		 dirty;		/* the state file is out of date */
 };
@@ -78,19 +93,25 @@ uidstate_sync_dir(struct uidstate *s, struct err *e)
 	return -1;
 }
 
-/* Splits "A B" at its single space; false if the form is wrong. */
-static bool
-uidstate_split(char *line, char **a, char **b)
+/*
+ * Splits line in place at single spaces into at most max fields. Returns
+ * their number, or 0 when there are more or one is empty.
+ */
+static size_t
+uidstate_fields(char *line, char **f, size_t max)
 {
-	char *sp = strchr(line, ' ');
+	size_t n = 0;
+	char *sp;
 
-	if (sp == NULL || sp == line || sp[1] == '\0' ||
-	    strchr(sp + 1, ' ') != NULL)
-		return false;
-	*sp = '\0';
-	*a = line;
-	*b = sp + 1;
-	return true;
+	for (;;) {
+		if (*line == '\0' || *line == ' ' || n == max)
+			return 0;
+		f[n++] = line;
+		if ((sp = strchr(line, ' ')) == NULL)
+			return n;
+		*sp = '\0';
+		line = sp + 1;
+	}
 }
 
 static bool
@@ -106,6 +127,23 @@ uidstate_parse_time(const char *s, int64_t *t)
 	if (errno != 0 || *end != '\0' || v < 0)
 		return false;
 	*t = v;
+	return true;
+}
+
+/* A size, as LIST may give any 64-bit one. */
+static bool
+uidstate_parse_size(const char *s, uint64_t *size)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return false;
+	*size = v;
 	return true;
 }
 
@@ -141,11 +179,81 @@ uidstate_mailbox_valid(const char *m)
 	return true;
 }
 
+static struct uidrec *
+uidstate_rec(const struct uidstate *s, const char *uid)
+{
+	const struct uidmap_entry *en = uidmap_get(s->map, uid);
+
+	return en != NULL ? &s->recs[en->value] : NULL;
+}
+
+/* Records uid, which must be new, first delivered at t, size unknown. */
+static struct uidrec *
+uidstate_add(struct uidstate *s, const char *uid, int64_t t)
+{
+	struct uidrec *rec;
+
+	if (s->nrecs == s->recsize) {
+		s->recsize = s->recsize ? s->recsize * 2 : 64;
+		s->recs = xreallocarray(s->recs, s->recsize,
+		    sizeof(*s->recs));
+	}
+	rec = &s->recs[s->nrecs];
+	memset(rec, 0, sizeof(*rec));
+	rec->time = t;
+	uidmap_put(s->map, uid, (int64_t)s->nrecs++);
+	return rec;
+}
+
+/*
+ * Records uid as delivered at t (size, when sized). A UID recorded
+ * before keeps its record, unless the server committed its deletion:
+ * then this is another message under a reused UID, and replaces it.
+ */
+static void
+uidstate_record(struct uidstate *s, const char *uid, int64_t t, bool sized,
+    uint64_t size)
+{
+	struct uidrec *rec = uidstate_rec(s, uid);
+
+	if (rec == NULL)
+		rec = uidstate_add(s, uid, t);
+	else if (rec->deleted)
+		rec->time = t;
+	else
+		return;
+	rec->sized = sized;
+	rec->size = sized ? size : 0;
+	rec->deleted = false;
+}
+
+/* One record (the forms above STATE_END); false if malformed. */
+static bool
+uidstate_parse_record(struct uidstate *s, char *line, bool v2)
+{
+	char *f[4];
+	size_t n = uidstate_fields(line, f, v2 ? 4 : 2);
+	uint64_t size = 0;
+	struct uidrec *rec;
+	int64_t t;
+
+	if (n < 2 || !uid_valid(f[0], strlen(f[0])) ||
+	    !uidstate_parse_time(f[1], &t) || uidmap_get(s->map, f[0]) ||
+	    (n >= 3 && !uidstate_parse_size(f[2], &size)) ||
+	    (n == 4 && strcmp(f[3], "d") != 0))
+		return false;
+	rec = uidstate_add(s, f[0], t);
+	rec->sized = n >= 3;
+	rec->size = size;
+	rec->deleted = n == 4;
+	return true;
+}
+
 /* Loads the state file at path into s (empty s->map, no mailbox yet). */
 static int
 uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
 {
-	char line[STATE_LINE_MAX], *uid, *ts;
+	char line[STATE_LINE_MAX];
 	size_t lineno = 0, count = 0;
 	bool complete, ended = false, v2 = false;
 	int64_t t;
@@ -187,11 +295,8 @@ uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
 			ended = true;
 			continue;
 		}
-		if (!uidstate_split(line, &uid, &ts) ||
-		    !uid_valid(uid, strlen(uid)) ||
-		    !uidstate_parse_time(ts, &t) || uidmap_get(s->map, uid))
+		if (!uidstate_parse_record(s, line, v2))
 			break;
-		uidmap_put(s->map, uid, t);
 		count++;
 	}
 	fclose(f);
@@ -260,24 +365,30 @@ uidstate_name_valid(const char *name)
 	return true;
 }
 
-/* Applies one complete journal line; false if it is malformed. */
+/*
+ * Applies one complete journal line, "P UID NAME", "D UID TIME" or
+ * "D UID TIME SIZE"; false if it is malformed.
+ */
 static bool
 uidstate_replay_line(struct uidstate *s, char *line, struct pending *p)
 {
-	char *a, *b;
+	char *f[3];
+	uint64_t size = 0;
+	size_t n;
 	int64_t t;
 
 	if (line[0] == '\0' || line[1] != ' ' ||
-	    !uidstate_split(line + 2, &a, &b) || !uid_valid(a, strlen(a)))
+	    (n = uidstate_fields(line + 2, f, 3)) < 2 ||
+	    !uid_valid(f[0], strlen(f[0])))
 		return false;
-	if (line[0] == 'P' && uidstate_name_valid(b)) {
-		pending_add(p, a, b);
+	if (line[0] == 'P' && n == 2 && uidstate_name_valid(f[1])) {
+		pending_add(p, f[0], f[1]);
 		return true;
 	}
-	if (line[0] == 'D' && uidstate_parse_time(b, &t)) {
-		if (uidmap_get(s->map, a) == NULL)
-			uidmap_put(s->map, a, t);
-		pending_del(p, a);
+	if (line[0] == 'D' && uidstate_parse_time(f[1], &t) &&
+	    (n == 2 || uidstate_parse_size(f[2], &size))) {
+		uidstate_record(s, f[0], t, n == 3, size);
+		pending_del(p, f[0]);
 		return true;
 	}
 	return false;
@@ -340,9 +451,10 @@ uidstate_recover(struct uidstate *s, uidstate_recover_fn recover, void *arg,
 		if (recover(arg, (const char *const *)p.names, p.n, found,
 		    e) == -1)
 			goto out;
+		/* Its size is not journaled: known only from LIST. */
 		for (i = 0; i < p.n; i++)
-			if (found[i] && uidmap_get(s->map, p.uids[i]) == NULL)
-				uidmap_put(s->map, p.uids[i], now);
+			if (found[i])
+				uidstate_record(s, p.uids[i], now, false, 0);
 	}
 	s->dirty = had_journal;
 	rc = had_journal ? uidstate_commit(s, e) : 0;
@@ -394,6 +506,7 @@ uidstate_forget(struct uidstate *s)
 {
 	uidmap_free(s->map);
 	s->map = uidmap_new();
+	s->nrecs = 0;
 	free(s->mailbox);
 	s->mailbox = NULL;
 	s->had_file = false;
@@ -596,6 +709,7 @@ uidstate_close(struct uidstate *s)
 	if (s->dirfd != -1)
 		close(s->dirfd);
 	uidmap_free(s->map);
+	free(s->recs);
 	pending_free(&s->open);
 	free(s->dir);
 	free(s->account);
@@ -608,11 +722,24 @@ uidstate_close(struct uidstate *s)
 bool
 uidstate_has(const struct uidstate *s, const char *uid, time_t *first_seen)
 {
-	const struct uidmap_entry *en = uidmap_get(s->map, uid);
+	const struct uidrec *rec = uidstate_rec(s, uid);
 
-	if (en != NULL && first_seen != NULL)
-		*first_seen = (time_t)en->value;
-	return en != NULL;
+	if (rec != NULL && first_seen != NULL)
+		*first_seen = (time_t)rec->time;
+	return rec != NULL;
+}
+
+bool
+uidstate_was_deleted(const struct uidstate *s, const char *uid,
+    uint64_t *size)
+{
+	const struct uidrec *rec = uidstate_rec(s, uid);
+
+	if (rec == NULL || !rec->deleted)
+		return false;
+	if (size != NULL)
+		*size = rec->size;
+	return true;
 }
 
 size_t
@@ -681,8 +808,8 @@ uidstate_pending(struct uidstate *s, const char *const *uids,
 }
 
 int
-uidstate_delivered(struct uidstate *s, const char *const *uids, size_t n,
-    time_t now, struct err *e)
+uidstate_delivered(struct uidstate *s, const char *const *uids,
+    const uint64_t *sizes, size_t n, time_t now, struct err *e)
 {
 	struct buf b;
 	size_t i;
@@ -690,21 +817,35 @@ uidstate_delivered(struct uidstate *s, const char *const *uids, size_t n,
 
 	buf_init(&b, SIZE_MAX / 2);
 	for (i = 0; i < n; i++) {
-		char *l = xasprintf("D %s %lld\n", uids[i], (long long)now);
+		char *l = sizes != NULL ? xasprintf("D %s %lld %" PRIu64 "\n",
+		    uids[i], (long long)now, sizes[i]) : xasprintf("D %s "
+		    "%lld\n", uids[i], (long long)now);
 
 		(void)buf_append(&b, l, strlen(l)); /* no cap to exceed */
 		free(l);
 	}
 	if (n > 0 && (rc = uidstate_append(s, b.data, b.len, e)) == 0) {
 		for (i = 0; i < n; i++) {
-			if (uidmap_get(s->map, uids[i]) == NULL)
-				uidmap_put(s->map, uids[i], now);
+			uidstate_record(s, uids[i], now, sizes != NULL,
+			    sizes != NULL ? sizes[i] : 0);
 			pending_del(&s->open, uids[i]);
 		}
 		s->dirty = true;
 	}
 	buf_free(&b);
 	return rc;
+}
+
+void
+uidstate_deleted(struct uidstate *s, const char *uid, uint64_t size)
+{
+	struct uidrec *rec = uidstate_rec(s, uid);
+
+	if (rec == NULL || (rec->deleted && rec->size == size))
+		return;
+	rec->sized = rec->deleted = true;
+	rec->size = size;
+	s->dirty = true;
 }
 
 void
@@ -769,14 +910,21 @@ out:
 static void
 uidstate_fill_state(const struct uidstate *s, FILE *f)
 {
+	const struct uidrec *rec;
 	struct uidmap_entry *en;
 	size_t pos = 0;
 
 	fprintf(f, "%s\n", STATE_MAGIC);
 	if (s->mailbox != NULL)
 		fprintf(f, STATE_MAILBOX "%s\n", s->mailbox);
-	while ((en = uidmap_next(s->map, &pos)) != NULL)
-		fprintf(f, "%s %" PRId64 "\n", en->uid, en->value);
+	while ((en = uidmap_next(s->map, &pos)) != NULL) {
+		rec = &s->recs[en->value];
+		fprintf(f, "%s %" PRId64, en->uid, rec->time);
+		if (rec->sized)
+			fprintf(f, " %" PRIu64 "%s", rec->size, rec->deleted ?
+			    " d" : "");
+		fputc('\n', f);
+	}
 	fprintf(f, STATE_END "%zu\n", uidmap_count(s->map));
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "err.h"
@@ -52,8 +53,8 @@ int	uidstate_open(struct uidstate **sp, const char *dir,
  * gets the number of its messages whose delivery the next run settles).
  * A missing state is empty. *other is set when the account's state
  * describes another mailbox than mailbox (then the one kept for mailbox,
- * or none, is read). Only uidstate_has, uidstate_count and
- * uidstate_close may be used on the result. Returns 0, or -1 with e
+ * or none, is read). Only uidstate_has, uidstate_was_deleted,
+ * uidstate_count and uidstate_close may be used on the result. Returns 0, or -1 with e
  * filled in (EX_IOERR: unreadable or corrupt).
  */
 int	uidstate_peek(struct uidstate **sp, const char *dir,
@@ -86,6 +87,16 @@ void	uidstate_close(struct uidstate *);
 bool	uidstate_has(const struct uidstate *, const char *uid,
 	    time_t *first_seen);
 
+/*
+ * True when uid is recorded and marked by uidstate_deleted: the server
+ * committed the deletion of the message under it. *size (unless size is
+ * NULL) gets that message's size as LIST gave it. A UID listed again
+ * with that size is the same message, kept by a server that ignored the
+ * deletion; with another size it is a new message under a reused UID.
+ */
+bool	uidstate_was_deleted(const struct uidstate *, const char *uid,
+	    uint64_t *size);
+
 /* Number of recorded UIDs. */
 size_t	uidstate_count(const struct uidstate *);
 
@@ -98,11 +109,24 @@ int	uidstate_pending(struct uidstate *, const char *const *uids,
 	    const char *const *names, size_t n, struct err *e);
 
 /*
- * Records n UIDs as delivered at time now, durably in the journal before
- * it returns 0. Returns -1 with e filled in.
+ * Records n UIDs as delivered at time now, with their sizes as LIST gave
+ * them (sizes NULL: not known), durably in the journal before it returns
+ * 0. A UID already recorded keeps its record, unless it is marked
+ * deleted (uidstate_was_deleted): then the new message replaces it.
+ * Returns -1 with e filled in.
  */
 int	uidstate_delivered(struct uidstate *, const char *const *uids,
-	    size_t n, time_t now, struct err *e);
+	    const uint64_t *sizes, size_t n, time_t now, struct err *e);
+
+/*
+ * Marks uid, if recorded, as deleted by the server, the message then
+ * under it of size octets (as LIST gave it). Call it only once QUIT was
+ * answered +OK, when the deletion is committed. Takes effect at
+ * uidstate_commit; it is not journaled: lost in a crash, it only leaves
+ * the UID as a UID recorded without it (a message listed under it again
+ * is taken for the same one, and deleted again).
+ */
+void	uidstate_deleted(struct uidstate *, const char *uid, uint64_t size);
 
 /*
  * Forgets every recorded UID that is not a key of present (the UIDs the

@@ -148,7 +148,8 @@ def recorded(state_dir, account):
         with open(path, "rb") as f:
             for l in f.read().split(b"\n"):
                 w = l.split(b" ")
-                if len(w) == 3 and w[0] == b"D":
+                # "D UID TIME", or "D UID TIME SIZE".
+                if len(w) in (3, 4) and w[0] == b"D":
                     uids.add(w[1].decode())
     return uids, problems
 

@@ -19,6 +19,7 @@
 
 #define ACCT	"acct"
 #define MAGIC	"popfetch-uidstate 1\n"
+#define MAGIC2	"popfetch-uidstate 2\n"
 /* The state file's last line, with the number of records. */
 #define END(n)	"end:" #n "\n"
 #define X10	"xxxxxxxxxx"
@@ -203,7 +204,7 @@ test_basics(void)
 	    "a new account has no UIDs");
 	tap_ok(r.calls == 0, "no recovery without a journal");
 	err_clear(&e);
-	tap_ok(uidstate_delivered(s, uids, 3, 1000, &e) == 0,
+	tap_ok(uidstate_delivered(s, uids, NULL, 3, 1000, &e) == 0,
 	    "delivered (%s)", e.msg);
 	tap_ok(mode_of(journal_path) == 0600, "the journal has mode 0600 "
 	    "(%o)", mode_of(journal_path));
@@ -212,10 +213,10 @@ test_basics(void)
 	tap_ok(!uidstate_has(s, "12", &t) && !uidstate_has(s, "41", &t) &&
 	    !uidstate_has(s, "4120", &t), "\"412\" does not make \"12\", "
 	    "\"41\" or \"4120\" look delivered");
-	tap_ok(uidstate_delivered(s, uids, 1, 2000, &e) == 0 &&
+	tap_ok(uidstate_delivered(s, uids, NULL, 1, 2000, &e) == 0 &&
 	    has_at(s, "412", 1000) && uidstate_count(s) == 3,
 	    "delivered again keeps the first time and the count");
-	tap_ok(uidstate_delivered(s, NULL, 0, 3000, &e) == 0,
+	tap_ok(uidstate_delivered(s, NULL, NULL, 0, 3000, &e) == 0,
 	    "delivered of none");
 	tap_ok(uidstate_commit(s, &e) == 0, "commit (%s)", e.msg);
 	tap_ok(!exists(journal_path), "commit removes the journal");
@@ -264,7 +265,7 @@ test_retain(void)
 	s = open_ok("retain", &r);
 	if (s == NULL)
 		exit(99);
-	tap_ok(uidstate_delivered(s, uids, 4, 500, &e) == 0 &&
+	tap_ok(uidstate_delivered(s, uids, NULL, 4, 500, &e) == 0 &&
 	    uidstate_commit(s, &e) == 0, "four UIDs committed");
 	uidstate_close(s);
 
@@ -321,7 +322,7 @@ test_tricky_uids(void)
 	if (s == NULL)
 		exit(99);
 	err_clear(&e);
-	tap_ok(uidstate_delivered(s, uids, 7, 7, &e) == 0 &&
+	tap_ok(uidstate_delivered(s, uids, NULL, 7, 7, &e) == 0 &&
 	    uidstate_commit(s, &e) == 0, "UIDs like keywords committed");
 	uidstate_close(s);
 	err_clear(&e);
@@ -503,7 +504,7 @@ test_crash_recovery(void)
 	}
 	tap_ok(s != NULL && uidstate_pending(s, (const char *[]){ "p1",
 	    "p2" }, (const char *const *)names, 2, &e) == 0 &&
-	    uidstate_delivered(s, (const char *[]){ "p1" }, 1, 4242,
+	    uidstate_delivered(s, (const char *[]){ "p1" }, NULL, 1, 4242,
 	    &e) == 0, "pending two, delivered one (%s)", e.msg);
 	uidstate_close(s);
 	rec_free(&r);
@@ -648,6 +649,23 @@ static const struct crow bad_states[] = {
 	{ "an empty line after end", MAGIC END(0) "\n", 3 },
 	{ "CRLF line ends", "popfetch-uidstate 1\r\nend 0\r\n", 1 },
 	{ "overlong line", MAGIC X70 X70 X70 X70 " 1\n" END(1), 2 },
+	{ "a deleted mark in version 1", MAGIC "a 1 2 d\n" END(1), 2 },
+	{ "size not a number", MAGIC2 "a 1 x\n" END(1), 2 },
+	{ "negative size", MAGIC2 "a 1 -1\n" END(1), 2 },
+	{ "size with a plus sign", MAGIC2 "a 1 +1\n" END(1), 2 },
+	{ "size out of range", MAGIC2 "a 1 18446744073709551616\n" END(1), 2 },
+	{ "size with trailing junk", MAGIC2 "a 1 2x\n" END(1), 2 },
+	{ "empty size", MAGIC2 "a 1 \n" END(1), 2 },
+	{ "deleted mark without a size", MAGIC2 "a 1 d\n" END(1), 2 },
+	{ "unknown mark", MAGIC2 "a 1 2 x\n" END(1), 2 },
+	{ "upper-case mark", MAGIC2 "a 1 2 D\n" END(1), 2 },
+	{ "mark and more", MAGIC2 "a 1 2 dd\n" END(1), 2 },
+	{ "five fields", MAGIC2 "a 1 2 d d\n" END(1), 2 },
+	{ "trailing space after the mark", MAGIC2 "a 1 2 d \n" END(1), 2 },
+	{ "two spaces before the mark", MAGIC2 "a 1 2  d\n" END(1), 2 },
+	{ "bad size after a mailbox line and good records",
+	    MAGIC2 "mailbox a@b\na 1\nb 1 2\nc 1 2 d\nd 1 2 e\n" END(4), 6 },
+	{ "duplicate UID, one deleted", MAGIC2 "a 1 2 d\na 3 4\n" END(2), 3 },
 };
 
 /* Journals that must be refused, after a valid state file. */
@@ -656,7 +674,13 @@ static const struct crow bad_journals[] = {
 	{ "unknown record after good ones", "D a 1\nP b n\nX foo\n", 3 },
 	{ "D without a time", "D a\n", 1 },
 	{ "D with a negative time", "D a -1\n", 1 },
-	{ "D with three fields", "D a 1 2\n", 1 },
+	{ "D with four fields", "D a 1 2 d\n", 1 },
+	{ "D with a negative size", "D a 1 -1\n", 1 },
+	{ "D with a size not a number", "D a 1 x\n", 1 },
+	{ "D with an empty size", "D a 1 \n", 1 },
+	{ "D with a size out of range", "D a 1 99999999999999999999\n", 1 },
+	{ "D with a size after good ones", "D a 1 2\nD b 1\nD c 1 +2\n", 3 },
+	{ "P with a third field", "P a n 1\n", 1 },
 	{ "D with an invalid UID", "D a\x7f 1\n", 1 },
 	{ "D with a 71-character UID", "D " X70 "x 1\n", 1 },
 	{ "P without a name", "P a\n", 1 },
@@ -757,6 +781,158 @@ test_corrupt(void)
 	reset_files();
 }
 
+/* Whether the file at path holds exactly text. */
+static bool
+file_is(const char *path, const char *text)
+{
+	size_t n;
+	char *p = slurp(path, &n);
+	bool same = p != NULL && n == strlen(text) &&
+	    memcmp(p, text, n) == 0;
+
+	if (!same)
+		printf("# %s holds: %s\n", path, p != NULL ? p : "(nothing)");
+	free(p);
+	return same;
+}
+
+static bool
+deleted_size(const struct uidstate *s, const char *uid, uint64_t want)
+{
+	uint64_t size = 0;
+
+	return uidstate_was_deleted(s, uid, &size) && size == want;
+}
+
+/* Sizes and deletion marks: journaled, written, read back. */
+static void
+test_sizes(void)
+{
+	const char *uids[] = { "a", "b", "c" };
+	const uint64_t sizes[] = { 10, 20, UINT64_MAX };
+	struct uidstate *s;
+	struct rec r = { 0 };
+	struct err e;
+
+	err_clear(&e);
+	s = open_ok("sizes", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(uidstate_delivered(s, uids, sizes, 3, 100, &e) == 0 &&
+	    file_is(journal_path, "D a 100 10\nD b 100 20\n"
+	    "D c 100 18446744073709551615\n"), "delivered with sizes: "
+	    "\"D UID TIME SIZE\" in the journal (%s)", e.msg);
+	tap_ok(!uidstate_was_deleted(s, "a", NULL), "delivered is not "
+	    "deleted");
+	/* The size LIST gave when deleting is the one kept. */
+	uidstate_deleted(s, "a", 10);
+	uidstate_deleted(s, "b", 25);
+	uidstate_deleted(s, "zz", 5);
+	tap_ok(deleted_size(s, "a", 10) && deleted_size(s, "b", 25) &&
+	    !uidstate_was_deleted(s, "c", NULL) &&
+	    !uidstate_was_deleted(s, "zz", NULL) && uidstate_count(s) == 3,
+	    "deleted marks a and b with the sizes given, an unknown UID not");
+	tap_ok(uidstate_commit(s, &e) == 0 && file_is(state_path, MAGIC2
+	    "a 100 10 d\nb 100 25 d\nc 100 18446744073709551615\nend:3\n"),
+	    "the state file has \"UID TIME SIZE\" and \"UID TIME SIZE d\"");
+	uidstate_close(s);
+
+	s = open_ok("sizes reopen", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(has_at(s, "a", 100) && deleted_size(s, "a", 10) &&
+	    deleted_size(s, "b", 25) && has_at(s, "c", 100) &&
+	    !uidstate_was_deleted(s, "c", NULL), "reopen keeps sizes and "
+	    "marks");
+	/* A reused UID: the new message replaces the deleted one. */
+	tap_ok(uidstate_delivered(s, (const char *[]){ "a", "c" },
+	    (const uint64_t[]){ 11, 99 }, 2, 200, &e) == 0 &&
+	    has_at(s, "a", 200) && !uidstate_was_deleted(s, "a", NULL) &&
+	    has_at(s, "c", 100), "delivered again: a deleted UID takes the "
+	    "new message's time, one not deleted keeps its record");
+	uidstate_deleted(s, "a", 11);
+	tap_ok(deleted_size(s, "a", 11), "and is marked deleted again");
+	tap_ok(uidstate_commit(s, &e) == 0 && file_is(state_path, MAGIC2
+	    "a 200 11 d\nb 100 25 d\nc 100 18446744073709551615\nend:3\n"),
+	    "written with the new time and size");
+	/* The same mark again changes nothing: no rewrite. */
+	unlink(state_path);
+	uidstate_deleted(s, "b", 25);
+	tap_ok(uidstate_commit(s, &e) == 0 && !exists(state_path),
+	    "marking deleted what is already, with its size, is no change");
+	uidstate_deleted(s, "b", 26);
+	tap_ok(uidstate_commit(s, &e) == 0 && exists(state_path),
+	    "another size is");
+	uidstate_close(s);
+	reset_files();
+}
+
+/* Older forms read as before, and a journal's sizes applied. */
+static void
+test_old_forms(void)
+{
+	const char *v2 = MAGIC2 "mailbox x@y\na 1\nb 2 30\nc 3 40 d\n"
+	    "m 4 18446744073709551615 d\n" END(4);
+	struct uidstate *s;
+	struct rec r = { 0 };
+	struct err e;
+	time_t t = 0;
+
+	err_clear(&e);
+	write_file(state_path, MAGIC "a 1\nb 2\n" END(2),
+	    strlen(MAGIC "a 1\nb 2\n" END(2)));
+	s = open_ok("version 1", &r);
+	tap_ok(s != NULL && has_at(s, "a", 1) && has_at(s, "b", 2) &&
+	    !uidstate_was_deleted(s, "a", NULL), "version 1 records load, "
+	    "no size, not deleted");
+	uidstate_close(s);
+	tap_ok(file_is(state_path, MAGIC "a 1\nb 2\n" END(2)), "and are "
+	    "left as they are when nothing changes");
+
+	write_file(state_path, v2, strlen(v2));
+	s = open_ok("version 2, every form", &r);
+	if (s == NULL)
+		exit(99);
+	tap_ok(has_at(s, "a", 1) && has_at(s, "b", 2) && has_at(s, "c", 3) &&
+	    !uidstate_was_deleted(s, "a", NULL) &&
+	    !uidstate_was_deleted(s, "b", NULL) && deleted_size(s, "c", 40) &&
+	    deleted_size(s, "m", UINT64_MAX), "version 2: \"UID TIME\", "
+	    "\"UID TIME SIZE\" and \"UID TIME SIZE d\" load");
+	uidstate_deleted(s, "a", 7);
+	tap_ok(uidstate_commit(s, &e) == 0 && file_is(state_path, MAGIC2
+	    "mailbox x@y\na 1 7 d\nb 2 30\nc 3 40 d\n"
+	    "m 4 18446744073709551615 d\n" END(4)), "a record without a "
+	    "size takes one when marked deleted; the rest round-trips");
+	uidstate_close(s);
+
+	/* A journal of sizes, and old "D UID TIME" lines. */
+	write_file(journal_path, "D c 9 41\nD e 5 6\nD f 7\nD b 8 31\n",
+	    strlen("D c 9 41\nD e 5 6\nD f 7\nD b 8 31\n"));
+	s = open_ok("journal with sizes", &r);
+	tap_ok(s != NULL && has_at(s, "c", 9) &&
+	    !uidstate_was_deleted(s, "c", NULL) && has_at(s, "e", 5) &&
+	    has_at(s, "f", 7) && has_at(s, "b", 2), "replay: a deleted UID "
+	    "delivered again is the new message's, others as before");
+	uidstate_close(s);
+	tap_ok(!exists(journal_path) && file_is(state_path, MAGIC2
+	    "mailbox x@y\na 1 7 d\nb 2 30\nc 9 41\n"
+	    "m 4 18446744073709551615 d\ne 5 6\nf 7\n" END(6)),
+	    "and folded in, byte for byte");
+
+	/* A reused UID pending at a crash, found in the Maildir. */
+	write_file(journal_path, "P m 1700000000.M1P1Q1_popfetch.h\n",
+	    strlen("P m 1700000000.M1P1Q1_popfetch.h\n"));
+	r.found_names[0] = "1700000000.M1P1Q1_popfetch.h";
+	s = open_ok("pending reused UID", &r);
+	tap_ok(s != NULL && uidstate_has(s, "m", &t) && t > 4 &&
+	    !uidstate_was_deleted(s, "m", NULL), "a recovered message under "
+	    "a deleted UID replaces it (size unknown: not compared)");
+	uidstate_close(s);
+	rec_free(&r);
+	r.found_names[0] = NULL;
+	reset_files();
+}
+
 static void
 test_cantcreate(void)
 {
@@ -843,7 +1019,7 @@ test_mailbox(void)
 
 	s = open_mailbox("same mailbox", alice, &rc, &was);
 	tap_ok(s != NULL && rc == 0 && uidstate_count(s) == 2 &&
-	    uidstate_delivered(s, a, 3, 7, &e) == 0 &&
+	    uidstate_delivered(s, a, NULL, 3, 7, &e) == 0 &&
 	    uidstate_commit(s, &e) == 0, "the same mailbox: its UIDs apply");
 	uidstate_close(s);
 
@@ -853,7 +1029,7 @@ test_mailbox(void)
 	    0 && uidstate_count(s) == 0 && !uidstate_has(s, "1", &t),
 	    "another mailbox starts empty, and says which it was");
 	free(was);
-	tap_ok(s != NULL && uidstate_delivered(s, b, 1, 9, &e) == 0 &&
+	tap_ok(s != NULL && uidstate_delivered(s, b, NULL, 1, 9, &e) == 0 &&
 	    uidstate_commit(s, &e) == 0, "bob's UID recorded");
 	uidstate_close(s);
 	s = open_mailbox("bob again", bob, &rc, &was);
@@ -921,6 +1097,8 @@ main(void)
 	test_recover_fails();
 	test_torn();
 	test_corrupt();
+	test_sizes();
+	test_old_forms();
 	test_cantcreate();
 	test_mailbox();
 	rm_rf(top);
