@@ -32,6 +32,7 @@ import argparse
 import hashlib
 import os
 import poplib
+import time
 import random
 import sys
 
@@ -77,10 +78,21 @@ def gen(a):
 
 
 def login(port):
-    p = poplib.POP3("127.0.0.1", port, timeout=30)
-    p.user("alice")
-    p.pass_("secret")
-    return p
+    """A session of our own. A killed popfetch's session may still hold
+    the mailbox a moment ([IN-USE]), and a loaded Dovecot may drop a
+    login: tried again for some seconds (what is checked is the server's
+    mail, not this login)."""
+    for attempt in range(20):
+        try:
+            p = poplib.POP3("127.0.0.1", port, timeout=30)
+            p.user("alice")
+            p.pass_("secret")
+            return p
+        except (poplib.error_proto, OSError) as e:
+            if attempt == 19:
+                raise
+            sys.stderr.write("# login to the server: %s; again\n" % e)
+            time.sleep(0.5)
 
 
 def server_uids(port):
