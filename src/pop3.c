@@ -392,8 +392,33 @@ pop3_mech_missing(struct pop3 *p)
 	return true;
 }
 
+/* A connection that failed, said as what it means to a user. */
 static void
-pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
+pop3_connect_error(struct pop3 *p, const struct pop3_login *l,
+    const char *why, struct err *e)
+{
+	long oserr = 0;
+
+	if (curl_easy_getinfo(p->curl, CURLINFO_OS_ERRNO, &oserr) != CURLE_OK)
+		oserr = 0;
+	if (l->proxy != NULL)
+		err_set(e, EX_TEMPFAIL, "cannot connect through the proxy: %s",
+		    why);
+	else if (oserr == ECONNREFUSED)
+		err_set(e, EX_TEMPFAIL, "connection refused by %s port %u: is "
+		    "the server running, and is %u its POP3 port?", l->host,
+		    l->port, l->port);
+	else if (oserr != 0)
+		err_set(e, EX_TEMPFAIL, "cannot connect to %s port %u: %s",
+		    l->host, l->port, strerror((int)oserr));
+	else
+		err_set(e, EX_TEMPFAIL, "cannot connect to %s port %u: %s",
+		    l->host, l->port, why);
+}
+
+static void
+pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
+    struct err *e)
 {
 	/* libcurl's text may quote the server (a certificate's name). */
 	char *why = p->errbuf[0] != '\0' ?
@@ -451,7 +476,31 @@ pop3_curl_error(struct pop3 *p, CURLcode rc, struct err *e)
 		err_set(e, EX_CONFIG, "TLS setup: %s", why);
 		break;
 	case CURLE_SSL_CONNECT_ERROR:
-		err_set(e, EX_PROTOCOL, "TLS handshake failed: %s", why);
+		if (l->tls == TLS_IMPLICIT && l->proxy == NULL &&
+		    strstr(p->errbuf, "wrong version number") != NULL)
+			/* A POP3 greeting where a TLS record belongs. */
+			err_set(e, EX_PROTOCOL, "%s port %u answered in "
+			    "plaintext, not TLS: a port that greets first "
+			    "(as 110 does) takes tls = \"starttls\" (%s)",
+			    l->host, l->port, why);
+		else
+			err_set(e, EX_PROTOCOL, "TLS handshake failed: %s",
+			    why);
+		break;
+	case CURLE_COULDNT_CONNECT:
+		pop3_connect_error(p, l, why, e);
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		if (l->tls != TLS_IMPLICIT && l->proxy == NULL &&
+		    p->lines_in == 0 && !p->tunnel)
+			/* A TLS port waits, silent, for a client hello. */
+			err_set(e, EX_TEMPFAIL, "no greeting from %s port %u "
+			    "within %u s: %s: use tls = \"implicit\"", l->host,
+			    l->port, l->timeout, l->port == 995 ? "port 995 "
+			    "speaks implicit TLS" : "if the port speaks TLS "
+			    "at once (as 995 does)");
+		else
+			err_set(e, EX_TEMPFAIL, "%s", why);
 		break;
 	case CURLE_WEIRD_SERVER_REPLY:
 		err_set(e, pop3_err_code(p->last, p->lastlen, EX_PROTOCOL),
@@ -1072,7 +1121,7 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	(void)curl_easy_setopt(p->curl, CURLOPT_PASSWORD, (char *)NULL);
 	(void)curl_easy_setopt(p->curl, CURLOPT_XOAUTH2_BEARER, (char *)NULL);
 	if (rc != CURLE_OK) {
-		pop3_curl_error(p, rc, e);
+		pop3_curl_error(p, l, rc, e);
 		return -1;
 	}
 	p->fd = fd;
