@@ -178,7 +178,7 @@ ix_ns_start()
 		i=$((i + 1))
 		[ $i -lt 100 ] && t_alive "$ns" || {
 			cat "$d/ns.log" >&2
-			t_fail "the namespace for $IX_SERVER did not start"
+			t_fail "the namespace for ${d##*/} did not start"
 		}
 		sleep 0.05
 	done
@@ -195,10 +195,123 @@ ix_wait()
 	while [ $# -ge 2 ]; do
 		t_wait_pop3 "$1" "$2" "$pid" 20 || {
 			tail -n 30 "$d"/*.log "$d/syslog" >&2 2>/dev/null
-			t_fail "$IX_SERVER did not come up on port $1"
+			t_fail "${d##*/} did not come up on port $1"
 		}
 		shift 2
 	done
+}
+
+# --- GNU Mailutils and Solid POP3 (also for tests/interop-apop.test) --------
+
+# ix_mu_available: true if GNU Mailutils' pop3d (and popauth) is there.
+ix_mu_available()
+{
+	command -v pop3d >/dev/null 2>&1 &&
+	    pop3d --version 2>/dev/null | grep -q Mailutils &&
+	    command -v popauth >/dev/null 2>&1
+}
+
+ix_mu_config()
+{
+	local d="$T/mu"
+	cat <<EOF
+logging { syslog no; };
+tcp-wrappers { enable no; };
+virtdomain { passwd-dir "$d/domains"; };
+auth {
+  authentication clear; authentication generic;
+  authorization clear; authorization virtdomain;
+};
+mailbox { mailbox-type mbox; };
+tls-file-checks { key-file none; cert-file none; ca-file none; };
+apop-database-file "$d/apop.db";
+acl { log from any; };
+server 127.0.0.1:$MU_STLS { tls-mode stls; tls { $MU_TLS }; };
+server 127.0.0.1:$MU_IMPLICIT { tls-mode connection; tls { $MU_TLS }; };
+server 127.0.0.1:$MU_PLAIN { tls-mode false; };
+EOF
+}
+
+# ix_mu_start: GNU Mailutils' pop3d in daemon mode with a private
+# configuration: a virtual domain whose passwd file holds
+# alice@example.test (uid of mail), the mbox $MU_MBOX, the APOP database
+# $T/mu/apop.db (none is made: see popauth), log $T/mu/log; ports
+# $MU_STLS (STARTTLS), $MU_IMPLICIT and $MU_PLAIN (no TLS).
+ix_mu_start()
+{
+	local d="$T/mu" hash
+	mkdir -p "$d/domains" "$d/home/alice" || t_fail "mkdir $d"
+	chown mail:mail "$d/home" "$d/home/alice" || t_fail "chown"
+	hash=$(openssl passwd -6 "$IX_PASSWORD") || t_fail "openssl passwd"
+	printf 'alice:%s:%s:%s:Alice:%s:/bin/false\n' "$hash" \
+	    "$(id -u mail)" "$(id -g mail)" "$d/home/alice" \
+	    >"$d/domains/example.test"
+	printf 'alice@example.test %s\n' "$IX_PASSWORD" >"$d/apop.txt"
+	MU_MBOX=$d/home/alice/INBOX
+	MU_TLS="ssl-certificate-file \"$T_CERT\"; ssl-key-file \"$T_KEY\";"
+	MU_STLS=$(t_free_port)
+	MU_IMPLICIT=$(t_free_port)
+	MU_PLAIN=$(t_free_port)
+	ix_mu_config >"$d/pop3d.conf"
+	pop3d --config-file="$d/pop3d.conf" --config-lint >"$d/lint" 2>&1 ||
+	    { cat "$d/lint" >&2; t_fail "Mailutils refuses its config"; }
+	pop3d --config-file="$d/pop3d.conf" --daemon --foreground \
+	    >"$d/log" 2>&1 &
+	MU_PID=$!
+	t_track "$MU_PID"
+	t_wait_pop3 "$MU_STLS" 0 "$MU_PID" &&
+	    t_wait_pop3 "$MU_IMPLICIT" 1 "$MU_PID" &&
+	    t_wait_pop3 "$MU_PLAIN" 0 "$MU_PID" ||
+	    { cat "$d/log" >&2; t_fail "Mailutils' pop3d did not come up"; }
+	t_log "Mailutils pop3d $MU_PID: stls $MU_STLS, implicit" \
+	    "$MU_IMPLICIT, plaintext $MU_PLAIN"
+}
+
+# ix_solid_find: SOLID is Solid POP3's program (unpacked by install-deps
+# into $IX_PKG_DIR/solid-pop3d, or $SOLID_POP3D), or empty.
+ix_solid_find()
+{
+	local f
+	SOLID=
+	for f in "${SOLID_POP3D:-}" /usr/sbin/solid-pop3d \
+	    "$IX_PKG_DIR/solid-pop3d/usr/sbin/solid-pop3d"; do
+		[ -n "$f" ] && [ -x "$f" ] && { SOLID=$f; break; }
+	done
+}
+
+# ix_solid_start: Solid POP3 ($SOLID), one connection per process, from
+# socat (socat's log: $T/solid/log), on $SOLID_PORT, in a private
+# namespace whose /etc/passwd knows alice and spop3d (its own user) and
+# whose /etc/pam.d/solid-pop3d checks the test password. The mailbox is
+# the mbox $SOLID_MBOX.
+ix_solid_start()
+{
+	local d="$T/solid"
+	ix_users "$d" "spop3d:/nonexistent"
+	ix_pam "$d" solid-pop3d
+	mkdir -p "$d/spool" || t_fail "mkdir $d/spool"
+	SOLID_MBOX=$d/spool/alice
+	: >"$SOLID_MBOX"
+	chown mail:mail "$d/spool" "$SOLID_MBOX" || t_fail "chown"
+	chmod 600 "$SOLID_MBOX"
+	cat >"$d/spop3d.conf" <<EOF
+<Global>
+	MailDropName	"$d/spool/%s"
+	MailDropType	mailbox
+	LogStatistics	no
+	UserOverride	no
+	AddBulletins	no
+</Global>
+EOF
+	SOLID_PORT=$(t_free_port)
+	ix_syslog "$d"
+	# Solid must be the process socat talks to: nofork.
+	ix_ns_start "$d" "" "
+socat -d -d TCP-LISTEN:$SOLID_PORT,bind=127.0.0.1,reuseaddr,fork \\
+    EXEC:\"$SOLID -f $d/spop3d.conf\",nofork >$d/log 2>&1 &"
+	SOLID_PID=$IX_NS_PID
+	ix_wait "$d" "$SOLID_PID" "$SOLID_PORT" 0
+	t_log "Solid POP3 under socat in namespace $SOLID_PID: port $SOLID_PORT"
 }
 
 # --- the messages ---------------------------------------------------------
@@ -428,8 +541,9 @@ ix_new_bytes()
 }
 
 # ix_trace_ok TAG NAME: the -v log of run TAG (account NAME) shows one
-# login on one connection, one QUIT, no -ERR (but those $IX_ERR_OK, an
-# extended regex, allows), and nothing but the protocol on stderr.
+# login on one connection, one QUIT, no -ERR but to a command that
+# $IX_ERR_OK (an extended regular expression) matches, and nothing but
+# the protocol on stderr.
 ix_trace_ok()
 {
 	local err="$T/$1.err" n
@@ -441,10 +555,26 @@ ix_trace_ok()
 	[ "$n" = 1 ] || t_fail "$1: $n logins in the trace, expected 1"
 	n=$(grep -c -E "^popfetch: $2: > QUIT" "$err")
 	[ "$n" = 1 ] || t_fail "$1: $n QUITs in the trace, expected 1"
-	if grep -E "^popfetch: $2: < -ERR" "$err" |
-	    grep -v -E "${IX_ERR_OK:-^\$}"; then
-		t_fail "$1: the server answered -ERR (above)"
-	fi
+	"$PYTHON3" - "$err" "$2" "${IX_ERR_OK:-^\$}" <<'EOF' ||
+import re, sys
+trace, name, ok = sys.argv[1:]
+prefix = "popfetch: %s: " % name
+sent, greeted, bad = [], False, 0
+for line in open(trace, encoding="utf-8", errors="replace"):
+    line = line.rstrip("\n")[len(prefix):]
+    if line.startswith("> "):
+        sent.append(line[2:])
+    elif line.startswith("< +OK") or line.startswith("< -ERR"):
+        if not greeted:
+            greeted = True
+            continue
+        cmd = sent.pop(0) if sent else "(nothing)"
+        if line.startswith("< -ERR") and not re.search(ok, cmd):
+            print("#   %s -> %s" % (cmd, line[2:]), file=sys.stderr)
+            bad += 1
+sys.exit(1 if bad else 0)
+EOF
+	    t_fail "$1: the server answered -ERR (above)"
 }
 
 # --- the cases ------------------------------------------------------------
