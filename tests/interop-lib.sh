@@ -448,6 +448,16 @@ for name in sorted(glob.glob(os.path.join(sys.argv[1], "msg.*"))):
 EOF
 }
 
+# ix_ends_with FILE FORMAT: true if FILE ends with the bytes printf FORMAT
+# makes.
+ix_ends_with()
+{
+	# shellcheck disable=SC2059 # the format is the point
+	printf "$2" >"$T/.ends-with" || t_fail "printf"
+	[ "$(tail -c "$(wc -c <"$T/.ends-with")" "$1" | od -An -tx1)" = \
+	    "$(od -An -tx1 <"$T/.ends-with")" ]
+}
+
 # ix_delivered TAG RAW MAILDIR BEFORE [UIDS]: the files MAILDIR/new gained
 # since the listing BEFORE (a file of names) are, as a set, byte for byte,
 # the messages of the snapshot RAW whose UIDs are listed in the file UIDS
