@@ -8,7 +8,7 @@ Logs in with USER and PASS (after STLS, or over implicit TLS, verified
 against --ca, as --tls says), reads CAPA, UIDL and LIST, RETRs every
 message, and writes into the directory OUT:
 
-    capa      the CAPA response (after the login), one capability a line
+    capa      the CAPA response after the login, one capability a line
     list      "N UID SIZE" a line, SIZE as LIST gives it
     wire.N    message N exactly as it came: CRLF lines, still dot-stuffed
     msg.N     message N as a POP3 client must store it (RFC 1939): the
@@ -16,8 +16,9 @@ message, and writes into the directory OUT:
               taken off each line that has one, and each line ends in LF.
               Any other byte (a bare CR or LF, NUL, 8-bit) is kept.
 
-With --utf8 it sends UTF8 (RFC 6856) first if CAPA lists it, as a client
-that supports it would; "utf8" in OUT then says whether it was sent.
+With --utf8 it sends UTF8 (RFC 6856) before the login if CAPA lists it,
+as a client that supports it would; "utf8" in OUT then says whether it
+was sent.
 It sends no QUIT: it closes its side of the connection and waits for the
 server to close the other, so that nothing changes and the server has let
 go of the mailbox before the test goes on. Exit status 0, or 1 with a
@@ -106,12 +107,16 @@ def main():
         if a.tls == "starttls":
             p.stls(ctx)
     p.file = io.BufferedReader(QuickAck(p.sock))
+    # RFC 6856: UTF8 before the login, if CAPA offers it.
+    utf8 = a.utf8 and "UTF8" in capa(p)
+    if utf8:
+        p._shortcmd("UTF8")
     p.user(a.user)
     p.pass_(a.password)
     if a.count:
         print(p.stat()[0])
     else:
-        fetch(p, a)
+        fetch(p, a, utf8)
     # No QUIT: a session that ends without one changes nothing (RFC 1939;
     # GNU Mailutils rewrites the headers of its mbox on QUIT even when
     # nothing was deleted). Close our side and wait until the server
@@ -129,18 +134,18 @@ def main():
     sock.close()
 
 
-def fetch(p, a):
-    os.makedirs(a.out, exist_ok=True)
+def capa(p):
     try:
-        capa = p.capa()
+        return p.capa()
     except poplib.error_proto:
-        capa = {}
+        return {}
+
+
+def fetch(p, a, utf8):
+    os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "capa"), "w") as f:
-        for k, v in capa.items():
+        for k, v in capa(p).items():
             f.write(" ".join([k] + v) + "\n")
-    utf8 = a.utf8 and "UTF8" in capa
-    if utf8:
-        p._shortcmd("UTF8")
     with open(os.path.join(a.out, "utf8"), "w") as f:
         f.write("1\n" if utf8 else "0\n")
     _, uidl = multiline(p, "UIDL")
