@@ -19,8 +19,16 @@
 #	srv_port MODE	print the port of MODE
 #	srv_store FILE...  add the messages to the mailbox, in this order
 #	srv_clear	empty the mailbox
-#	srv_quirks DIR	(optional) assert what the server did to the bytes,
-#			from interop-raw.py's snapshot DIR of the awkward set
+#	srv_quirks DIR MODE  (optional) assert what the server did to the
+#			bytes, from interop-raw.py's snapshot DIR of the
+#			awkward set
+# and, where the server needs them:
+#	IX_ERR_OK	a regular expression (grep -E) of the commands the
+#			server may answer with -ERR in a normal run
+#	IX_LOGINS	logins in a normal run (default 1)
+#	IX_RAW_TWICE	1: the server changes its messages after a session
+#			(see ix_raw)
+#	IX_SESSION_BYTES  bytes it makes up anew each session (ix_delivered)
 # and then calls ix_main, which runs ix_mode for each mode as a case.
 #
 # Environment:
@@ -29,7 +37,9 @@
 #	INTEROP_EXPECT_UTF8	1 (the default): popfetch must enable UTF8
 #				(RFC 6856) where the server offers it, so it
 #				gets what a UTF8 client gets; 0: what a client
-#				without it gets (Courier wraps such messages)
+#				without it gets (Courier wraps such messages).
+#				popfetch does not enable UTF8 yet: with 1,
+#				tests/interop-courier.test fails until it does
 #	INTEROP_MODES		run only these modes (to debug one)
 
 # shellcheck disable=SC3043 # local: dash and bash both have it
