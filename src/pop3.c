@@ -1008,7 +1008,7 @@ pop3_login_engine(struct pop3 *p, const struct pop3_login *l, size_t *from,
 		if (i > 0) {
 			snprintf(note, sizeof(note), "%s refused; trying %s",
 			    pop3_meth_names[m[i - 1]], pop3_meth_names[m[i]]);
-			pop3_trace(p, POP3_TRACE_INFO, note, strlen(note));
+			pop3_trace(p, POP3_TRACE_NOTE, note, strlen(note));
 		}
 		if (pop3_try(p, l, m[i], e) == 0) {
 			snprintf(p->used, sizeof(p->used), "%s%s%s%s",
@@ -1279,7 +1279,7 @@ pop3_open(struct pop3 **pp, const struct pop3_login *l, struct err *e)
 		static const char again[] = "the server closed the "
 		    "connection; connecting again";
 
-		pop3_trace(p, POP3_TRACE_INFO, again, sizeof(again) - 1);
+		pop3_trace(p, POP3_TRACE_NOTE, again, sizeof(again) - 1);
 		pop3_reset(p);
 		rc = pop3_login_once(p, l, &le);
 		if (rc == 0 && pop3_login_engine(p, l, &from, &le) != 0)

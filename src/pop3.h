@@ -32,6 +32,7 @@ struct pop3;
 #define POP3_TRACE_IN	'<'	/* a line from the server */
 #define POP3_TRACE_OUT	'>'	/* a line to the server */
 #define POP3_TRACE_INFO	'*'	/* libcurl's own notes */
+#define POP3_TRACE_NOTE	'#'	/* ours: a method refused, a reconnect */
 
 struct pop3_login {
 	const char	*host;
