@@ -197,7 +197,7 @@ account_login(struct run *r, struct err *e)
 	xfree_secret(secret);
 	if (rc == 0 && (utf8 = account_utf8_text(r)) != NULL) {
 		/* Not worth more: a refusal leaves the session as it was. */
-		log_msg(LL_DEBUG, "%s: %s", a->name, utf8);
+		account_trace((void *)a, POP3_TRACE_NOTE, utf8);
 		free(utf8);
 	}
 	return rc;

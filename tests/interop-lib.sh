@@ -576,7 +576,7 @@ ix_new_bytes()
 ix_trace_ok()
 {
 	local err="$T/$1.err" n
-	if grep -v -E "^popfetch: $2: [<>] " "$err" >"$T/$1.odd"; then
+	if grep -v -E "^popfetch: $2: [<>#] " "$err" >"$T/$1.odd"; then
 		sed 's/^/#   odd: /' "$T/$1.odd" >&2
 		t_fail "$1: popfetch -v said more than the protocol (above)"
 	fi
