@@ -33,15 +33,42 @@ for u in "$build"/tests/unit/test_*; do
 		tail -n 30 "$logs/$(basename "$u").out"
 	fi
 done
+# One integration test under valgrind: its output in $logs/NAME.out, and
+# "PASS" or "FAIL" in $logs/NAME.result.
+cat >"$logs/run1" <<RUN1
+#!/bin/sh
+name=\$(basename "\$1" .test)
+if T_NO_LIMITS=valgrind POPFETCH=$logs/popfetch \\
+    FAULTSHIM=$build/tests/faultshim.so \\
+    POWERFS=$build/tests/powerfs HAVE_FUSE3=$have_fuse3 \\
+    PYTHON3=${PYTHON3:-python3} top_srcdir=$top_srcdir \\
+    sh "\$1" >"$logs/\$name.out" 2>&1
+then echo PASS >"$logs/\$name.result"
+else echo FAIL >"$logs/\$name.result"
+fi
+echo "\$(cat "$logs/\$name.result"): \$name"
+RUN1
+chmod +x "$logs/run1"
+# VALGRIND_JOBS tests at a time (default 2: valgrind is slow, the tests
+# mostly wait on it), the longest first so that they do not end alone.
 for t in "$top_srcdir"/tests/*.test; do
 	name=$(basename "$t" .test)
 	case $name in fuzz|man-lint|systemd) continue ;; esac
-	if T_NO_LIMITS=valgrind POPFETCH=$logs/popfetch \
-	    FAULTSHIM=$build/tests/faultshim.so \
-	    POWERFS=$build/tests/powerfs HAVE_FUSE3=$have_fuse3 \
-	    PYTHON3=${PYTHON3:-python3} sh "$t" >"$logs/$name.out" 2>&1
-	then passed=$((passed + 1)); echo "PASS: $name"
-	else failed=$((failed + 1)); echo "FAIL: $name"
+	case $name in
+	reload | power-loss* | interop-* | deliver-* | crash | daemon)
+		echo "0 $t" ;;
+	*) echo "1 $t" ;;
+	esac
+done | sort -k1,1n -s | cut -d' ' -f2- |
+    xargs -n 1 -P "${VALGRIND_JOBS:-2}" "$logs/run1"
+for t in "$top_srcdir"/tests/*.test; do
+	name=$(basename "$t" .test)
+	case $name in fuzz|man-lint|systemd) continue ;; esac
+	if [ "$(cat "$logs/$name.result" 2>/dev/null)" = PASS ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		echo "FAIL: $name"
 		grep -v '^#   ' "$logs/$name.out" | tail -n 15
 	fi
 done
