@@ -209,24 +209,32 @@ lmtp_reply(struct deliver *d, struct reply *r, bool lhlo, unsigned timeout,
 	return -1;
 }
 
-/* Fills e for a failed wait: what we were waiting for, and why. */
-static void
+/*
+ * Fills e for a failed wait; what says what we waited for ("waiting for
+ * the greeting"). Returns what the message's handover comes to: a
+ * connection lost, DELIVER_TEMPFAIL (the next message reconnects); a
+ * server that stopped answering or does not speak LMTP, -1 (the account
+ * stops rather than wait again at each message).
+ */
+static int
 lmtp_fail_err(struct deliver *d, enum lmtp_fail why, const char *what,
     struct err *e)
 {
-	const char *how = why == LF_TIMEOUT ? "no answer" : why == LF_LOST ?
-	    "connection lost" : "not an LMTP reply";
+	struct lmtp *l = d->lmtp;
 
-	if (why == LF_TIMEOUT)
-		err_set(e, EX_TEMPFAIL, "%s: %s %s within %u s",
-		    d->lmtp->label, how, what, d->acct->timeout);
-	else if (why == LF_LOST)
-		err_set(e, EX_TEMPFAIL, "%s: %s %s%s%s", d->lmtp->label, how,
-		    what, d->lmtp->lost != 0 ? ": " : "", d->lmtp->lost != 0 ?
-		    strerror(d->lmtp->lost) : "");
-	else
-		err_set(e, EX_PROTOCOL, "%s: %s %s", d->lmtp->label, how,
+	if (why == LF_TIMEOUT) {
+		err_set(e, EX_TEMPFAIL, "%s: timed out after %u s %s",
+		    l->label, d->acct->timeout, what);
+		return -1;
+	}
+	if (why == LF_PROTOCOL) {
+		err_set(e, EX_PROTOCOL, "%s: not an LMTP reply (%s)", l->label,
 		    what);
+		return -1;
+	}
+	err_set(e, EX_TEMPFAIL, "%s: connection lost %s%s%s", l->label, what,
+	    l->lost != 0 ? ": " : "", l->lost != 0 ? strerror(l->lost) : "");
+	return DELIVER_TEMPFAIL;
 }
 
 /* A connected socket to a Unix socket path, or -1 (errno set). */
@@ -336,7 +344,8 @@ lmtp_hello(struct deliver *d, struct err *e)
 	int rc;
 
 	if (lmtp_reply(d, &r, false, d->acct->timeout, &why) == -1) {
-		lmtp_fail_err(d, why, "waiting for the greeting", e);
+		/* Not yet in a message: any failure stops the account. */
+		(void)lmtp_fail_err(d, why, "waiting for the greeting", e);
 		goto fail;
 	}
 	if (r.code != 220) {
@@ -350,7 +359,8 @@ lmtp_hello(struct deliver *d, struct err *e)
 	free(cmd);
 	if (rc == -1 || lmtp_reply(d, &r, true, d->acct->timeout, &why) ==
 	    -1) {
-		lmtp_fail_err(d, why, "after LHLO", e);
+		(void)lmtp_fail_err(d, why, "waiting for the answer to LHLO",
+		    e);
 		goto fail;
 	}
 	if (r.code != 250) {
@@ -519,8 +529,8 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 	cmd[1] = xasprintf("RCPT TO:<%s>\r\n", a->recipient != NULL ?
 	    a->recipient : a->user);
 	cmd[2] = xstrdup("DATA\r\n");
-	snprintf(what, sizeof(what), "after %.*s", (int)strlen(cmd[0]) - 2,
-	    cmd[0]);
+	snprintf(what, sizeof(what), "waiting for the answer to %.*s",
+	    (int)strlen(cmd[0]) - 2, cmd[0]);
 	if (d->lmtp->pipelining) {
 		all = xasprintf("%s%s%s", cmd[0], cmd[1], cmd[2]);
 		k = lmtp_send(d, all, strlen(all), &why);
@@ -529,7 +539,7 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 			goto lost;
 	}
 	for (i = 0; i < 3 && (d->lmtp->pipelining || failed == -1); i++) {
-		snprintf(what, sizeof(what), "after %.*s",
+		snprintf(what, sizeof(what), "waiting for the answer to %.*s",
 		    (int)strlen(cmd[i]) - 2, cmd[i]);
 		if (!d->lmtp->pipelining &&
 		    lmtp_send(d, cmd[i], strlen(cmd[i]), &why) == -1)
@@ -544,7 +554,7 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 		if (failed == -1 && (i == 2 ? r.code != 354 :
 		    r.code / 100 != 2)) {
 			failed = i;
-			if ((rc = lmtp_verdict(d, &r, what + 6, e)) == -1)
+			if ((rc = lmtp_verdict(d, &r, what + 26, e)) == -1)
 				goto out;
 		}
 	}
@@ -552,10 +562,9 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 		lmtp_rset(d);
 	goto out;
 lost:
-	rc = why == LF_PROTOCOL ? -1 : DELIVER_TEMPFAIL;
+	rc = lmtp_fail_err(d, why, what, e);
 	if (reused && i == 0 && why == LF_LOST)
 		rc = LMTP_RETRY;
-	lmtp_fail_err(d, why, what, e);
 	lmtp_disconnect(d);
 out:
 	for (i = 0; i < 3; i++)
@@ -570,12 +579,17 @@ lmtp_final(struct deliver *d, struct err *e)
 	enum lmtp_fail why;
 	struct reply r;
 
+	size_t n;
+	int rc;
+
 	if (lmtp_reply(d, &r, false, d->acct->timeout, &why) == -1) {
-		lmtp_fail_err(d, why, "after the message was sent, before its "
-		    "answer (if the server did deliver it, it is delivered "
-		    "again)", e);
+		rc = lmtp_fail_err(d, why, "waiting for the answer to the "
+		    "message", e);
+		n = strlen(e->msg);
+		snprintf(e->msg + n, sizeof(e->msg) - n, " (if the server "
+		    "delivered it, it is delivered again)");
 		lmtp_disconnect(d);
-		return why == LF_PROTOCOL ? -1 : DELIVER_TEMPFAIL;
+		return rc;
 	}
 	if (r.code / 100 == 2)
 		return DELIVER_TAKEN;
@@ -592,6 +606,7 @@ lmtp_data_lost(struct deliver *d, enum lmtp_fail why, struct err *e)
 {
 	enum lmtp_fail why2;
 	struct reply r;
+	int rc, lost = d->lmtp->lost;
 
 	if (why == LF_LOST && lmtp_reply(d, &r, false, 0, &why2) == 0 &&
 	    r.code >= 400) {
@@ -600,9 +615,10 @@ lmtp_data_lost(struct deliver *d, enum lmtp_fail why, struct err *e)
 		    "while it was sent", d->lmtp->label, r.text);
 		return r.code < 500 ? DELIVER_TEMPFAIL : DELIVER_REFUSED;
 	}
-	lmtp_fail_err(d, why, "while the message was sent", e);
+	d->lmtp->lost = lost;	/* the send's error, not the read's */
+	rc = lmtp_fail_err(d, why, "while the message was sent", e);
 	lmtp_disconnect(d);
-	return DELIVER_TEMPFAIL;
+	return rc;
 }
 
 /*
