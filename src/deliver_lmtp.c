@@ -199,8 +199,9 @@ lmtp_reply(struct deliver *d, struct reply *r, bool lhlo, unsigned timeout,
 			*why = LF_PROTOCOL;
 			return -1;
 		}
-		if (lhlo && i > 0 && strncasecmp(line + 4, "PIPELINING", 10)
-		    == 0 && (line[14] == '\0' || line[14] == ' '))
+		if (lhlo && i > 0 && line[3] != '\0' &&
+		    strncasecmp(line + 4, "PIPELINING", 10) == 0 &&
+		    (line[14] == '\0' || line[14] == ' '))
 			d->lmtp->pipelining = true;
 		if (line[3] != '-')
 			return 0;
