@@ -521,7 +521,7 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
     struct err *e)
 {
 	const struct account *a = d->acct;
-	char *cmd[3], *all, what[600];
+	char *cmd[3], *all, name[520], what[560];
 	enum lmtp_fail why;
 	struct reply r;
 	int i = 0, failed = -1, rc = LMTP_GO, k;
@@ -530,8 +530,8 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 	cmd[1] = xasprintf("RCPT TO:<%s>\r\n", a->recipient != NULL ?
 	    a->recipient : a->user);
 	cmd[2] = xstrdup("DATA\r\n");
-	snprintf(what, sizeof(what), "waiting for the answer to %.*s",
-	    (int)strlen(cmd[0]) - 2, cmd[0]);
+	snprintf(what, sizeof(what), "waiting for the answers to the "
+	    "envelope");
 	if (d->lmtp->pipelining) {
 		all = xasprintf("%s%s%s", cmd[0], cmd[1], cmd[2]);
 		k = lmtp_send(d, all, strlen(all), &why);
@@ -540,8 +540,10 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 			goto lost;
 	}
 	for (i = 0; i < 3 && (d->lmtp->pipelining || failed == -1); i++) {
-		snprintf(what, sizeof(what), "waiting for the answer to %.*s",
-		    (int)strlen(cmd[i]) - 2, cmd[i]);
+		snprintf(name, sizeof(name), "%.*s", (int)strlen(cmd[i]) - 2,
+		    cmd[i]);
+		snprintf(what, sizeof(what), "waiting for the answer to %s",
+		    name);
 		if (!d->lmtp->pipelining &&
 		    lmtp_send(d, cmd[i], strlen(cmd[i]), &why) == -1)
 			goto lost;
@@ -555,7 +557,7 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 		if (failed == -1 && (i == 2 ? r.code != 354 :
 		    r.code / 100 != 2)) {
 			failed = i;
-			if ((rc = lmtp_verdict(d, &r, what + 26, e)) == -1)
+			if ((rc = lmtp_verdict(d, &r, name, e)) == -1)
 				goto out;
 		}
 	}

@@ -185,7 +185,8 @@ chk_lmtp_tcp(const struct config *c)
 {
 	const struct account *a = &c->accounts[0];
 
-	if (a->deliver != DELIVER_LMTP || strcmp(a->lmtp, "localhost:24") != 0 ||
+	if (a->deliver != DELIVER_LMTP ||
+	    strcmp(a->lmtp, "localhost:24") != 0 ||
 	    strcmp(a->recipient, "j@x") != 0)
 		return "lmtp";
 	return NULL;
