@@ -28,6 +28,8 @@ Faults, for every transaction unless a condition narrows them:
                            whose header holds WORD
     --drop-mid-data N      close the connection after N bytes of DATA
     --hang-after-data      never answer the final dot (read on)
+    --trickle              send every reply a byte at a time (a reader
+                           must put lines together across reads)
     --bye-after-message    after answering a message, say 421 and close
                            (an idle limit): the client must reconnect
     --drop-second-mail     close the connection, unanswered, at the
@@ -50,6 +52,7 @@ import socketserver
 import struct
 import sys
 import threading
+import time
 
 LOCK = threading.Lock()
 STATE = {"accepted": 0, "seq": 0}
@@ -99,8 +102,13 @@ class Handler(socketserver.BaseRequestHandler):
         self.out.append(data)
 
     def flush(self):
-        self.request.sendall(b"".join(self.out))
-        self.out = []
+        data, self.out = b"".join(self.out), []
+        if not self.server.args.trickle:
+            self.request.sendall(data)
+            return
+        for i in range(len(data)):
+            self.request.sendall(data[i:i + 1])
+            time.sleep(0.002)
 
     def reply(self, line):
         self.write(line.encode("latin-1") + b"\r\n")
@@ -288,6 +296,7 @@ def main():
     ap.add_argument("--refuse-subject")
     ap.add_argument("--drop-mid-data", type=int)
     ap.add_argument("--hang-after-data", action="store_true")
+    ap.add_argument("--trickle", action="store_true")
     ap.add_argument("--bye-after-message", action="store_true")
     ap.add_argument("--drop-second-mail", action="store_true")
     ap.add_argument("--kill-client-at", type=int)
