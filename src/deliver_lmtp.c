@@ -549,6 +549,15 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 			goto lost;
 		if (lmtp_reply(d, &r, false, a->timeout, &why) == -1)
 			goto lost;
+		if (r.code == 421) {
+			/* It closes the connection: at the first command
+			 * on a kept one, its idle limit came first. */
+			lmtp_disconnect(d);
+			if (failed == -1)
+				rc = reused && i == 0 ? LMTP_RETRY :
+				    lmtp_verdict(d, &r, name, e);
+			goto out;
+		}
 		if (failed != -1 && i == 2 && r.code == 354) {
 			/* DATA taken with no recipient: end it unseen. */
 			lmtp_disconnect(d);
@@ -596,6 +605,8 @@ lmtp_final(struct deliver *d, struct err *e)
 	}
 	if (r.code / 100 == 2)
 		return DELIVER_TAKEN;
+	if (r.code == 421)
+		lmtp_disconnect(d);	/* it closes the connection */
 	return lmtp_verdict(d, &r, "the message", e);
 }
 

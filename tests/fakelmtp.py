@@ -35,6 +35,8 @@ Faults, for every transaction unless a condition narrows them:
     --drop-second-mail     close the connection, unanswered, at the
                            second MAIL FROM of a connection (a drop the
                            client cannot see coming)
+    --421-second-mail      the same, but answer it 421 first (an idle
+                           limit that the client met with its command)
     --kill-client-at N     on the N-th accepted message (counted over
                            the server's life), store it, then SIGKILL the
                            peer process (SO_PEERCRED, Unix socket only)
@@ -174,7 +176,10 @@ class Handler(socketserver.BaseRequestHandler):
                 self.reply("503 5.5.1 LHLO first")
             elif verb == "MAIL":
                 mails += 1
-                if a.drop_second_mail and mails == 2:
+                if (a.drop_second_mail or a.second_mail_421) and \
+                        mails == 2:
+                    if a.second_mail_421:
+                        self.reply("421 4.4.2 fakelmtp idle, closing")
                     log(a, event="drop", conn=self.conn, at="MAIL")
                     return
                 if mail is not None:
@@ -299,6 +304,8 @@ def main():
     ap.add_argument("--trickle", action="store_true")
     ap.add_argument("--bye-after-message", action="store_true")
     ap.add_argument("--drop-second-mail", action="store_true")
+    ap.add_argument("--421-second-mail", dest="second_mail_421",
+                    action="store_true")
     ap.add_argument("--kill-client-at", type=int)
     a = ap.parse_args()
     # Answers may carry escapes for tests of escaping: "\x1b" in argv.
