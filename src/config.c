@@ -940,10 +940,20 @@ key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
 			return -1;
 		}
 	}
-	/* The key is public, its target not yet written. */
-	cfg_error(c, s, "lmtp: delivery over LMTP is not implemented yet; "
-	    "use mda = [\"/usr/lib/dovecot/dovecot-lda\", ...] or maildir");
-	return -1;
+	set_str(&a->lmtp, xstrdup(v));
+	return 0;
+}
+
+/* Printable ASCII, no space, no angle bracket: an address for RCPT TO. */
+static bool
+rcpt_ok(const char *v)
+{
+	if (*v == '\0')
+		return false;
+	for (; *v != '\0'; v++)
+		if (*v <= 0x20 || *v >= 0x7f || *v == '<' || *v == '>')
+			return false;
+	return true;
 }
 
 static int
@@ -1194,6 +1204,18 @@ acfg_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 	}
 	ac->a.deliver = set == BIT(K_MDA) ? DELIVER_MDA : set == BIT(K_LMTP) ?
 	    DELIVER_LMTP : set == BIT(K_MBOX) ? DELIVER_MBOX : DELIVER_MAILDIR;
+	/* RCPT TO:<...> takes one printable word. */
+	if (ac->a.deliver != DELIVER_LMTP)
+		return;
+	if (ac->a.recipient != NULL && !rcpt_ok(ac->a.recipient))
+		cfg_error(c, ac->src[K_RECIPIENT] != NULL ?
+		    ac->src[K_RECIPIENT] : g, "%s: lmtp: recipient must be "
+		    "printable ASCII (RCPT TO)", label);
+	else if (ac->a.recipient == NULL && ac->a.user != NULL &&
+	    !rcpt_ok(ac->a.user))
+		cfg_error(c, ac->src[K_USER] != NULL ? ac->src[K_USER] : g,
+		    "%s: lmtp: the user name cannot be the recipient (RCPT "
+		    "TO); set recipient", label);
 }
 
 /* A password source set in the account replaces all inherited ones. */

@@ -180,6 +180,16 @@ deliver_field(const char *h, size_t n, const char *name)
 int
 deliver_sender(int fd, char **fromp, struct err *e)
 {
+	if (deliver_sender_or_null(fd, fromp, e) == -1)
+		return -1;
+	if (*fromp == NULL)
+		*fromp = xstrdup("MAILER-DAEMON");
+	return 0;
+}
+
+int
+deliver_sender_or_null(int fd, char **fromp, struct err *e)
+{
 	char *h = xmalloc(HEAD_MAX), *end, *from;
 	ssize_t n;
 
@@ -194,6 +204,6 @@ deliver_sender(int fd, char **fromp, struct err *e)
 	if ((from = deliver_field(h, (size_t)n, "Return-Path")) == NULL)
 		from = deliver_field(h, (size_t)n, "From");
 	free(h);
-	*fromp = from != NULL ? from : xstrdup("MAILER-DAEMON");
+	*fromp = from;
 	return 0;
 }

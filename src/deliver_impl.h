@@ -14,8 +14,7 @@ struct deliver {
 	enum deliver_kind	 kind;
 	struct maildir		*md;		/* target or spool */
 	int			 fd;		/* mbox file, LMTP socket */
-	bool			 lhlo_done;	/* LMTP: LHLO answered */
-	bool			 pipelining;	/* LMTP: PIPELINING offered */
+	struct lmtp		*lmtp;		/* LMTP: the connection */
 };
 
 /*
@@ -25,6 +24,9 @@ struct deliver {
  * frees). Returns 0, or -1 with e filled in (EX_IOERR).
  */
 int	deliver_sender(int fd, char **fromp, struct err *e);
+
+/* The same, but *fromp is NULL when the message names no sender. */
+int	deliver_sender_or_null(int fd, char **fromp, struct err *e);
 
 int	deliver_mda_hand(struct deliver *, struct maildir_msg *, struct err *);
 

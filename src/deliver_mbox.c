@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "deliver_impl.h"
+#include "fsutil.h"
 #include "xmalloc.h"
 
 /*
@@ -165,14 +166,22 @@ int
 deliver_mbox_open(struct deliver *d, struct err *e)
 {
 	const char *path = d->acct->mbox;
+	int flags = O_RDWR | O_CLOEXEC | O_NOCTTY;
+	bool created = true;
 
-	d->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	d->fd = open(path, flags | O_CREAT | O_EXCL, 0600);
+	if (d->fd == -1 && errno == EEXIST) {
+		created = false;
+		d->fd = open(path, flags | O_CREAT, 0600);
+	}
 	if (d->fd == -1) {
 		err_set(e, EX_CANTCREAT, "cannot open mbox %s: %s", path,
 		    strerror(errno));
 		return -1;
 	}
-	return 0;
+	/* Its name durable before mail is appended to it (also when it
+	 * was there: a run that died may have created it unsynced). */
+	return fs_sync_parent(path, created, "the directory of mbox", e);
 }
 
 void

@@ -14,13 +14,7 @@
 #include "fsutil.h"
 #include "xmalloc.h"
 
-/*
- * Makes path's entry in its parent durable: without it a power cut can
- * take a new Maildir, and the mail later renamed into it, away. A parent
- * we may not read is left alone when path was there before us (as
- * /home often is, for a home directory).
- */
-static int
+int
 fs_sync_parent(const char *path, bool created, const char *what,
     struct err *e)
 {

@@ -2,6 +2,8 @@
 #ifndef POPFETCH_FSUTIL_H
 #define POPFETCH_FSUTIL_H
 
+#include <stdbool.h>
+
 #include "err.h"
 
 /*
@@ -21,5 +23,16 @@ int	fs_mkdirs(const char *path, const char *what, struct err *e);
  * filled in (EX_CANTCREAT, naming WHAT and the directory).
  */
 int	fs_writable(const char *dir, const char *what, struct err *e);
+
+/*
+ * Makes path's entry in its parent directory durable (an fsync of the
+ * parent): without it a power cut can take a new Maildir, or a new mbox,
+ * and the mail later put into it, away. created says whether we made
+ * path just now: a parent we may not read is left alone when path was
+ * there before us (as /home often is, for a home directory). Returns 0,
+ * or -1 with e filled in (EX_IOERR, "cannot sync WHAT DIR: reason").
+ */
+int	fs_sync_parent(const char *path, bool created, const char *what,
+	    struct err *e);
 
 #endif

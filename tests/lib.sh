@@ -292,6 +292,11 @@ t_make_certs()
 # $T/mail (Maildir), POP3 (with STLS) on $DOVECOT_POP3_PORT and POP3S on
 # $DOVECOT_POP3S_PORT, both on 127.0.0.1, certificate signed by $T_CA
 # ($DOVECOT_CA). Makes the certificates first if needed.
+#
+# Hooks, for a test that needs more (unset, nothing changes):
+#	T_DOVECOT_PROTOCOLS	replaces "pop3" (e.g. "pop3 lmtp")
+#	T_DOVECOT_EXTRA		added at the end of dovecot.conf
+#	T_DOVECOT_PASSWD_EXTRA	lines added to the passwd-file (more users)
 t_dovecot_start()
 {
 	local d="$T/dovecot" try=1
@@ -309,6 +314,8 @@ t_dovecot_start()
 	    "$T/mail/tmp" || t_fail "cannot give the mailbox to mail"
 	printf 'alice:{PLAIN}secret:%s:%s::%s::\n' \
 	    "$(id -u mail)" "$(id -g mail)" "$T/mail-home" >"$d/passwd"
+	[ -z "${T_DOVECOT_PASSWD_EXTRA:-}" ] ||
+	    printf '%s\n' "$T_DOVECOT_PASSWD_EXTRA" >>"$d/passwd"
 	chmod 644 "$d/passwd"
 	while :; do
 		DOVECOT_POP3_PORT=$(t_free_port)
@@ -360,7 +367,7 @@ state_dir = $d/state
 log_path = $d/dovecot.log
 info_log_path = $d/dovecot.log
 listen = 127.0.0.1
-protocols = pop3
+protocols = ${T_DOVECOT_PROTOCOLS:-pop3}
 default_login_user = dovenull
 default_internal_user = dovecot
 first_valid_uid = 1
@@ -391,6 +398,7 @@ service pop3-login {
     ssl = yes
   }
 }
+${T_DOVECOT_EXTRA:-}
 EOF
 }
 

@@ -26,6 +26,21 @@
         Prints one line of counts (the last: how many messages of FILE
         the server has that are not recorded, a next run's work); on
         failure the reasons, and exits 1.
+        For the other delivery targets, --target says where the
+        messages are: maildir (popfetch's own, the default), agent (a
+        Maildir MD that an MDA writes: its tmp/ is not ours to check),
+        dovecot (the same, written by Dovecot's LMTP, which puts one
+        Return-Path line on top of each message: taken off) or mbox
+        (--mbox FILE, mboxrd, as popfetch writes it). --dups-max N lets
+        up to N extra copies through in all (the messages in flight at
+        N crashes; a Maildir of popfetch's own gets none); --spool DIR,
+        popfetch's spool, must have an empty tmp/ with --final.
+    powerloss.py kill-tree PID...
+        a power cut for processes: stops each PID and every descendant
+        (again until no new one appears: nothing can fork away), kills
+        them all with SIGKILL, and waits until each is gone (or a
+        zombie: a process killed inside a FUSE request finishes it
+        first).
 """
 
 import argparse
@@ -34,7 +49,10 @@ import os
 import poplib
 import time
 import random
+import re
+import signal
 import sys
+import time
 
 WORDS = ("mail fetch power cut durable fsync rename maildir journal state "
          "server client pipeline batch commit window header body message "
@@ -166,29 +184,83 @@ def recorded(state_dir, account):
     return uids, problems
 
 
+def maildir_messages(md, strip_return_path):
+    """(where, bytes) of each file in md/new and md/cur."""
+    for sub in ("new", "cur"):
+        d = os.path.join(md, sub)
+        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            if strip_return_path and data.startswith(b"Return-Path: "):
+                data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+            yield "%s/%s" % (sub, name), data
+
+
+FROM_LINE = re.compile(rb"^>*From ")
+
+
+def mbox_messages(path):
+    """(where, bytes) of each message of an mboxrd file as popfetch writes
+    it: a "From " line, the message with one '>' more on each ^>*From
+    line, a blank line. A message cut short shows as foreign bytes."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    msgs, cur, start = [], None, 0
+    for i, line in enumerate(lines):
+        if line.startswith(b"From ") and (i == 0 or lines[i - 1] == b""):
+            if cur is not None:
+                msgs.append((start, cur))
+            cur, start = [], i + 1
+            continue
+        if cur is None:
+            msgs.append((i + 1, [b"(bytes before the first From line)"]))
+            cur, start = [], i + 1
+            continue
+        cur.append(line[1:] if FROM_LINE.match(line) and line[:1] == b">"
+                   else line)
+    if cur is not None:
+        msgs.append((start, cur))
+    for start, body in msgs:
+        # The blank line that parts messages is not the message's.
+        if body and body[-1] == b"":
+            body = body[:-1]
+        else:
+            body = body + [b"(no blank line after it)"]
+        yield "line %d" % start, b"\n".join(body) + b"\n"
+
+
+def target_messages(a):
+    if a.target == "mbox":
+        return mbox_messages(a.mbox)
+    return maildir_messages(a.maildir, a.target == "dovecot")
+
+
 def check(a):
     expected = read_map(a.map)
     by_hash = {h: uid for uid, h in expected.items()}
     bad = []
     disk = {}
-    for sub in ("new", "cur"):
-        d = os.path.join(a.maildir, sub)
-        for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-            path = os.path.join(d, name)
-            with open(path, "rb") as f:
-                data = f.read()
-            h = hashlib.sha256(data).hexdigest()
-            if h not in by_hash:
-                bad.append("%s/%s: %d bytes, not a message of the server "
-                           "(empty, partial or foreign)" %
-                           (sub, name, len(data)))
-                continue
-            uid = by_hash[h]
-            if uid in disk:
-                bad.append("%s/%s: a duplicate of %s (UID %s)" %
-                           (sub, name, disk[uid], uid))
-                continue
-            disk[uid] = "%s/%s" % (sub, name)
+    dups = []
+    for where, data in target_messages(a):
+        h = hashlib.sha256(data).hexdigest()
+        if h not in by_hash:
+            bad.append("%s: %d bytes, not a message of the server "
+                       "(empty, partial or foreign)" % (where, len(data)))
+            continue
+        uid = by_hash[h]
+        if uid in disk:
+            dups.append("%s: a duplicate of %s (UID %s)" %
+                        (where, disk[uid], uid))
+            continue
+        disk[uid] = where
+    if len(dups) > a.dups_max:
+        bad += ["DUP " + x for x in dups]
+        bad.append("DUP %d duplicates, more than the %d crashes so far "
+                   "allow" % (len(dups), a.dups_max))
     on_server = server_uids(a.port)
     for uid in sorted(expected):
         if uid not in on_server and uid not in disk:
@@ -200,8 +272,15 @@ def check(a):
         if uid in expected and uid not in disk:
             bad.append("UID %s is recorded as delivered but not intact in "
                        "the Maildir" % uid)
-    tmp = os.path.join(a.maildir, "tmp")
-    ntmp = len(os.listdir(tmp)) if os.path.isdir(tmp) else 0
+    ntmp = 0
+    if a.target == "maildir":
+        tmp = os.path.join(a.maildir, "tmp")
+        ntmp = len(os.listdir(tmp)) if os.path.isdir(tmp) else 0
+    if a.spool and a.final:
+        tmp = os.path.join(a.spool, "tmp")
+        n = len(os.listdir(tmp)) if os.path.isdir(tmp) else 0
+        if n:
+            bad.append("the spool's tmp/ holds %d files" % n)
     if a.final:
         for uid in sorted(expected):
             if uid not in disk:
@@ -221,12 +300,12 @@ def check(a):
                            len(missing))
     pending = [u for u in on_server if u in expected and u not in rec]
     print("expected %d, intact in the Maildir %d, on the server %d, "
-          "recorded %d, in tmp/ %d, to fetch %d" %
+          "recorded %d, in tmp/ %d, duplicates %d, to fetch %d" %
           (len(expected), len(disk), len(on_server), len(rec), ntmp,
-           len(pending)))
+           len(dups), len(pending)))
     # The worst first: lost mail, then what the state wrongly trusts,
     # then damaged files; a few of each kind.
-    order = ("LOST", "UID", "new/", "cur/", "")
+    order = ("LOST", "UID", "new/", "cur/", "line", "DUP", "")
     shown = {}
     for kind in order:
         same = [x for x in bad if x.startswith(kind) and x not in shown]
@@ -236,6 +315,54 @@ def check(a):
             print("  ... and %d more like it" % (len(same) - 8))
         shown.update(dict.fromkeys(same))
     sys.exit(1 if bad else 0)
+
+
+def children():
+    """{ppid: [pid, ...]} of every process now."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_tree(a):
+    seen = set()
+    todo = list(a.pids)
+    while todo:
+        for pid in todo:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            seen.add(pid)
+        kids = children()
+        todo = [k for p in seen for k in kids.get(p, []) if k not in seen]
+    for pid in seen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in seen):
+        if time.monotonic() > deadline:
+            sys.exit("processes live on: %s" %
+                     " ".join(str(p) for p in seen if alive(p)))
+        time.sleep(0.02)
 
 
 def main():
@@ -254,14 +381,25 @@ def main():
     k = sp.add_parser("check")
     k.add_argument("--port", type=int, required=True)
     k.add_argument("--map", required=True)
-    k.add_argument("--maildir", required=True)
+    k.add_argument("--maildir")
     k.add_argument("--state-dir", required=True)
     k.add_argument("--account", required=True)
     k.add_argument("--mode", choices=("delete", "keep"), required=True)
     k.add_argument("--final", action="store_true")
+    k.add_argument("--target", default="maildir",
+                   choices=("maildir", "agent", "dovecot", "mbox"))
+    k.add_argument("--mbox")
+    k.add_argument("--dups-max", type=int, default=0)
+    k.add_argument("--spool")
+    t = sp.add_parser("kill-tree")
+    t.add_argument("pids", type=int, nargs="+")
     a = ap.parse_args()
-    {"gen": gen, "clear": clear, "snapshot": snapshot, "check": check}[
-        a.cmd](a)
+    if a.cmd == "check" and (a.mbox if a.target == "mbox" else
+                             a.maildir) is None:
+        ap.error("check: --%s is required" %
+                 ("mbox" if a.target == "mbox" else "maildir"))
+    {"gen": gen, "clear": clear, "snapshot": snapshot, "check": check,
+     "kill-tree": kill_tree}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,29 @@ chk_targets(const struct config *c)
 }
 
 static const char *
+chk_lmtp_unix(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (a->deliver != DELIVER_LMTP || a->maildir != NULL ||
+	    strcmp(a->lmtp, "unix:/run/lmtp") != 0 || a->recipient != NULL)
+		return "lmtp";
+	return NULL;
+}
+
+static const char *
+chk_lmtp_tcp(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (a->deliver != DELIVER_LMTP ||
+	    strcmp(a->lmtp, "localhost:24") != 0 ||
+	    strcmp(a->recipient, "j@x") != 0)
+		return "lmtp";
+	return NULL;
+}
+
+static const char *
 chk_tilde(const struct config *c)
 {
 	const struct account *a = &c->accounts[0];
@@ -375,10 +398,37 @@ static const struct row rows[] = {
 	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
 	    " lmtp = \"unix:sock\";\n" PWC TAIL, EX_CONFIG, 5,
 	    "unix:/ABSOLUTE/PATH", NULL, 0 },
-	{ "lmtp not yet",
+	{ "lmtp unix",
 	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
-	    " lmtp = \"unix:/run/lmtp\";\n" PWC TAIL, EX_CONFIG, 5,
-	    "not implemented yet", NULL, 0 },
+	    " lmtp = \"unix:/run/lmtp\";\n" PWC TAIL, EX_OK, 0, NULL,
+	    chk_lmtp_unix, 0 },
+	{ "lmtp tcp",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"localhost:24\"; recipient = \"j@x\";\n" PWC TAIL,
+	    EX_OK, 0, NULL, chk_lmtp_tcp, 0 },
+	{ "lmtp ipv6",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"[::1]:2424\";\n" PWC TAIL, EX_OK, 0, NULL, NULL, 0 },
+	{ "lmtp port 0",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"localhost:0\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "neither unix:/PATH nor HOST:PORT", NULL, 0 },
+	{ "lmtp no host",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \":24\";\n" PWC TAIL, EX_CONFIG, 5,
+	    "neither unix:/PATH nor HOST:PORT", NULL, 0 },
+	{ "lmtp user cannot be RCPT TO",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"j\\xc3\\xa4\";\n"
+	    " lmtp = \"unix:/run/lmtp\";\n" PWC TAIL, EX_CONFIG, 4,
+	    "set recipient", NULL, 0 },
+	{ "lmtp recipient not ASCII",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " lmtp = \"unix:/run/lmtp\";\n recipient = \"j\\xc3\\xa4@x\";\n"
+	    PWC TAIL, EX_CONFIG, 6, "printable ASCII", NULL, 0 },
+	{ "mda recipient not ASCII is fine",
+	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
+	    " mda = [\"/bin/x\"];\n recipient = \"j\\xc3\\xa4@x\";\n"
+	    PWC TAIL, EX_OK, 0, NULL, NULL, 0 },
 	{ "mbox relative",
 	    HEAD " name = \"a\";\n host = \"h\";\n user = \"u\";\n"
 	    " mbox = \"mb\";\n" PWC TAIL, EX_CONFIG, 5, "absolute path",
