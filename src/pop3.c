@@ -494,11 +494,11 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 		if (l->tls != TLS_IMPLICIT && l->proxy == NULL &&
 		    p->lines_in == 0 && !p->tunnel)
 			/* A TLS port waits, silent, for a client hello. */
-			err_set(e, EX_TEMPFAIL, "no greeting from %s port %u "
-			    "within %u s: %s: use tls = \"implicit\"", l->host,
-			    l->port, l->timeout, l->port == 995 ? "port 995 "
-			    "speaks implicit TLS" : "if the port speaks TLS "
-			    "at once (as 995 does)");
+			err_set(e, EX_TEMPFAIL, "timed out after %u s waiting "
+			    "for the greeting of %s port %u: %s: use tls = "
+			    "\"implicit\"", l->timeout, l->host, l->port,
+			    l->port == 995 ? "port 995 speaks implicit TLS" :
+			    "if the port speaks TLS at once (as 995 does)");
 		else
 			err_set(e, EX_TEMPFAIL, "%s", why);
 		break;

@@ -171,7 +171,10 @@ uidstate_getline(FILE *f, char *line, size_t size, bool *complete)
 static bool
 uidstate_mailbox_valid(const char *m)
 {
-	if (*m == '\0' || strlen(m) > MAILBOX_MAX)
+	/* uidstate_mailbox's names hold an '@' (a long one, cut, a '~'
+	 * and a hash); "-" stands for none. */
+	if (*m == '\0' || strlen(m) > MAILBOX_MAX ||
+	    (strchr(m, '@') == NULL && strchr(m, '~') == NULL))
 		return false;
 	for (; *m != '\0'; m++)
 		if (*m < 0x21 || *m > 0x7e)
@@ -279,8 +282,14 @@ uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
 				break;
 			continue;
 		}
-		if (lineno == 2 && v2 && strncmp(line, STATE_MAILBOX,
-		    strlen(STATE_MAILBOX)) == 0) {
+		/* Always there in version 2, so that a UID "mailbox" is
+		 * never taken for it: "mailbox -" names none. */
+		if (lineno == 2 && v2) {
+			if (strncmp(line, STATE_MAILBOX,
+			    strlen(STATE_MAILBOX)) != 0)
+				break;
+			if (strcmp(line + strlen(STATE_MAILBOX), "-") == 0)
+				continue;
 			if (!uidstate_mailbox_valid(line +
 			    strlen(STATE_MAILBOX)))
 				break;
@@ -914,9 +923,8 @@ uidstate_fill_state(const struct uidstate *s, FILE *f)
 	struct uidmap_entry *en;
 	size_t pos = 0;
 
-	fprintf(f, "%s\n", STATE_MAGIC);
-	if (s->mailbox != NULL)
-		fprintf(f, STATE_MAILBOX "%s\n", s->mailbox);
+	fprintf(f, "%s\n" STATE_MAILBOX "%s\n", STATE_MAGIC, s->mailbox != NULL ?
+	    s->mailbox : "-");
 	while ((en = uidmap_next(s->map, &pos)) != NULL) {
 		rec = &s->recs[en->value];
 		fprintf(f, "%s %" PRId64, en->uid, rec->time);

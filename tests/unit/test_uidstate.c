@@ -20,6 +20,8 @@
 #define ACCT	"acct"
 #define MAGIC	"popfetch-uidstate 1\n"
 #define MAGIC2	"popfetch-uidstate 2\n"
+/* Version 2's second line when the state names no mailbox. */
+#define MB0	"mailbox -\n"
 /* The state file's last line, with the number of records. */
 #define END(n)	"end:" #n "\n"
 #define X10	"xxxxxxxxxx"
@@ -650,22 +652,25 @@ static const struct crow bad_states[] = {
 	{ "CRLF line ends", "popfetch-uidstate 1\r\nend 0\r\n", 1 },
 	{ "overlong line", MAGIC X70 X70 X70 X70 " 1\n" END(1), 2 },
 	{ "a deleted mark in version 1", MAGIC "a 1 2 d\n" END(1), 2 },
-	{ "size not a number", MAGIC2 "a 1 x\n" END(1), 2 },
-	{ "negative size", MAGIC2 "a 1 -1\n" END(1), 2 },
-	{ "size with a plus sign", MAGIC2 "a 1 +1\n" END(1), 2 },
-	{ "size out of range", MAGIC2 "a 1 18446744073709551616\n" END(1), 2 },
-	{ "size with trailing junk", MAGIC2 "a 1 2x\n" END(1), 2 },
-	{ "empty size", MAGIC2 "a 1 \n" END(1), 2 },
-	{ "deleted mark without a size", MAGIC2 "a 1 d\n" END(1), 2 },
-	{ "unknown mark", MAGIC2 "a 1 2 x\n" END(1), 2 },
-	{ "upper-case mark", MAGIC2 "a 1 2 D\n" END(1), 2 },
-	{ "mark and more", MAGIC2 "a 1 2 dd\n" END(1), 2 },
-	{ "five fields", MAGIC2 "a 1 2 d d\n" END(1), 2 },
-	{ "trailing space after the mark", MAGIC2 "a 1 2 d \n" END(1), 2 },
-	{ "two spaces before the mark", MAGIC2 "a 1 2  d\n" END(1), 2 },
+	{ "size not a number", MAGIC2 MB0 "a 1 x\n" END(1), 3 },
+	{ "negative size", MAGIC2 MB0 "a 1 -1\n" END(1), 3 },
+	{ "size with a plus sign", MAGIC2 MB0 "a 1 +1\n" END(1), 3 },
+	{ "size out of range", MAGIC2 MB0 "a 1 18446744073709551616\n" END(1),
+	    3 },
+	{ "size with trailing junk", MAGIC2 MB0 "a 1 2x\n" END(1), 3 },
+	{ "empty size", MAGIC2 MB0 "a 1 \n" END(1), 3 },
+	{ "deleted mark without a size", MAGIC2 MB0 "a 1 d\n" END(1), 3 },
+	{ "unknown mark", MAGIC2 MB0 "a 1 2 x\n" END(1), 3 },
+	{ "upper-case mark", MAGIC2 MB0 "a 1 2 D\n" END(1), 3 },
+	{ "mark and more", MAGIC2 MB0 "a 1 2 dd\n" END(1), 3 },
+	{ "five fields", MAGIC2 MB0 "a 1 2 d d\n" END(1), 3 },
+	{ "trailing space after the mark", MAGIC2 MB0 "a 1 2 d \n" END(1), 3 },
+	{ "two spaces before the mark", MAGIC2 MB0 "a 1 2  d\n" END(1), 3 },
 	{ "bad size after a mailbox line and good records",
 	    MAGIC2 "mailbox a@b\na 1\nb 1 2\nc 1 2 d\nd 1 2 e\n" END(4), 6 },
-	{ "duplicate UID, one deleted", MAGIC2 "a 1 2 d\na 3 4\n" END(2), 3 },
+	{ "version 2 without its mailbox line", MAGIC2 "a 1\n" END(1), 2 },
+	{ "a mailbox line without an @", MAGIC2 "mailbox 0\n" END(0), 2 },
+	{ "duplicate UID, one deleted", MAGIC2 MB0 "a 1 2 d\na 3 4\n" END(2), 4 },
 };
 
 /* Journals that must be refused, after a valid state file. */
@@ -833,7 +838,7 @@ test_sizes(void)
 	    !uidstate_was_deleted(s, "zz", NULL) && uidstate_count(s) == 3,
 	    "deleted marks a and b with the sizes given, an unknown UID not");
 	tap_ok(uidstate_commit(s, &e) == 0 && file_is(state_path, MAGIC2
-	    "a 100 10 d\nb 100 25 d\nc 100 18446744073709551615\nend:3\n"),
+	    MB0 "a 100 10 d\nb 100 25 d\nc 100 18446744073709551615\nend:3\n"),
 	    "the state file has \"UID TIME SIZE\" and \"UID TIME SIZE d\"");
 	uidstate_close(s);
 
@@ -853,7 +858,7 @@ test_sizes(void)
 	uidstate_deleted(s, "a", 11);
 	tap_ok(deleted_size(s, "a", 11), "and is marked deleted again");
 	tap_ok(uidstate_commit(s, &e) == 0 && file_is(state_path, MAGIC2
-	    "a 200 11 d\nb 100 25 d\nc 100 18446744073709551615\nend:3\n"),
+	    MB0 "a 200 11 d\nb 100 25 d\nc 100 18446744073709551615\nend:3\n"),
 	    "written with the new time and size");
 	/* The same mark again changes nothing: no rewrite. */
 	unlink(state_path);
@@ -1004,6 +1009,18 @@ test_mailbox(void)
 	    "cut stay apart");
 	free(p);
 	free(text);
+
+	/* A UID "mailbox" first in a version 1 state is a UID, and stays
+	 * one when written back (found by fuzz_state). */
+	text = MAGIC "mailbox 7\n" END(1);
+	write_file(state_path, text, strlen(text));
+	s = open_mailbox("UID mailbox", alice, &rc, &was);
+	uidstate_close(s);
+	s = open_mailbox("UID mailbox, again", alice, &rc, &was);
+	tap_ok(s != NULL && rc == 0 && uidstate_count(s) == 1 &&
+	    has_at(s, "mailbox", 7), "a UID named \"mailbox\" survives");
+	uidstate_close(s);
+	reset_files();
 
 	/* A state written by popfetch 0.1 is adopted, UIDs and all. */
 	text = MAGIC "1 5\n2 5\n" END(2);
