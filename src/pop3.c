@@ -392,6 +392,17 @@ pop3_mech_missing(struct pop3 *p)
 	return true;
 }
 
+/*
+ * How a refused login is said: [IN-USE], [LOGIN-DELAY] and [SYS/TEMP]
+ * (EX_TEMPFAIL) are no refusal of the credentials.
+ */
+static const char *
+pop3_login_word(int code)
+{
+	return code == EX_TEMPFAIL ? "login put off, try again later" :
+	    "login refused";
+}
+
 /* A connection that failed, said as what it means to a user. */
 static void
 pop3_connect_error(struct pop3 *p, const struct pop3_login *l,
@@ -425,9 +436,11 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 	    buf_escape(p->errbuf, strlen(p->errbuf), 300) :
 	    xstrdup(curl_easy_strerror(rc));
 	char *last = pop3_last(p), *reason = NULL;
+	int code;
 
 	switch (rc) {
 	case CURLE_LOGIN_DENIED:
+		code = pop3_err_code(p->last, p->lastlen, EX_NOPERM);
 		if (pop3_mech_missing(p)) {
 			err_set(e, EX_NOPERM, "the server does not offer SASL "
 			    "%s (it offers: %s)", p->mech, p->sasl[0] != '\0' ?
@@ -441,13 +454,11 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 			    "\"%s\"", reason);
 		else if (reason != NULL)
 			/* A -ERR, perhaps with a response code, after it. */
-			err_set(e, pop3_err_code(p->last, p->lastlen,
-			    EX_NOPERM), "login refused: server said \"%s\" "
-			    "(\"%s\")", last, reason);
+			err_set(e, code, "%s: server said \"%s\" (\"%s\")",
+			    pop3_login_word(code), last, reason);
 		else
-			err_set(e, pop3_err_code(p->last, p->lastlen,
-			    EX_NOPERM), "login refused: server said \"%s\"",
-			    last);
+			err_set(e, code, "%s: server said \"%s\"",
+			    pop3_login_word(code), last);
 		free(reason);
 		break;
 	case CURLE_USE_SSL_FAILED:
@@ -657,16 +668,17 @@ static int
 pop3_status_ok(void *arg, bool ok, const char *line, size_t n, struct err *e)
 {
 	struct pop3 *p = arg;
-
 	char *esc;
+	int code;
 
 	p->login_reply = true;
 	if (ok)
 		return 0;
 	/* Worded as when libcurl logs in. */
 	esc = buf_escape(line, n, 200);
-	err_set(e, pop3_err_code(line, n, EX_NOPERM), "login refused: server "
-	    "said \"%s\"", esc);
+	code = pop3_err_code(line, n, EX_NOPERM);
+	err_set(e, code, "%s: server said \"%s\"", pop3_login_word(code),
+	    esc);
 	free(esc);
 	return -1;
 }
