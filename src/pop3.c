@@ -683,6 +683,25 @@ pop3_status_ok(void *arg, bool ok, const char *line, size_t n, struct err *e)
 	return -1;
 }
 
+/*
+ * Sends cmd, a line that may carry a secret (taken: wiped and freed),
+ * and waits for its reply; sasl as for pop3_enqueue. The command buffer
+ * that held it is wiped too. Returns 0 or -1 as pop3_drain.
+ */
+static int
+pop3_send_secret(struct pop3 *p, const struct pop3_cb *cb, void *arg,
+    char *cmd, bool sasl, struct err *e)
+{
+	int rc = pop3_enqueue(p, POP3_SINGLE, cb, arg, 0, cmd, sasl, e);
+
+	xfree_secret(cmd);
+	if (rc == 0)
+		rc = pop3_drain(p, e);
+	if (p->out.data != NULL)
+		xwipe(p->out.data, p->out.size);
+	return rc;
+}
+
 /* USER and PASS, one at a time (pipelining them slows some servers). */
 static int
 pop3_userpass(struct pop3 *p, const struct pop3_login *l, struct err *e)
@@ -696,15 +715,8 @@ pop3_userpass(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	free(cmd);
 	if (rc == -1 || pop3_drain(p, e) == -1)
 		return -1;
-	cmd = xasprintf("PASS %s", l->secret);
-	rc = pop3_queue(p, POP3_SINGLE, &cb, p, 0, cmd, e);
-	xfree_secret(cmd);
-	if (rc == 0)
-		rc = pop3_drain(p, e);
-	/* The command buffer held the password. */
-	if (p->out.data != NULL)
-		xwipe(p->out.data, p->out.size);
-	return rc;
+	return pop3_send_secret(p, &cb, p, xasprintf("PASS %s", l->secret),
+	    false, e);
 }
 
 /* The ways auth = "auto" logs in, all spoken by this engine. */
@@ -896,21 +908,12 @@ pop3_try(struct pop3 *p, const struct pop3_login *l, enum pop3_meth m,
 		pop3_try_status, pop3_try_challenge, NULL
 	};
 	struct pop3_try t = { p, l, m, 0 };
-	char *cmd;
-	int rc;
 
 	p->login_reply = false;
 	if (m == METH_USER)
 		return pop3_userpass(p, l, e);
-	cmd = pop3_try_cmd(&t);
 	/* The callbacks see t, which lives until the reply is read. */
-	rc = pop3_enqueue(p, POP3_SINGLE, &cb, &t, 0, cmd, true, e);
-	xfree_secret(cmd);
-	if (rc == 0)
-		rc = pop3_drain(p, e);
-	if (p->out.data != NULL)
-		xwipe(p->out.data, p->out.size);
-	return rc;
+	return pop3_send_secret(p, &cb, &t, pop3_try_cmd(&t), true, e);
 }
 
 /* Whether the server's SASL line (as libcurl saw it) lists mech. */
