@@ -124,20 +124,17 @@ account_trace(void *arg, char dir, const char *text)
 	    a->name, dir, text);
 }
 
-/*
- * Ties the state to the mailbox the account names now: the UIDs of
- * another mailbox must never decide what is fetched or deleted here.
- */
-static int
-account_mailbox(struct run *r, struct err *e)
+int
+account_use_mailbox(struct uidstate *st, const struct account *a,
+    struct err *e)
 {
-	char *mailbox = uidstate_mailbox(r->acct->user, r->acct->host), *was;
-	int rc = uidstate_use_mailbox(r->st, mailbox, &was, e);
+	char *mailbox = uidstate_mailbox(a->user, a->host), *was;
+	int rc = uidstate_use_mailbox(st, mailbox, &was, e);
 
 	if (rc == 1)
 		log_msg(LL_WARN, "%s: the account now names mailbox %s (it "
 		    "was %s): %s; the old state is kept for a switch back",
-		    r->acct->name, mailbox, was, uidstate_count(r->st) > 0 ?
+		    a->name, mailbox, was, uidstate_count(st) > 0 ?
 		    "using the state kept for it" : "its mail is all new");
 	free(mailbox);
 	free(was);
@@ -1483,7 +1480,7 @@ account_run(const struct config *cfg, const struct account *a,
 	else if (deliver_open(&r.dl, a, cfg->state_dir, &e) == 0 &&
 	    (r.md = deliver_spool(r.dl)) != NULL &&
 	    uidstate_open(&r.st, cfg->state_dir, a->name, deliver_recover,
-	    r.dl, &e) == 0 && account_mailbox(&r, &e) == 0) {
+	    r.dl, &e) == 0 && account_use_mailbox(r.st, a, &e) == 0) {
 		uidmap_free(r.refused);
 		r.refused = refused_load(cfg->state_dir, a->name);
 		account_session(&r, &e, &scanned);

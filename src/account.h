@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "uidstate.h"
 
 /* What one account run did. */
 struct account_result {
@@ -62,5 +63,15 @@ struct account_opts {
  */
 int	account_run(const struct config *, const struct account *,
 	    const struct account_opts *, struct account_result *res);
+
+/*
+ * Ties the state st, just opened for account a, to the mailbox a names
+ * (uidstate_use_mailbox), so that the UIDs of another mailbox never
+ * decide what is fetched or deleted; a change of mailbox is logged
+ * once, as a warning. Returns 0, or -1 with e filled in. Also used by
+ * import-uids, which must follow the same rule.
+ */
+int	account_use_mailbox(struct uidstate *st, const struct account *a,
+	    struct err *e);
 
 #endif

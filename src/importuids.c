@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "buf.h"
 #include "importuids.h"
 #include "log.h"
@@ -713,8 +714,7 @@ static int
 state_open(const struct config *cfg, const struct account *a,
     struct target *t, struct err *e)
 {
-	char msg[sizeof(e->msg)], *mailbox, *was;
-	int rc;
+	char msg[sizeof(e->msg)];
 
 	if (uidstate_open(&t->st, cfg->state_dir, a->name, import_recover,
 	    t->md, e) == -1) {
@@ -725,13 +725,7 @@ state_open(const struct config *cfg, const struct account *a,
 		}
 		return -1;
 	}
-	mailbox = uidstate_mailbox(a->user, a->host);
-	if ((rc = uidstate_use_mailbox(t->st, mailbox, &was, e)) == 1)
-		log_msg(LL_WARN, "%s: the account now names mailbox %s (it was "
-		    "%s); the old state is kept aside", a->name, mailbox, was);
-	free(mailbox);
-	free(was);
-	return rc == -1 ? -1 : 0;
+	return account_use_mailbox(t->st, a, e);
 }
 
 /*

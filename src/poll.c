@@ -770,6 +770,7 @@ static void
 daemon_reload(struct daemon *d)
 {
 	struct config *ncfg;
+	size_t polled;
 	struct err e;
 
 	err_clear(&e);
@@ -781,10 +782,10 @@ daemon_reload(struct daemon *d)
 	daemon_schedule(d, ncfg);
 	config_free(d->cfg);
 	d->cfg = ncfg;
+	polled = daemon_polled(d);
 	log_msg(LL_INFO, "configuration reloaded from %s: %zu account%s%s",
-	    d->path, daemon_polled(d), daemon_polled(d) == 1 ? "" : "s",
-	    daemon_polled(d) < ncfg->naccounts ? " (the others are "
-	    "disabled, or not named by -a)" : "");
+	    d->path, polled, polled == 1 ? "" : "s", polled < ncfg->naccounts ?
+	    " (the others are disabled, or not named by -a)" : "");
 }
 
 static void
