@@ -717,7 +717,7 @@ state_open(const struct config *cfg, const struct account *a,
 	char msg[sizeof(e->msg)];
 
 	if (uidstate_open(&t->st, cfg->state_dir, a->name, import_recover,
-	    t->md, e) == -1) {
+	    t->md, e) != 0) {
 		if (e->code == EX_TEMPFAIL) {
 			snprintf(msg, sizeof(msg), "%s", e->msg);
 			err_set(e, EX_TEMPFAIL, "account busy: is a popfetch "

@@ -7,12 +7,14 @@
 #include <libconfig.h>
 #include <openssl/crypto.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,6 +22,7 @@
 #include "importuids.h"
 #include "log.h"
 #include "poll.h"
+#include "status.h"
 #include "xmalloc.h"
 
 struct options {
@@ -32,6 +35,7 @@ struct options {
 	bool		 syslog;
 	bool		 check;
 	bool		 dry_run;
+	bool		 status;
 	bool		 no_progress;
 };
 
@@ -44,6 +48,7 @@ usage(FILE *f)
 	    "[-a account]...\n"
 	    "       popfetch --daemon [-qv] [--syslog] [-c file] "
 	    "[-a account]...\n"
+	    "       popfetch --status [-c file] [-a account]...\n"
 	    "       popfetch import-uids -a account --from TOOL [FILE]\n"
 	    "       popfetch --version | --help\n"
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
@@ -54,6 +59,8 @@ usage(FILE *f)
 	    "server;\n"
 	    "                       fetch nothing\n"
 	    "      --dry-run        list what a run would fetch and delete\n"
+	    "      --status         what the last runs did, and what is "
+	    "stuck\n"
 	    "  -d, --daemon         keep polling each account on its interval\n"
 	    "      --syslog         log to syslog instead of standard error\n"
 	    "      --no-progress    no progress line, even on a terminal\n"
@@ -103,6 +110,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "syslog", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'K' },
 		{ "dry-run", no_argument, NULL, 'D' },
+		{ "status", no_argument, NULL, 's' },
 		{ "no-progress", no_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -139,6 +147,9 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'D':
 			o->dry_run = true;
 			break;
+		case 's':
+			o->status = true;
+			break;
 		case 'P':
 			o->no_progress = true;
 			break;
@@ -157,14 +168,16 @@ parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "popfetch: -q and -v contradict each other\n");
 		return -1;
 	}
-	if (o->quiet && (o->check || o->dry_run)) {
+	if (o->quiet && (o->check || o->dry_run || o->status)) {
 		fprintf(stderr, "popfetch: %s prints a report; -q would hide "
-		    "it\n", o->check ? "--check" : "--dry-run");
+		    "it\n", o->check ? "--check" : o->dry_run ? "--dry-run" :
+		    "--status");
 		return -1;
 	}
-	if ((o->check || o->dry_run) && (o->daemon || o->check == o->dry_run)) {
-		fprintf(stderr, "popfetch: --check, --dry-run and --daemon "
-		    "each go alone\n");
+	if ((int)o->check + (int)o->dry_run + (int)o->daemon +
+	    (int)o->status > 1) {
+		fprintf(stderr, "popfetch: --check, --dry-run, --daemon and "
+		    "--status each go alone\n");
 		return -1;
 	}
 	if (optind != argc) {
@@ -195,6 +208,42 @@ check_named(const struct config *cfg, const struct options *o)
 			    a->name);
 			return EX_USAGE;
 		}
+	}
+	return EX_OK;
+}
+
+/*
+ * --status: what each account's runs left in the state directory, and
+ * a running daemon's schedule. No lock, no network, nothing written.
+ */
+static int
+show_status(const struct config *cfg, const struct options *o)
+{
+	const struct account *a;
+	struct status st;
+	int64_t when = 0;
+	pid_t pid = 0;
+	size_t i, n = o->naccounts ? o->naccounts : cfg->naccounts;
+	int known;
+
+	for (i = 0; i < n; i++) {
+		if ((a = o->naccounts ? config_find_account(cfg,
+		    o->accounts[i]) : &cfg->accounts[i]) == NULL) {
+			log_msg(LL_ERROR, "%s: no account named %s",
+			    cfg->path, o->accounts[i]);
+			return EX_USAGE;
+		}
+		if (status_load(&st, cfg->state_dir, a->name) == -1) {
+			printf("%s\n  cannot read %s/%s.status: %s\n", a->name,
+			    cfg->state_dir, a->name, strerror(errno));
+			continue;
+		}
+		known = status_next_find(cfg->state_dir, a->name, &when, &pid);
+		status_print(stdout, a->name, &st, known, when, pid,
+		    (int64_t)time(NULL));
+		if (a->disabled)
+			printf("  disabled:       enabled = false, not fetched\n");
+		status_free(&st);
 	}
 	return EX_OK;
 }
@@ -265,7 +314,7 @@ main(int argc, char **argv)
 		return EX_USAGE;
 	log_open(o.syslog);
 	log_set_timestamps(o.daemon);
-	log_set_level(o.quiet ? LL_ERROR : o.verbose >= 2 ? LL_TRACE :
+	log_set_level(o.quiet ? LL_NOTICE : o.verbose >= 2 ? LL_TRACE :
 	    o.verbose == 1 ? LL_DEBUG : LL_INFO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_msg(LL_ERROR, "cannot initialise libcurl");
@@ -284,6 +333,8 @@ main(int argc, char **argv)
 	} else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
 		code = poll_daemon(path, &cfg, (const char *const *)o.accounts,
 		    o.naccounts);
+	else if (o.status)
+		code = show_status(cfg, &o);
 	else if (!o.daemon)
 		code = run_accounts(cfg, &o);
 	config_free(cfg);
