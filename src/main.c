@@ -24,6 +24,7 @@
 
 struct options {
 	const char	*config_path;
+	const char	*state_dir;	/* --state-dir, or NULL */
 	const char	**accounts;	/* -a, in order given */
 	size_t		 naccounts;
 	int		 verbose;
@@ -33,6 +34,7 @@ struct options {
 	bool		 check;
 	bool		 dry_run;
 	bool		 no_progress;
+	bool		 list_accounts;
 };
 
 static void
@@ -45,6 +47,7 @@ usage(FILE *f)
 	    "       popfetch --daemon [-qv] [--syslog] [-c file] "
 	    "[-a account]...\n"
 	    "       popfetch import-uids -a account --from TOOL [FILE]\n"
+	    "       popfetch --list-accounts [-c file]\n"
 	    "       popfetch --version | --help\n"
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
@@ -57,6 +60,8 @@ usage(FILE *f)
 	    "  -d, --daemon         keep polling each account on its interval\n"
 	    "      --syslog         log to syslog instead of standard error\n"
 	    "      --no-progress    no progress line, even on a terminal\n"
+	    "      --state-dir DIR  keep the accounts' state in DIR\n"
+	    "      --list-accounts  print the account names, one a line\n"
 	    "  -v, --verbose        show the protocol (twice: and libcurl)\n"
 	    "  -q, --quiet          print errors only\n"
 	    "  -V, --version        print versions and exit\n"
@@ -104,6 +109,8 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "check", no_argument, NULL, 'K' },
 		{ "dry-run", no_argument, NULL, 'D' },
 		{ "no-progress", no_argument, NULL, 'P' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "list-accounts", no_argument, NULL, 'L' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -142,6 +149,12 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'P':
 			o->no_progress = true;
 			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'L':
+			o->list_accounts = true;
+			break;
 		case 'V':
 			version();
 			exit(EX_OK);
@@ -165,6 +178,13 @@ parse_args(int argc, char **argv, struct options *o)
 	if ((o->check || o->dry_run) && (o->daemon || o->check == o->dry_run)) {
 		fprintf(stderr, "popfetch: --check, --dry-run and --daemon "
 		    "each go alone\n");
+		return -1;
+	}
+	if (o->list_accounts && (o->naccounts > 0 || o->verbose > 0 ||
+	    o->quiet || o->daemon || o->syslog || o->check || o->dry_run ||
+	    o->no_progress || o->state_dir != NULL)) {
+		fprintf(stderr, "popfetch: --list-accounts goes alone (or with "
+		    "-c)\n");
 		return -1;
 	}
 	if (optind != argc) {
@@ -243,6 +263,21 @@ run_accounts(const struct config *cfg, const struct options *o)
 	return code;
 }
 
+/* --list-accounts: every account of the file, disabled ones too. */
+static int
+list_accounts(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->naccounts; i++)
+		printf("%s\n", cfg->accounts[i].name);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		log_msg(LL_ERROR, "standard output: cannot write");
+		return EX_IOERR;
+	}
+	return EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -277,13 +312,15 @@ main(int argc, char **argv)
 		return EX_UNAVAILABLE;
 	}
 	err_clear(&e);
-	path = o.config_path ? xstrdup(o.config_path) : config_default_path();
-	if (config_load(path, &cfg, &e) == -1) {
+	path = o.config_path ? xstrdup(o.config_path) : config_default_path(&e);
+	if (path == NULL || config_load(path, o.state_dir, &cfg, &e) == -1) {
 		log_msg(LL_ERROR, "%s", e.msg);
 		code = e.code;
-	} else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
-		code = poll_daemon(path, &cfg, (const char *const *)o.accounts,
-		    o.naccounts);
+	} else if (o.list_accounts)
+		code = list_accounts(cfg);
+	else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
+		code = poll_daemon(path, o.state_dir, &cfg,
+		    (const char *const *)o.accounts, o.naccounts);
 	else if (!o.daemon)
 		code = run_accounts(cfg, &o);
 	config_free(cfg);
