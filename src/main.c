@@ -27,6 +27,7 @@
 
 struct options {
 	const char	*config_path;
+	const char	*state_dir;	/* --state-dir, or NULL */
 	const char	**accounts;	/* -a, in order given */
 	size_t		 naccounts;
 	int		 verbose;
@@ -37,6 +38,7 @@ struct options {
 	bool		 dry_run;
 	bool		 status;
 	bool		 no_progress;
+	bool		 list_accounts;
 };
 
 static void
@@ -50,6 +52,7 @@ usage(FILE *f)
 	    "[-a account]...\n"
 	    "       popfetch --status [-c file] [-a account]...\n"
 	    "       popfetch import-uids -a account --from TOOL [FILE]\n"
+	    "       popfetch --list-accounts [-c file]\n"
 	    "       popfetch --version | --help\n"
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
@@ -64,6 +67,8 @@ usage(FILE *f)
 	    "  -d, --daemon         keep polling each account on its interval\n"
 	    "      --syslog         log to syslog instead of standard error\n"
 	    "      --no-progress    no progress line, even on a terminal\n"
+	    "      --state-dir DIR  keep the accounts' state in DIR\n"
+	    "      --list-accounts  print the account names, one a line\n"
 	    "  -v, --verbose        show the protocol (twice: and libcurl)\n"
 	    "  -q, --quiet          print errors only\n"
 	    "  -V, --version        print versions and exit\n"
@@ -110,8 +115,10 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "syslog", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'K' },
 		{ "dry-run", no_argument, NULL, 'D' },
-		{ "status", no_argument, NULL, 's' },
+		{ "status", no_argument, NULL, 'T' },
 		{ "no-progress", no_argument, NULL, 'P' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "list-accounts", no_argument, NULL, 'L' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -147,11 +154,17 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'D':
 			o->dry_run = true;
 			break;
-		case 's':
+		case 'T':
 			o->status = true;
 			break;
 		case 'P':
 			o->no_progress = true;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'L':
+			o->list_accounts = true;
 			break;
 		case 'V':
 			version();
@@ -178,6 +191,13 @@ parse_args(int argc, char **argv, struct options *o)
 	    (int)o->status > 1) {
 		fprintf(stderr, "popfetch: --check, --dry-run, --daemon and "
 		    "--status each go alone\n");
+		return -1;
+	}
+	if (o->list_accounts && (o->naccounts > 0 || o->verbose > 0 ||
+	    o->quiet || o->daemon || o->syslog || o->check || o->dry_run ||
+	    o->status || o->no_progress || o->state_dir != NULL)) {
+		fprintf(stderr, "popfetch: --list-accounts goes alone (or with "
+		    "-c)\n");
 		return -1;
 	}
 	if (optind != argc) {
@@ -292,6 +312,21 @@ run_accounts(const struct config *cfg, const struct options *o)
 	return code;
 }
 
+/* --list-accounts: every account of the file, disabled ones too. */
+static int
+list_accounts(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->naccounts; i++)
+		printf("%s\n", cfg->accounts[i].name);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		log_msg(LL_ERROR, "standard output: cannot write");
+		return EX_IOERR;
+	}
+	return EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -326,13 +361,15 @@ main(int argc, char **argv)
 		return EX_UNAVAILABLE;
 	}
 	err_clear(&e);
-	path = o.config_path ? xstrdup(o.config_path) : config_default_path();
-	if (config_load(path, &cfg, &e) == -1) {
+	path = o.config_path ? xstrdup(o.config_path) : config_default_path(&e);
+	if (path == NULL || config_load(path, o.state_dir, &cfg, &e) == -1) {
 		log_msg(LL_ERROR, "%s", e.msg);
 		code = e.code;
-	} else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
-		code = poll_daemon(path, &cfg, (const char *const *)o.accounts,
-		    o.naccounts);
+	} else if (o.list_accounts)
+		code = list_accounts(cfg);
+	else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
+		code = poll_daemon(path, o.state_dir, &cfg,
+		    (const char *const *)o.accounts, o.naccounts);
 	else if (o.status)
 		code = show_status(cfg, &o);
 	else if (!o.daemon)

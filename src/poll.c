@@ -423,6 +423,7 @@ struct sched {
 
 struct daemon {
 	const char	*path;
+	const char	*state_dir;	/* --state-dir, or NULL */
 	struct config	*cfg;
 	struct pool	 pool;
 	struct sched	*s;
@@ -806,7 +807,7 @@ daemon_reload(struct daemon *d)
 	struct err e;
 
 	err_clear(&e);
-	if (config_load(d->path, &ncfg, &e) == -1) {
+	if (config_load(d->path, d->state_dir, &ncfg, &e) == -1) {
 		log_msg(LL_ERROR, "configuration not reloaded, the old one "
 		    "stays in use: %s", e.msg);
 		return;
@@ -1062,7 +1063,7 @@ daemon_handle(struct daemon *d, int sig, bool *stopping)
 }
 
 int
-poll_daemon(const char *path, struct config **cfgp,
+poll_daemon(const char *path, const char *state_dir, struct config **cfgp,
     const char *const *only, size_t nonly)
 {
 	struct daemon d;
@@ -1072,6 +1073,7 @@ poll_daemon(const char *path, struct config **cfgp,
 
 	memset(&d, 0, sizeof(d));
 	d.path = path;
+	d.state_dir = state_dir;
 	d.cfg = *cfgp;
 	d.only = only;
 	d.nonly = nonly;

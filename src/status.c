@@ -209,21 +209,40 @@ status_load(struct status *st, const char *dir, const char *account)
 	return 0;
 }
 
-int
-status_save(const struct status *st, const char *dir, const char *account,
-    struct err *e)
+/* Writes path anew: fill writes the whole file, then it is renamed in. */
+static int
+status_replace(const char *path, void (*fill)(FILE *, const void *),
+    const void *arg, struct err *e)
 {
-	char *path = xasprintf("%s/%s.status", dir, account);
-	char *tmp = xasprintf("%s.tmp", path), *text;
+	char *tmp = xasprintf("%s.tmp", path);
 	FILE *fp;
-	size_t i;
 	int rc = -1;
 
-	if ((fp = fopen(tmp, "we")) == NULL) {
+	if ((fp = fopen(tmp, "we")) == NULL)
 		err_set(e, EX_IOERR, "cannot create %s: %s", tmp,
 		    strerror(errno));
-		goto out;
+	else {
+		fill(fp, arg);
+		/* Not synced: a file lost to a power cut costs a repeated
+		 * warning, and a run pays no extra wait for it. */
+		if (fclose(fp) == EOF || rename(tmp, path) == -1) {
+			err_set(e, EX_IOERR, "cannot write %s: %s", path,
+			    strerror(errno));
+			(void)unlink(tmp);
+		} else
+			rc = 0;
 	}
+	free(tmp);
+	return rc;
+}
+
+static void
+status_fill(FILE *fp, const void *arg)
+{
+	const struct status *st = arg;
+	char *text;
+	size_t i;
+
 	fprintf(fp, STATUS_MAGIC "\nrun %" PRId64 " %d %lu %" PRIu64
 	    " %lu %lu %lu\nok %" PRId64 "\nmail %" PRId64 "\nfailing %"
 	    PRId64 " %d\n", st->last_run, st->code, st->fetched, st->bytes,
@@ -238,49 +257,46 @@ status_save(const struct status *st, const char *dir, const char *account,
 		fprintf(fp, "note %s %s %" PRIu64 " %" PRId64 " %s\n",
 		    note_names[st->notes[i].kind], st->notes[i].uid,
 		    st->notes[i].size, st->notes[i].since, st->notes[i].text);
-	/* Not synced: a file lost to a power cut costs a repeated warning,
-	 * and a run pays no extra wait for it. */
-	if (fclose(fp) == EOF || rename(tmp, path) == -1) {
-		err_set(e, EX_IOERR, "cannot write %s: %s", path,
-		    strerror(errno));
-		(void)unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
+}
+
+int
+status_save(const struct status *st, const char *dir, const char *account,
+    struct err *e)
+{
+	char *path = xasprintf("%s/%s.status", dir, account);
+	int rc = status_replace(path, status_fill, st, e);
+
 	free(path);
-	free(tmp);
 	return rc;
+}
+
+struct next_list {
+	pid_t				 pid;
+	const struct status_next	*next;
+	size_t				 n;
+};
+
+static void
+status_next_fill(FILE *fp, const void *arg)
+{
+	const struct next_list *l = arg;
+	size_t i;
+
+	fprintf(fp, NEXT_MAGIC "\npid %ld\n", (long)l->pid);
+	for (i = 0; i < l->n; i++)
+		fprintf(fp, "next %" PRId64 " %s\n", l->next[i].when,
+		    l->next[i].name);
 }
 
 int
 status_next_save(const char *dir, pid_t pid, const struct status_next *next,
     size_t n, struct err *e)
 {
+	struct next_list l = { pid, next, n };
 	char *path = xasprintf("%s/daemon.next", dir);
-	char *tmp = xasprintf("%s.tmp", path);
-	FILE *fp;
-	size_t i;
-	int rc = -1;
+	int rc = status_replace(path, status_next_fill, &l, e);
 
-	if ((fp = fopen(tmp, "we")) == NULL) {
-		err_set(e, EX_IOERR, "cannot create %s: %s", tmp,
-		    strerror(errno));
-		goto out;
-	}
-	fprintf(fp, NEXT_MAGIC "\npid %ld\n", (long)pid);
-	for (i = 0; i < n; i++)
-		fprintf(fp, "next %" PRId64 " %s\n", next[i].when, next[i].name);
-	if (fclose(fp) == EOF || rename(tmp, path) == -1) {
-		err_set(e, EX_IOERR, "cannot write %s: %s", path,
-		    strerror(errno));
-		(void)unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
 	free(path);
-	free(tmp);
 	return rc;
 }
 
