@@ -45,9 +45,21 @@ human(uint64_t v, char *out, size_t size)
 		snprintf(out, size, "%" PRIu64 " B", v);
 }
 
+/* "512K" and the like, for the compact form. */
+static void
+human_short(uint64_t v, char *out, size_t size)
+{
+	if (v >= 1024 * 1024)
+		snprintf(out, size, "%.1fM", (double)v / (1024 * 1024));
+	else if (v >= 1024)
+		snprintf(out, size, "%.0fK", (double)v / 1024);
+	else
+		snprintf(out, size, "%" PRIu64 "B", v);
+}
+
 void
 progress_format(const char *name, const struct account_progress *s,
-    int64_t now_ms, char *out, size_t size)
+    int64_t now_ms, bool compact, char *out, size_t size)
 {
 	uint64_t done = s->bytes_done, total = s->bytes_total;
 	char d[32], t[32], r[32];
@@ -64,14 +76,26 @@ progress_format(const char *name, const struct account_progress *s,
 	if (secs >= 0.5)
 		rate = (double)done / secs;
 	if (rate < 1) {
-		snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s", name,
-		    (uint64_t)s->msgs_done, (uint64_t)s->msgs_total, d, t);
+		if (compact)
+			snprintf(out, size, "%.12s %" PRIu64 "/%" PRIu64, name,
+			    (uint64_t)s->msgs_done, (uint64_t)s->msgs_total);
+		else
+			snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s",
+			    name, (uint64_t)s->msgs_done,
+			    (uint64_t)s->msgs_total, d, t);
 		return;
 	}
-	human((uint64_t)rate, r, sizeof(r));
 	/* Sizes come from the server: a lie must not overflow this. */
 	secs = (double)(total - done) / rate + 0.5;
 	left = secs > 359999 ? 359999 : (unsigned)secs;
+	if (compact) {
+		human_short((uint64_t)rate, r, sizeof(r));
+		snprintf(out, size, "%.12s %" PRIu64 "/%" PRIu64 " %s/s %u:%02u",
+		    name, (uint64_t)s->msgs_done, (uint64_t)s->msgs_total, r,
+		    left / 60, left % 60);
+		return;
+	}
+	human((uint64_t)rate, r, sizeof(r));
 	snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s, %s/s, "
 	    "%u:%02u left", name, (uint64_t)s->msgs_done,
 	    (uint64_t)s->msgs_total, d, t, r, left / 60, left % 60);
@@ -112,33 +136,72 @@ progress_write(int fd, const char *p, size_t n)
 	}
 }
 
+/*
+ * The running accounts, in the full form while all fit in width, else in
+ * the compact one; those that still do not fit are counted ("+2 more").
+ */
+size_t
+progress_render(const struct progress *p, int64_t now, size_t width,
+    char *out, size_t size)
+{
+	char one[256], more[32];
+	size_t i, len, shown, running = 0, keep;
+	int compact;
+
+	for (i = 0; i < p->n; i++)
+		if (p->slots[i].state == 1 && p->slots[i].msgs_total > 0)
+			running++;
+	if (width > size - 1)
+		width = size - 1;
+	for (compact = 0; compact < 2; compact++) {
+		len = shown = 0;
+		out[0] = '\0';
+		for (i = 0; i < p->n; i++) {
+			if (p->slots[i].state != 1 ||
+			    p->slots[i].msgs_total == 0)
+				continue;
+			progress_format(p->accts[i]->name, &p->slots[i], now,
+			    compact, one, sizeof(one));
+			snprintf(more, sizeof(more), " +%zu more",
+			    running - shown - 1);
+			/* Room for this one, and for the count of the rest
+			 * unless this is the last. */
+			keep = (len ? 3 : 0) + strlen(one) + (shown + 1 <
+			    running ? strlen(more) : 0);
+			if (len + keep > width)
+				break;
+			len += (size_t)snprintf(out + len, size - len, "%s%s",
+			    len ? " | " : "", one);
+			shown++;
+		}
+		if (shown == running)
+			return len;
+	}
+	/* Compact, and still too many: say how many are not shown. */
+	if (shown == 0)
+		len = (size_t)snprintf(out, size, "%zu accounts", running);
+	else
+		len += (size_t)snprintf(out + len, size - len, " +%zu more",
+		    running - shown);
+	if (len > width)
+		len = width;	/* a very narrow terminal */
+	out[len] = '\0';
+	return len;
+}
+
 void
 progress_draw(struct progress *p, bool force)
 {
-	char line[PROGRESS_LINE], one[256];
+	char line[PROGRESS_LINE];
 	int64_t now = progress_now_ms();
-	size_t i, len = 0, width;
+	size_t len;
 
 	if (!force && p->drawn && now - p->last_ms < PROGRESS_EVERY)
 		return;
 	p->last_ms = now;
-	width = progress_width(p->fd) - 1;
-	if (width > sizeof(line) - 8)
-		width = sizeof(line) - 8;
 	line[0] = '\r';
-	len = 1;
-	for (i = 0; i < p->n; i++) {
-		if (p->slots[i].state != 1 || p->slots[i].msgs_total == 0)
-			continue;
-		progress_format(p->accts[i]->name, &p->slots[i], now, one,
-		    sizeof(one));
-		len += (size_t)snprintf(line + len, sizeof(line) - len,
-		    "%s%s", len > 1 ? " | " : "", one);
-		if (len >= width + 1)
-			break;
-	}
-	if (len > width + 1)
-		len = width + 1;	/* cut to the terminal's width */
+	len = 1 + progress_render(p, now, progress_width(p->fd) - 1,
+	    line + 1, sizeof(line) - 8);
 	if (len == 1 && !p->drawn)
 		return;
 	memcpy(line + len, "\033[K", 3);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "account.h"
 #include "config.h"
@@ -34,9 +35,19 @@ void	progress_free(struct progress *);
 
 /*
  * Formats one account's progress into out (size bytes) as
- * "NAME 3/10, 1.2/4.0 MiB, 512 KiB/s, 0:06 left", given the time now.
+ * "NAME 3/10, 1.2/4.0 MiB, 512 KiB/s, 0:06 left", given the time now;
+ * compact: "NAME 3/10 512K/s 0:06", the name cut to 12 characters.
  */
 void	progress_format(const char *name, const struct account_progress *,
-	    int64_t now_ms, char *out, size_t size);
+	    int64_t now_ms, bool compact, char *out, size_t size);
+
+/*
+ * The line's text for a terminal width columns wide, into out (size
+ * bytes): every running account in the full form if all fit, else in
+ * the compact form, and those that still do not fit counted ("+2
+ * more"). Returns its length, at most width.
+ */
+size_t	progress_render(const struct progress *, int64_t now_ms,
+	    size_t width, char *out, size_t size);
 
 #endif

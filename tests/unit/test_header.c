@@ -112,6 +112,63 @@ test_long_value(void)
 	header_pick_free(&h);
 }
 
+/*
+ * Several accounts on one line: the full form while all fit, the compact
+ * one (each still with its rate and time left) when not, and a count of
+ * those that do not fit even so; never wider than the terminal.
+ */
+static void
+test_progress_line(void)
+{
+	static const char *const names[] = {
+		"personal", "work-imap-gateway", "family", "lists"
+	};
+	struct account accts[4];
+	const struct account *ap[4];
+	struct account_progress slots[4];
+	struct progress *pr;
+	char out[512];
+	size_t i, len;
+
+	memset(accts, 0, sizeof(accts));
+	memset(slots, 0, sizeof(slots));
+	for (i = 0; i < 4; i++) {
+		accts[i].name = (char *)names[i];
+		ap[i] = &accts[i];
+		slots[i].state = 1;
+		slots[i].msgs_total = 40;
+		slots[i].msgs_done = 12;
+		slots[i].bytes_total = 10 * 1024 * 1024;
+		slots[i].bytes_done = 3 * 1024 * 1024;
+		slots[i].started_ms = 1000;
+	}
+	pr = progress_new(-1, ap, slots, 4);
+	len = progress_render(pr, 3000, 400, out, sizeof(out));
+	tap_ok(len == strlen(out) && strstr(out, "personal 12/40, 3.0 "
+	    "MiB/10.0 MiB, 1.5 MiB/s, 0:05 left | work-imap-gateway") == out,
+	    "progress line: wide: the full form # %s", out);
+	len = progress_render(pr, 3000, 120, out, sizeof(out));
+	tap_ok(len <= 120 && strcmp(out, "personal 12/40 1.5M/s 0:05 | "
+	    "work-imap-ga 12/40 1.5M/s 0:05 | family 12/40 1.5M/s 0:05 | "
+	    "lists 12/40 1.5M/s 0:05") == 0,
+	    "progress line: 120 columns: compact, each with rate and time "
+	    "left # %s", out);
+	len = progress_render(pr, 3000, 70, out, sizeof(out));
+	tap_ok(len <= 70 && strcmp(out, "personal 12/40 1.5M/s 0:05 | "
+	    "work-imap-ga 12/40 1.5M/s 0:05 +2 more") == 0,
+	    "progress line: 70 columns: the rest counted # %s", out);
+	len = progress_render(pr, 3000, 20, out, sizeof(out));
+	tap_ok(len <= 20 && strcmp(out, "4 accounts") == 0,
+	    "progress line: 20 columns # %s", out);
+	slots[1].state = 2;
+	slots[2].state = 0;
+	len = progress_render(pr, 3000, 80, out, sizeof(out));
+	tap_ok(len <= 80 && strcmp(out, "personal 12/40 1.5M/s 0:05 | "
+	    "lists 12/40 1.5M/s 0:05") == 0, "progress line: 80 columns, "
+	    "two running, not the two that ended or wait # %s", out);
+	progress_free(pr);
+}
+
 static void
 test_progress(void)
 {
@@ -121,19 +178,25 @@ test_progress(void)
 	memset(&p, 0, sizeof(p));
 	p.msgs_total = 10;
 	p.bytes_total = 4 * 1024 * 1024;
-	progress_format("a", &p, 1000, out, sizeof(out));
+	progress_format("a", &p, 1000, false, out, sizeof(out));
 	tap_ok(strcmp(out, "a 0/10, 0 B/4.0 MiB") == 0,
 	    "progress: not started # %s", out);
 	p.msgs_done = 5;
 	p.bytes_done = 1024 * 1024;
 	p.started_ms = 1000;
-	progress_format("a", &p, 3000, out, sizeof(out));
+	progress_format("a", &p, 3000, false, out, sizeof(out));
 	tap_ok(strcmp(out, "a 5/10, 1.0 MiB/4.0 MiB, 512.0 KiB/s, 0:06 left")
 	    == 0, "progress: rate and time left # %s", out);
 	p.bytes_done = 5 * 1024 * 1024;	/* LIST said less */
-	progress_format("a", &p, 3000, out, sizeof(out));
+	progress_format("a", &p, 3000, false, out, sizeof(out));
 	tap_ok(strcmp(out, "a 5/10, 5.0 MiB/5.0 MiB, 2.5 MiB/s, 0:00 left")
 	    == 0, "progress: more than LIST said # %s", out);
+	p.bytes_done = 1024 * 1024;
+	progress_format("an-account-with-a-long-name", &p, 3000, true, out,
+	    sizeof(out));
+	tap_ok(strcmp(out, "an-account-w 5/10 512K/s 0:06") == 0,
+	    "progress: compact # %s", out);
+	test_progress_line();
 }
 
 int
