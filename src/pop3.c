@@ -37,6 +37,12 @@ struct pop3_req {
 	bool		 lenient;	/* overlong lines are left out (CAPA) */
 };
 
+/* Seconds of silence after connecting to port 995 without implicit
+ * TLS before that is taken for a TLS port. */
+#ifndef TLS_PORT_WAIT
+#define TLS_PORT_WAIT	4
+#endif
+
 struct pop3 {
 	CURL		*curl;
 	curl_socket_t	 fd;
@@ -72,6 +78,9 @@ struct pop3 {
 	bool		 stls_sent;	/* libcurl sent STLS */
 	bool		 login_reply;	/* a login command was answered */
 	bool		 bad_greeting;	/* the first line was not POP3 */
+	bool		 tls_port_guard; /* port 995 without implicit TLS */
+	bool		 tls_port;	/* it stayed silent: given up */
+	int64_t		 connected_ms;	/* when the guard saw TCP connected */
 
 	/* the engine: a FIFO of commands awaiting their responses */
 	struct pop3_req	*reqs;
@@ -521,6 +530,10 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 		if (p->bad_greeting)
 			err_set(e, EX_PROTOCOL, "not a POP3 server: it greeted "
 			    "with \"%s\"", last);
+		else if (p->tls_port)
+			err_set(e, EX_CONFIG, "no greeting from %s port 995 "
+			    "within %d s: port 995 speaks implicit TLS: use tls "
+			    "= \"implicit\"", l->host, TLS_PORT_WAIT);
 		else
 			err_set(e, EX_TEMPFAIL, "interrupted");
 		break;
@@ -590,12 +603,28 @@ pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
     curl_off_t un)
 {
 	struct pop3 *p = arg;
+	curl_off_t ct = 0;
+	struct timespec ts;
+	int64_t now;
 
 	(void)dt;
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return p->bad_greeting || (p->cancel != NULL && *p->cancel) ? 1 : 0;
+	/* Port 995 is POP3S: silent after connecting, it waits for a TLS
+	 * hello, and no timeout need be waited out to say so. */
+	if (p->tls_port_guard && p->lines_in == 0 &&
+	    curl_easy_getinfo(p->curl, CURLINFO_CONNECT_TIME_T, &ct) ==
+	    CURLE_OK && ct > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		if (p->connected_ms == 0)
+			p->connected_ms = now;
+		else if (now - p->connected_ms >= TLS_PORT_WAIT * 1000)
+			p->tls_port = true;
+	}
+	return p->bad_greeting || p->tls_port ||
+	    (p->cancel != NULL && *p->cancel) ? 1 : 0;
 }
 
 /* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
@@ -1121,6 +1150,10 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	p->utf8_reply[0] = '\0';
 	p->stamp[0] = '\0';
 	p->bad_greeting = false;
+	p->tls_port_guard = l->port == 995 && l->tls != TLS_IMPLICIT &&
+	    l->proxy == NULL && l->timeout > TLS_PORT_WAIT;
+	p->tls_port = false;
+	p->connected_ms = 0;
 	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
 	    "%s://%s:%u/", l->tls == TLS_IMPLICIT ? "pop3s" : "pop3",
 	    l->host, l->port);
