@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "clock.h"
 #include "buf.h"
 #include "xmalloc.h"
 
@@ -35,15 +36,6 @@ struct feed {
 	char		 out[OUT_CAP];
 	size_t		 outlen;
 };
-
-static long long
-agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static char **
 agent_env(char *const *add)
@@ -153,7 +145,7 @@ static int
 agent_watch(struct feed *f, pid_t pid, unsigned timeout,
     struct agent_result *res, struct err *e)
 {
-	long long deadline = agent_now_ms() + (long long)timeout * 1000;
+	long long deadline = clock_ms() + (long long)timeout * 1000;
 	struct pollfd p[2];
 	int n, status;
 
@@ -162,7 +154,7 @@ agent_watch(struct feed *f, pid_t pid, unsigned timeout,
 			res->status = status;
 			break;
 		}
-		if (agent_now_ms() >= deadline) {
+		if (clock_ms() >= deadline) {
 			(void)kill(-pid, SIGKILL);	/* its whole group */
 			(void)waitpid(pid, &res->status, 0);
 			res->timed_out = true;

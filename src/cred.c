@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "cred.h"
 #include "netrc.h"
 #include "xmalloc.h"
@@ -249,16 +250,6 @@ fail:
 	return -1;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == -1)
-		return 0;	/* cannot happen with CLOCK_MONOTONIC */
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Reads the child's output until EOF, keeping the first bytes in o and
  * discarding the rest. Returns 0 at EOF, 1 at the deadline, -1 on error.
@@ -274,7 +265,7 @@ read_output(int fd, long long deadline, struct out *o)
 	pfd.fd = fd;
 	pfd.events = POLLIN;
 	for (;;) {
-		if ((left = deadline - now_ms()) <= 0)
+		if ((left = deadline - clock_ms()) <= 0)
 			return 1;
 		if (left > INT_MAX)
 			left = INT_MAX;
@@ -324,7 +315,7 @@ reap(pid_t pid, long long deadline, int *status)
 			return 0;
 		if (r == -1 && errno != EINTR)
 			return -1;
-		if (now_ms() >= deadline) {
+		if (clock_ms() >= deadline) {
 			kill_child(pid);
 			return 1;
 		}
@@ -358,7 +349,7 @@ static int
 finish(struct child *ch, const char *what, unsigned timeout_sec,
     struct out *o, char **pw, struct err *e)
 {
-	long long deadline = now_ms() + (long long)timeout_sec * 1000;
+	long long deadline = clock_ms() + (long long)timeout_sec * 1000;
 	int r, status = 0, saved;
 
 	r = read_output(ch->fd, deadline, o);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "daemon.h"
 #include "err.h"
 #include "importuids.h"
 #include "log.h"
@@ -368,7 +369,7 @@ main(int argc, char **argv)
 	} else if (o.list_accounts)
 		code = list_accounts(cfg);
 	else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
-		code = poll_daemon(path, o.state_dir, &cfg,
+		code = daemon_run(path, o.state_dir, &cfg,
 		    (const char *const *)o.accounts, o.naccounts);
 	else if (o.status)
 		code = show_status(cfg, &o);

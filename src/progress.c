@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "progress.h"
 #include "xmalloc.h"
 
@@ -24,15 +25,6 @@ struct progress {
 	int64_t				 last_ms;
 	bool				 drawn;
 };
-
-static int64_t
-progress_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 human(uint64_t v, char *out, size_t size)
@@ -193,7 +185,7 @@ void
 progress_draw(struct progress *p, bool force)
 {
 	char line[PROGRESS_LINE];
-	int64_t now = progress_now_ms();
+	int64_t now = clock_ms();
 	size_t len;
 
 	if (!force && p->drawn && now - p->last_ms < PROGRESS_EVERY)
