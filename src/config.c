@@ -50,8 +50,9 @@ enum key {
 	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
 	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_COUNT
 };
+_Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 
-#define BIT(k)		(1u << (k))
+#define BIT(k)		((uint64_t)1 << (k))
 #define PW_KEYS		(BIT(K_PASSWORD) | BIT(K_PASSWORD_FILE) | \
 			    BIT(K_PASSWORD_COMMAND) | BIT(K_OAUTH2_TOKEN_COMMAND))
 #define TARGET_KEYS	(BIT(K_MAILDIR) | BIT(K_MDA) | BIT(K_LMTP) | \
@@ -70,8 +71,8 @@ struct ctx {
 /* An account being assembled, with where each key came from. */
 struct acfg {
 	struct account		 a;
-	unsigned		 own;	/* keys set in the account's group */
-	unsigned		 inh;	/* keys inherited from the top level */
+	uint64_t		 own;	/* keys set in the account's group */
+	uint64_t		 inh;	/* keys inherited from the top level */
 	const config_setting_t	*src[K_COUNT];
 };
 
@@ -1152,7 +1153,7 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.on_new_mail = argv_dup(d->on_new_mail);
 }
 
-static int	count_bits(unsigned);
+static int	count_bits(uint64_t);
 
 /* A delivery target set in the account replaces the inherited one. */
 static void
@@ -1184,7 +1185,7 @@ static void
 acfg_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     const char *label)
 {
-	unsigned set = (ac->own | ac->inh) & TARGET_KEYS;
+	uint64_t set = (ac->own | ac->inh) & TARGET_KEYS;
 	const config_setting_t *at = g;
 	int k;
 
@@ -1244,7 +1245,7 @@ acfg_password_override(struct acfg *ac)
 }
 
 static int
-count_bits(unsigned v)
+count_bits(uint64_t v)
 {
 	int n;
 
@@ -1259,7 +1260,7 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     const char *label)
 {
 	static const enum key req[] = { K_NAME, K_HOST, K_USER };
-	unsigned set = ac->own | ac->inh;
+	uint64_t set = ac->own | ac->inh;
 	size_t i;
 
 	for (i = 0; i < sizeof(req) / sizeof(req[0]); i++)
