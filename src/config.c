@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "fsutil.h"
 #include "xmalloc.h"
 
 #ifndef LOCALSTATEDIR
@@ -557,21 +558,22 @@ check_secret_mode(struct ctx *c, const config_setting_t *s)
 	const char *key = config_setting_name(s);
 	const char *file = config_setting_source_file(s);
 	struct stat st;
-	char *path, *p;
+	char *path, *p, *what;
+	struct err e;
 	int rv = -1;
 
 	path = src_path(c, file);
 	p = buf_escape(path, strlen(path), 256);
+	what = xasprintf("%s holds a password but", p);
 	st.st_mode = c->mode;
 	if (file != NULL && stat(path, &st) == -1)
 		cfg_error(c, s, "%s: cannot check the permissions of "
 		    "%s: %s", key, p, strerror(errno));
-	else if ((st.st_mode & 077) != 0)
-		cfg_error(c, s, "%s: %s holds a password but is "
-		    "accessible to group or others (mode %04o); run: chmod 600 "
-		    "%s", key, p, (unsigned)(st.st_mode & 07777), p);
+	else if (fs_check_private(st.st_mode, what, p, &e) == -1)
+		cfg_error(c, s, "%s: %s", key, e.msg);
 	else
 		rv = 0;
+	free(what);
 	free(p);
 	free(path);
 	return rv;
