@@ -49,7 +49,7 @@ enum key {
 	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
 	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
 	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
-	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_COUNT
+	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_VERIFY_CA, K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 
@@ -138,6 +138,8 @@ static int	key_recipient(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_on_new_mail(struct ctx *, const config_setting_t *,
 		    struct account *);
+static int	key_verify_ca(struct ctx *, const config_setting_t *,
+		    struct account *);
 
 /* In the order of enum key. */
 static const struct keydef {
@@ -176,6 +178,7 @@ static const struct keydef {
 	{ "recipient",		K_RECIPIENT,		key_recipient },
 	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
 	{ "enabled",		K_ENABLED,		key_enabled },
+	{ "verify_ca",		K_VERIFY_CA,		key_verify_ca },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -321,6 +324,18 @@ get_bool(struct ctx *c, const config_setting_t *s, bool *vp)
 	if (want_type(c, s, CONFIG_TYPE_BOOL) == -1)
 		return -1;
 	*vp = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
+/* A boolean kept negated: enabled = false sets disabled. */
+static int
+get_bool_negated(struct ctx *c, const config_setting_t *s, bool *vp)
+{
+	bool on;
+
+	if (get_bool(c, s, &on) == -1)
+		return -1;
+	*vp = !on;
 	return 0;
 }
 
@@ -511,29 +526,97 @@ valid_pin(const char *p, size_t n)
 	return strchr("AEIMQUYcgkosw048", p[n - 2]) != NULL;
 }
 
+/*
+ * How many bytes of hex, in pairs separated by ":", p holds in its n
+ * characters (as "AB:CD:..."), or 0 when it is not of that form.
+ */
+static size_t
+hex_colon_bytes(const char *p, size_t n)
+{
+	size_t i;
+
+	if (n < 2 || (n + 1) % 3 != 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (i % 3 == 2 ? p[i] != ':' : !isxdigit((unsigned char)p[i]))
+			return 0;
+	return (n + 1) / 3;
+}
+
+/*
+ * A certificate fingerprint as mpop's tls_fingerprint and "openssl x509
+ * -fingerprint -sha256" give it: 32 bytes. Shorter ones are SHA-1 or MD5.
+ * p and n: the one to check; v: the whole value, for the error.
+ */
+static int
+check_cert_fp(struct ctx *c, const config_setting_t *s, const char *v,
+    const char *p, size_t n)
+{
+	char e1[512], *one;
+	size_t bytes = hex_colon_bytes(p, n);
+
+	if (bytes == 32)
+		return 0;
+	one = xstrndup(p, n);
+	if (bytes == 20 || bytes == 16)
+		cfg_error(c, s, "fingerprint: \"%s\" is %s fingerprint, "
+		    "too weak to trust a server by; give its SHA-256 one "
+		    "(openssl x509 -noout -fingerprint -sha256)",
+		    esc(e1, sizeof(e1), one), bytes == 20 ? "a SHA-1" :
+		    "an MD5");
+	else
+		cfg_error(c, s, "fingerprint: \"%s\" is neither a public-key "
+		    "pin sha256//BASE64 (44 characters of base64 of a SHA-256 "
+		    "digest) nor a certificate's SHA-256 fingerprint "
+		    "AB:CD:... (32 bytes in hex, separated by \":\"); several "
+		    "of one kind are separated by \";\"",
+		    esc(e1, sizeof(e1), v));
+	free(one);
+	return -1;
+}
+
+/*
+ * Public-key pins go to libcurl as they are; certificate fingerprints
+ * are ours to check (upper case, compared as text). The two kinds would
+ * be checked one after the other, so a list holds one kind only.
+ */
 static int
 key_fingerprint(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v, *p;
-	char e1[512];
-	size_t n;
+	size_t n, i, pins = 0, fps = 0;
+	char *up;
 
 	if (get_string(c, s, &v) == -1)
 		return -1;
 	for (p = v;; p += n + 1) {
 		n = strcspn(p, ";");
-		if (!valid_pin(p, n)) {
-			cfg_error(c, s, "fingerprint: \"%s\" is not of the "
-			    "form sha256//BASE64 (44 characters of base64 of a "
-			    "SHA-256 digest; several separated by \";\")",
-			    esc(e1, sizeof(e1), v));
+		if (valid_pin(p, n))
+			pins++;
+		else if (check_cert_fp(c, s, v, p, n) == 0)
+			fps++;
+		else
 			return -1;
-		}
 		if (p[n] == '\0')
 			break;
 	}
-	set_str(&a->fingerprint, xstrdup(v));
+	if (pins > 0 && fps > 0) {
+		cfg_error(c, s, "fingerprint: give public-key pins (sha256//...) "
+		    "or certificate fingerprints (AB:CD:...), not both");
+		return -1;
+	}
+	up = xstrdup(v);
+	for (i = 0; fps > 0 && up[i] != '\0'; i++)
+		up[i] = (char)toupper((unsigned char)up[i]);
+	set_str(&a->fingerprint, pins > 0 ? up : NULL);
+	set_str(&a->cert_fingerprint, fps > 0 ? up : NULL);
 	return 0;
+}
+
+static int
+key_verify_ca(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return get_bool_negated(c, s, &a->pin_only);
 }
 
 static int
@@ -648,12 +731,7 @@ key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
 static int
 key_enabled(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	bool on;
-
-	if (get_bool(c, s, &on) == -1)
-		return -1;
-	a->disabled = !on;
-	return 0;
+	return get_bool_negated(c, s, &a->disabled);
 }
 
 static int
@@ -1107,6 +1185,7 @@ account_clear(struct account *a)
 	free(a->host);
 	free(a->ca_file);
 	free(a->fingerprint);
+	free(a->cert_fingerprint);
 	free(a->user);
 	xfree_secret(a->password);
 	free(a->password_file);
@@ -1141,6 +1220,7 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.host = dup_or_null(d->host);
 	ac->a.ca_file = dup_or_null(d->ca_file);
 	ac->a.fingerprint = dup_or_null(d->fingerprint);
+	ac->a.cert_fingerprint = dup_or_null(d->cert_fingerprint);
 	ac->a.user = dup_or_null(d->user);
 	ac->a.password = dup_or_null(d->password);
 	ac->a.password_file = dup_or_null(d->password_file);
@@ -1256,6 +1336,31 @@ count_bits(uint64_t v)
 	return n;
 }
 
+/* What no single TLS key can check: verify_ca, fingerprints, proxies. */
+static void
+acfg_check_tls(struct ctx *c, struct acfg *ac, const char *label)
+{
+	const struct account *a = &ac->a;
+
+	if (a->pin_only && a->fingerprint == NULL &&
+	    a->cert_fingerprint == NULL)
+		cfg_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
+		    "trusts the server by its fingerprint alone, and none is "
+		    "set: set fingerprint (popfetch.conf(5) says how to get "
+		    "it)", label);
+	else if (a->pin_only && a->ca_file != NULL)
+		cfg_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
+		    "and ca_file contradict each other: either the "
+		    "certificate's authority is checked (against ca_file) or "
+		    "it is not; remove one", label);
+	if (a->cert_fingerprint != NULL && a->proxy != NULL &&
+	    strncasecmp(a->proxy, "https://", 8) == 0)
+		cfg_error(c, ac->src[K_FINGERPRINT], "%s: a certificate "
+		    "fingerprint is not checked through an https:// proxy (the "
+		    "proxy's certificate would be taken for the server's): pin "
+		    "the server's public key instead (sha256//...)", label);
+}
+
 /* Checks what no single key can: required keys and combinations. */
 static void
 acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
@@ -1295,6 +1400,7 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 		    "deleted as soon as they are delivered)", label);
 	if ((set & BIT(K_PORT)) == 0)
 		ac->a.port = ac->a.tls == TLS_IMPLICIT ? 995 : 110;
+	acfg_check_tls(c, ac, label);
 }
 
 static void

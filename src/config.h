@@ -43,7 +43,14 @@ struct account {
 	enum tls_mode	 tls;
 	bool		 allow_plaintext;
 	char		*ca_file;	/* may be NULL */
-	char		*fingerprint;	/* "sha256//BASE64", may be NULL */
+	/* fingerprint: public-key pins or certificate fingerprints */
+	char		*fingerprint;	/* "sha256//BASE64", ";"-separated,
+					   or NULL */
+	char		*cert_fingerprint; /* "AB:CD:...", the SHA-256 of a
+					   certificate in upper case,
+					   ";"-separated, or NULL */
+	bool		 pin_only;	/* verify_ca = false: one of the two
+					   above is set, ca_file is not */
 	char		*user;
 	/* at most one of the next four is non-NULL; none: ~/.netrc */
 	char		*password;
@@ -89,8 +96,9 @@ struct config {
  * EX_CONFIG (EX_NOINPUT if the file cannot be opened) and a message that
  * starts "FILE:LINE: " when a line is known. Every mistake is an error:
  * unknown keys, wrong types, missing required keys, duplicate names,
- * tls = "none" without allow_plaintext = true, and a file that holds a
- * password while readable by group or others.
+ * tls = "none" without allow_plaintext = true, verify_ca = false without
+ * a fingerprint, and a file that holds a password while readable by
+ * group or others.
  */
 int	config_load(const char *path, struct config **cfgp, struct err *e);
 

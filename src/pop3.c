@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "pop3.h"
+#include "tlspeer.h"
 #include "xmalloc.h"
 
 #define POP3_INBUF	(256 * 1024)	/* bytes read per recv at most */
@@ -72,6 +73,8 @@ struct pop3 {
 	bool		 stls_sent;	/* libcurl sent STLS */
 	bool		 login_reply;	/* a login command was answered */
 	bool		 bad_greeting;	/* the first line was not POP3 */
+	struct tlspeer	 peer;		/* the server's certificate */
+	bool		 pin_only;	/* trusted by its pin alone */
 
 	/* the engine: a FIFO of commands awaiting their responses */
 	struct pop3_req	*reqs;
@@ -427,6 +430,23 @@ pop3_connect_error(struct pop3 *p, const struct pop3_login *l,
 		    l->host, l->port, why);
 }
 
+/* A refused server certificate, with its pin to compare if we saw it. */
+static void
+pop3_untrusted(const struct pop3 *p, const char *why, struct err *e)
+{
+	if (p->peer.mismatch)
+		err_set(e, EX_NOPERM, "server certificate not trusted: its "
+		    "SHA-256 fingerprint %s is not one of fingerprint",
+		    p->peer.fp);
+	else if (p->peer.pin[0] != '\0')
+		err_set(e, EX_NOPERM, "server certificate not trusted: %s "
+		    "(the server's key pin: %s; see fingerprint in "
+		    "popfetch.conf(5))", why, p->peer.pin);
+	else
+		err_set(e, EX_NOPERM, "server certificate not trusted: %s",
+		    why);
+}
+
 static void
 pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
     struct err *e)
@@ -478,8 +498,7 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		err_set(e, EX_NOPERM, "server certificate not trusted: %s",
-		    why);
+		pop3_untrusted(p, why, e);
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
@@ -598,6 +617,17 @@ pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	return p->bad_greeting || (p->cancel != NULL && *p->cancel) ? 1 : 0;
 }
 
+/*
+ * Whether tlspeer sees the handshake: only with libcurl on our OpenSSL,
+ * and never through an https:// proxy, whose own handshake it would see.
+ */
+static bool
+pop3_hook_tls(const struct pop3_login *l)
+{
+	return tlspeer_usable() && (l->proxy == NULL ||
+	    strncasecmp(l->proxy, "https://", 8) != 0);
+}
+
 /* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
 static CURLcode
 pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
@@ -616,9 +646,17 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	 * the server does not offer STLS. */
 	SET(CURLOPT_USE_SSL, (long)(l->tls == TLS_NONE ? CURLUSESSL_NONE :
 	    CURLUSESSL_ALL));
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	/* verify_ca = false: a pinned key is the server's identity, which
+	 * no name and no CA can add to; libcurl checks the pin all the
+	 * same (lib/vtls/openssl.c, servercert()), and tlspeer_ssl_ctx a
+	 * pinned certificate. */
+	SET(CURLOPT_SSL_VERIFYPEER, l->pin_only ? 0L : 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, l->pin_only ? 0L : 2L);
 	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (l->tls != TLS_NONE && pop3_hook_tls(l)) {
+		SET(CURLOPT_SSL_CTX_FUNCTION, tlspeer_ssl_ctx);
+		SET(CURLOPT_SSL_CTX_DATA, &p->peer);
+	}
 	if (l->ca_file != NULL) {
 		/*
 		 * ca_file is the only anchor. libcurl also searches the CA
@@ -1096,9 +1134,20 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	curl_socket_t fd = CURL_SOCKET_BAD;
 	enum auth_mech auth = l->auth;
 	const char *opts = pop3_login_options(auth);
+	const char *sv = curl_version_info(CURLVERSION_NOW)->ssl_version;
 	CURLcode rc;
 	char *url;
 
+	memset(&p->peer, 0, sizeof(p->peer));
+	p->peer.cert_fps = l->cert_fingerprint;
+	p->peer.pin_only = p->pin_only = l->pin_only;
+	if (l->cert_fingerprint != NULL && !pop3_hook_tls(l)) {
+		err_set(e, EX_UNAVAILABLE, "a certificate fingerprint cannot "
+		    "be checked: libcurl's TLS library (%s) is not the OpenSSL "
+		    "popfetch was built with; pin the server's public key "
+		    "instead (sha256//...)", sv != NULL ? sv : "none");
+		return -1;
+	}
 	if ((p->curl = curl_easy_init()) == NULL) {
 		err_set(e, EX_SOFTWARE, "curl_easy_init failed");
 		return -1;
@@ -1346,11 +1395,14 @@ pop3_capa_text(const struct pop3 *p)
 	    "(CAPA not supported)");
 }
 
-/* "CN=name" of a certificate, and in how many days it expires. */
+/*
+ * "CN=name" of a certificate, how it was trusted, in how many days it
+ * expires, and its key's pin: the value fingerprint takes.
+ */
 static void
-pop3_cert_info(X509 *cert, char *out, size_t size)
+pop3_cert_info(const struct pop3 *p, X509 *cert, char *out, size_t size)
 {
-	char cn[256];
+	char cn[256], pin[TLSPEER_PINLEN], days_left[32] = "";
 	int days = 0, secs = 0;
 	char *esc;
 
@@ -1360,27 +1412,14 @@ pop3_cert_info(X509 *cert, char *out, size_t size)
 	/* The server chose this text: it is escaped. */
 	esc = buf_escape(cn, strlen(cn), 100);
 	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) == 1)
-		snprintf(out, size, "certificate CN=%s, verified, expires in "
-		    "%d days", esc, days);
-	else
-		snprintf(out, size, "certificate CN=%s, verified", esc);
+		snprintf(days_left, sizeof(days_left), ", expires in %d days",
+		    days);
+	tlspeer_key_pin(cert, pin);
+	snprintf(out, size, "certificate CN=%s, %s%s, key pin %s", esc,
+	    p->pin_only ? "trusted by its fingerprint alone (CA and name not "
+	    "checked)" : "verified", days_left, pin[0] != '\0' ? pin :
+	    "unknown");
 	free(esc);
-}
-
-/* Whether libcurl's TLS library is the OpenSSL this program uses. */
-static bool
-pop3_same_openssl(void)
-{
-	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-	const char *ours = OpenSSL_version(OPENSSL_VERSION), *sp;
-	char want[64];
-
-	/* libcurl says "OpenSSL/3.0.17"; OpenSSL "OpenSSL 3.0.17 1 Jul..." */
-	if (cv->ssl_version == NULL || (sp = strchr(ours, ' ')) == NULL)
-		return false;
-	snprintf(want, sizeof(want), "OpenSSL/%.*s", (int)strcspn(sp + 1,
-	    " "), sp + 1);
-	return strcmp(cv->ssl_version, want) == 0;
 }
 
 char *
@@ -1393,7 +1432,7 @@ pop3_tls_info(const struct pop3 *p)
 
 	/* libcurl's SSL object is ours to read only when its TLS library
 	 * is the very OpenSSL we link (LibreSSL says OPENSSL too). */
-	if (!pop3_same_openssl() || p->curl == NULL ||
+	if (!tlspeer_usable() || p->curl == NULL ||
 	    curl_easy_getinfo(p->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK ||
 	    ti == NULL || ti->backend != CURLSSLBACKEND_OPENSSL ||
 	    ti->internals == NULL)
@@ -1405,7 +1444,7 @@ pop3_tls_info(const struct pop3 *p)
 	x = SSL_get1_peer_certificate(ssl);
 #endif
 	if (x != NULL) {
-		pop3_cert_info(x, cert, sizeof(cert));
+		pop3_cert_info(p, x, cert, sizeof(cert));
 		X509_free(x);
 	}
 	return xasprintf("%s, %s%s%s", SSL_get_version(ssl),

@@ -40,6 +40,14 @@
 	"   maildir = \"/m\"; password_command = \"x\"; }\n" \
 	");\n"
 
+/* A certificate's SHA-256 fingerprint, as mpop and openssl x509 give it. */
+#define CFP	"ED:E2:49:FE:83:05:59:19:99:3A:E7:FB:E9:34:EC:9E:" \
+		"63:C9:6D:D6:CA:90:E9:1A:7A:80:67:78:BE:33:D3:C1"
+#define CFP_LC	"ed:e2:49:fe:83:05:59:19:99:3a:e7:fb:e9:34:ec:9e:" \
+		"63:c9:6d:d6:ca:90:e9:1a:7a:80:67:78:be:33:d3:c1"
+#define SHA1FP	"12:77:2A:0B:DC:75:7E:3E:B4:A1:C2:0C:38:25:EA:9E:2B:58:A9:B4"
+#define MD5FP	"12:77:2A:0B:DC:75:7E:3E:B4:A1:C2:0C:38:25:EA:9E"
+
 typedef const char *(*check_fn)(const struct config *);
 
 struct row {
@@ -70,8 +78,9 @@ chk_defaults(const struct config *c)
 	if (a->password != NULL || a->password_file != NULL ||
 	    strcmp(a->password_command, "pass x") != 0)
 		return "password";
-	if (a->ca_file != NULL || a->fingerprint != NULL)
-		return "ca_file/fingerprint";
+	if (a->ca_file != NULL || a->fingerprint != NULL ||
+	    a->cert_fingerprint != NULL || a->pin_only)
+		return "ca_file/fingerprint/verify_ca";
 	if (c->max_parallel != 8 || c->max_per_host != 4)
 		return "max_parallel/max_per_host";
 	if (strcmp(c->state_dir, HOME "/.local/state/popfetch") != 0)
@@ -255,6 +264,27 @@ chk_fingerprint(const struct config *c)
 }
 
 static const char *
+chk_pin_only(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	return a->pin_only && a->fingerprint != NULL &&
+	    a->cert_fingerprint == NULL && a->ca_file == NULL ? NULL :
+	    "pin_only";
+}
+
+/* mpop's form, in lower case, is kept in upper case. */
+static const char *
+chk_cert_fp(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (a->fingerprint != NULL || a->cert_fingerprint == NULL)
+		return "kind";
+	return strcmp(a->cert_fingerprint, CFP ";" CFP) == 0 ? NULL : "case";
+}
+
+static const char *
 chk_auth(const struct config *c)
 {
 	return c->accounts[0].auth == AUTH_CRAM_MD5 ? NULL : "auth";
@@ -310,6 +340,15 @@ static const struct row rows[] = {
 	    NULL, chk_fingerprint, 0 },
 	{ "two fingerprints", ACC(" fingerprint = \"" PIN ";" PIN2 "\";\n"),
 	    EX_OK, 0, NULL, chk_fingerprint, 0 },
+	{ "verify_ca = false with a pin",
+	    ACC(" fingerprint = \"" PIN "\";\n verify_ca = false;\n"), EX_OK,
+	    0, NULL, chk_pin_only, 0 },
+	{ "verify_ca = false inherited",
+	    "verify_ca = false;\nfingerprint = \"" PIN2 "\";\n" ACC(""),
+	    EX_OK, 0, NULL, chk_pin_only, 0 },
+	{ "certificate fingerprints",
+	    ACC(" fingerprint = \"" CFP_LC ";" CFP "\";\n"), EX_OK, 0, NULL,
+	    chk_cert_fp, 0 },
 	{ "auth cram-md5", ACC(" auth = \"cram-md5\";\n"), EX_OK, 0, NULL,
 	    chk_auth, 0 },
 	{ "two accounts", ACC2("a", "b"), EX_OK, 0, NULL, chk_two, 0 },
@@ -575,6 +614,39 @@ static const struct row rows[] = {
 	{ "fingerprint, bad second pin",
 	    ACC(" fingerprint = \"" PIN ";sha256//x\";\n"), EX_CONFIG, 7,
 	    "fingerprint", NULL, 0 },
+	{ "verify_ca = false without fingerprint",
+	    ACC(" verify_ca = false;\n"), EX_CONFIG, 7,
+	    "verify_ca = false trusts the server by its fingerprint alone",
+	    NULL, 0 },
+	{ "verify_ca = false with ca_file",
+	    ACC(" verify_ca = false;\n fingerprint = \"" PIN "\";\n"
+	    " ca_file = \"/ca.pem\";\n"), EX_CONFIG, 7,
+	    "verify_ca = false and ca_file contradict", NULL, 0 },
+	{ "verify_ca = false, ca_file inherited",
+	    "ca_file = \"/ca.pem\";\n" HEAD REQ PWC
+	    " verify_ca = false;\n fingerprint = \"" PIN "\";\n" TAIL,
+	    EX_CONFIG, 8, "contradict", NULL, 0 },
+	{ "verify_ca a string", ACC(" verify_ca = \"no\";\n"), EX_CONFIG, 7,
+	    "verify_ca: expected a boolean", NULL, 0 },
+	{ "fingerprint SHA-1", ACC(" fingerprint = \"" SHA1FP "\";\n"),
+	    EX_CONFIG, 7, "is a SHA-1 fingerprint", NULL, 0 },
+	{ "fingerprint MD5", ACC(" fingerprint = \"" MD5FP "\";\n"),
+	    EX_CONFIG, 7, "is an MD5 fingerprint", NULL, 0 },
+	{ "fingerprint, hex without colons",
+	    ACC(" fingerprint = \"EDE249FE8305591999\";\n"), EX_CONFIG, 7,
+	    "is neither a public-key pin", NULL, 0 },
+	{ "fingerprint, a colon too many",
+	    ACC(" fingerprint = \"" CFP ":\";\n"), EX_CONFIG, 7,
+	    "is neither", NULL, 0 },
+	{ "fingerprint, not hex", ACC(" fingerprint = \"" "GD:E2:49:FE:83:"
+	    "05:59:19:99:3A:E7:FB:E9:34:EC:9E:63:C9:6D:D6:CA:90:E9:1A:7A:80:"
+	    "67:78:BE:33:D3:C1\";\n"), EX_CONFIG, 7, "is neither", NULL, 0 },
+	{ "fingerprint, both kinds",
+	    ACC(" fingerprint = \"" PIN ";" CFP "\";\n"), EX_CONFIG, 7,
+	    "not both", NULL, 0 },
+	{ "certificate fingerprint through an https proxy",
+	    ACC(" fingerprint = \"" CFP "\";\n proxy = \"https://p:3128\";\n"),
+	    EX_CONFIG, 7, "pin the server's public key instead", NULL, 0 },
 	{ "fingerprint, non-canonical base64",
 	    ACC(" fingerprint = \"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	    "AAAAAAAAB=\";\n"),
