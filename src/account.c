@@ -184,6 +184,7 @@ account_login(struct run *r, struct err *e)
 	l.fingerprint = a->fingerprint;
 	l.cert_fingerprint = a->cert_fingerprint;
 	l.pin_only = a->pin_only;
+	l.tls_min = a->tls_min;
 	l.user = a->user;
 	l.secret = secret;
 	l.auth = a->auth;

@@ -49,7 +49,8 @@ enum key {
 	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
 	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
 	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
-	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_VERIFY_CA, K_COUNT
+	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_VERIFY_CA, K_TLS_MIN_VERSION,
+	K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 
@@ -140,6 +141,8 @@ static int	key_on_new_mail(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_verify_ca(struct ctx *, const config_setting_t *,
 		    struct account *);
+static int	key_tls_min_version(struct ctx *, const config_setting_t *,
+		    struct account *);
 
 /* In the order of enum key. */
 static const struct keydef {
@@ -179,9 +182,11 @@ static const struct keydef {
 	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
 	{ "enabled",		K_ENABLED,		key_enabled },
 	{ "verify_ca",		K_VERIFY_CA,		key_verify_ca },
+	{ "tls_min_version",	K_TLS_MIN_VERSION,	key_tls_min_version },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
+static const char *const tls_min_names[] = { "1.2", "1.3" };
 static const char *const auth_names[] = {
 	"auto", "user", "apop", "plain", "login", "cram-md5", "xoauth2",
 	"oauthbearer"
@@ -617,6 +622,27 @@ static int
 key_verify_ca(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	return get_bool_negated(c, s, &a->pin_only);
+}
+
+static int
+key_tls_min_version(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	const char *v;
+	int i;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    (v = config_setting_get_string(s)) != NULL &&
+	    (strcmp(v, "1.0") == 0 || strcmp(v, "1.1") == 0)) {
+		cfg_error(c, s, "tls_min_version: TLS %s is not offered: TLS "
+		    "1.0 and 1.1 are broken and deprecated (RFC 8996); "
+		    "expected \"1.2\" or \"1.3\"", v);
+		return -1;
+	}
+	if ((i = get_enum(c, s, tls_min_names, 2)) == -1)
+		return -1;
+	a->tls_min = (enum tls_min)i;
+	return 0;
 }
 
 static int

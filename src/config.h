@@ -13,6 +13,12 @@ enum tls_mode {
 	TLS_NONE		/* cleartext: only with allow_plaintext */
 };
 
+/* The oldest TLS version accepted (tls_min_version). */
+enum tls_min {
+	TLS_MIN_1_2,		/* the default */
+	TLS_MIN_1_3
+};
+
 enum auth_mech {
 	AUTH_AUTO,		/* chosen from CAPA and the greeting */
 	AUTH_USER,		/* USER/PASS */
@@ -51,6 +57,7 @@ struct account {
 					   ";"-separated, or NULL */
 	bool		 pin_only;	/* verify_ca = false: one of the two
 					   above is set, ca_file is not */
+	enum tls_min	 tls_min;
 	char		*user;
 	/* at most one of the next four is non-NULL; none: ~/.netrc */
 	char		*password;

@@ -513,6 +513,12 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 			    "plaintext, not TLS: a port that greets first "
 			    "(as 110 does) takes tls = \"starttls\" (%s)",
 			    l->host, l->port, why);
+		else if (strstr(p->errbuf, "protocol version") != NULL ||
+		    strstr(p->errbuf, "unsupported protocol") != NULL)
+			err_set(e, EX_PROTOCOL, "TLS handshake failed: the "
+			    "server's TLS version is below tls_min_version = "
+			    "\"%s\" (%s)", l->tls_min == TLS_MIN_1_3 ? "1.3" :
+			    "1.2", why);
 		else
 			err_set(e, EX_PROTOCOL, "TLS handshake failed: %s",
 			    why);
@@ -652,7 +658,8 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	 * pinned certificate. */
 	SET(CURLOPT_SSL_VERIFYPEER, l->pin_only ? 0L : 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, l->pin_only ? 0L : 2L);
-	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	SET(CURLOPT_SSLVERSION, (long)(l->tls_min == TLS_MIN_1_3 ?
+	    CURL_SSLVERSION_TLSv1_3 : CURL_SSLVERSION_TLSv1_2));
 	if (l->tls != TLS_NONE && pop3_hook_tls(l)) {
 		SET(CURLOPT_SSL_CTX_FUNCTION, tlspeer_ssl_ctx);
 		SET(CURLOPT_SSL_CTX_DATA, &p->peer);

@@ -43,6 +43,7 @@ struct pop3_login {
 	const char	*cert_fingerprint;	/* NULL or "AB:CD:...;..." */
 	bool		 pin_only;	/* one of the two above is the only
 					   trust: no CA, no name checked */
+	enum tls_min	 tls_min;
 	const char	*proxy;		/* NULL, or a libcurl proxy URL */
 	const char	*user;
 	const char	*secret;	/* password or bearer token */
@@ -64,9 +65,9 @@ struct pop3_login {
  * *pp, or -1 with e filled in: EX_TEMPFAIL (cannot connect, timeout,
  * [IN-USE], [SYS/TEMP], [LOGIN-DELAY]), EX_NOPERM (login refused, server
  * certificate or pin not trusted), EX_PROTOCOL (no STLS where required,
- * a TLS handshake that fails, a reply that is not POP3), EX_CONFIG (an
- * unusable ca_file), EX_UNAVAILABLE (libcurl cannot do it at all, or
- * cannot check a certificate fingerprint). No
+ * a TLS handshake that fails, a server below tls_min, a reply that is not
+ * POP3), EX_CONFIG (an unusable ca_file), EX_UNAVAILABLE (libcurl cannot
+ * do it at all, or cannot check a certificate fingerprint). No
  * credential is ever sent before TLS unless tls is TLS_NONE. With
  * AUTH_AUTO the method is chosen from the greeting and CAPA as
  * popfetch.conf(5) says under "auth": one that sends the password over

@@ -1005,6 +1005,8 @@ class Server:
         if args.tls_implicit or args.stls:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(args.cert, args.key)
+            if args.tls_max == "1.2":
+                self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
     def serve(self):
         a = self.args
@@ -1076,6 +1078,8 @@ def main():
     ap.add_argument("--stls", action="store_true", help="support STLS")
     ap.add_argument("--cert", help="certificate (PEM) for TLS")
     ap.add_argument("--key", help="private key (PEM) for TLS")
+    ap.add_argument("--tls-max", choices=["1.2"],
+                    help="speak no TLS version above this one")
     ap.add_argument("--apop", action="store_true",
                     help="<timestamp> in the greeting, APOP accepted")
     ap.add_argument("--sasl", default="",

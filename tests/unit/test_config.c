@@ -81,6 +81,8 @@ chk_defaults(const struct config *c)
 	if (a->ca_file != NULL || a->fingerprint != NULL ||
 	    a->cert_fingerprint != NULL || a->pin_only)
 		return "ca_file/fingerprint/verify_ca";
+	if (a->tls_min != TLS_MIN_1_2)
+		return "tls_min_version";
 	if (c->max_parallel != 8 || c->max_per_host != 4)
 		return "max_parallel/max_per_host";
 	if (strcmp(c->state_dir, HOME "/.local/state/popfetch") != 0)
@@ -285,6 +287,12 @@ chk_cert_fp(const struct config *c)
 }
 
 static const char *
+chk_tls13(const struct config *c)
+{
+	return c->accounts[0].tls_min == TLS_MIN_1_3 ? NULL : "tls_min";
+}
+
+static const char *
 chk_auth(const struct config *c)
 {
 	return c->accounts[0].auth == AUTH_CRAM_MD5 ? NULL : "auth";
@@ -349,6 +357,8 @@ static const struct row rows[] = {
 	{ "certificate fingerprints",
 	    ACC(" fingerprint = \"" CFP_LC ";" CFP "\";\n"), EX_OK, 0, NULL,
 	    chk_cert_fp, 0 },
+	{ "tls_min_version 1.3", ACC(" tls_min_version = \"1.3\";\n"), EX_OK,
+	    0, NULL, chk_tls13, 0 },
 	{ "auth cram-md5", ACC(" auth = \"cram-md5\";\n"), EX_OK, 0, NULL,
 	    chk_auth, 0 },
 	{ "two accounts", ACC2("a", "b"), EX_OK, 0, NULL, chk_two, 0 },
@@ -628,6 +638,14 @@ static const struct row rows[] = {
 	    EX_CONFIG, 8, "contradict", NULL, 0 },
 	{ "verify_ca a string", ACC(" verify_ca = \"no\";\n"), EX_CONFIG, 7,
 	    "verify_ca: expected a boolean", NULL, 0 },
+	{ "tls_min_version 1.0", ACC(" tls_min_version = \"1.0\";\n"),
+	    EX_CONFIG, 7, "TLS 1.0 is not offered", NULL, 0 },
+	{ "tls_min_version 1.1", ACC(" tls_min_version = \"1.1\";\n"),
+	    EX_CONFIG, 7, "RFC 8996", NULL, 0 },
+	{ "tls_min_version 1.4", ACC(" tls_min_version = \"1.4\";\n"),
+	    EX_CONFIG, 7, "expected one of \"1.2\", \"1.3\"", NULL, 0 },
+	{ "tls_min_version a float", ACC(" tls_min_version = 1.3;\n"),
+	    EX_CONFIG, 7, "expected a string, got a float", NULL, 0 },
 	{ "fingerprint SHA-1", ACC(" fingerprint = \"" SHA1FP "\";\n"),
 	    EX_CONFIG, 7, "is a SHA-1 fingerprint", NULL, 0 },
 	{ "fingerprint MD5", ACC(" fingerprint = \"" MD5FP "\";\n"),
