@@ -185,6 +185,8 @@ account_login(struct run *r, struct err *e)
 	l.cert_fingerprint = a->cert_fingerprint;
 	l.pin_only = a->pin_only;
 	l.tls_min = a->tls_min;
+	l.tls_cert = a->tls_cert;
+	l.tls_key = a->tls_key;
 	l.user = a->user;
 	l.secret = secret;
 	l.auth = a->auth;

@@ -50,7 +50,7 @@ enum key {
 	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
 	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
 	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_VERIFY_CA, K_TLS_MIN_VERSION,
-	K_COUNT
+	K_TLS_CERT, K_TLS_KEY, K_COUNT
 };
 _Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 
@@ -60,6 +60,7 @@ _Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 #define TARGET_KEYS	(BIT(K_MAILDIR) | BIT(K_MDA) | BIT(K_LMTP) | \
 			    BIT(K_MBOX))
 #define ARGV_MAX	256		/* arguments of a command */
+#define PEM_MAX		(1024 * 1024)	/* bytes of a PEM file read */
 
 /* What one config_load needs to know while it walks the file. */
 struct ctx {
@@ -143,6 +144,10 @@ static int	key_verify_ca(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_tls_min_version(struct ctx *, const config_setting_t *,
 		    struct account *);
+static int	key_tls_cert(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_tls_key(struct ctx *, const config_setting_t *,
+		    struct account *);
 
 /* In the order of enum key. */
 static const struct keydef {
@@ -183,6 +188,8 @@ static const struct keydef {
 	{ "enabled",		K_ENABLED,		key_enabled },
 	{ "verify_ca",		K_VERIFY_CA,		key_verify_ca },
 	{ "tls_min_version",	K_TLS_MIN_VERSION,	key_tls_min_version },
+	{ "tls_cert",		K_TLS_CERT,		key_tls_cert },
+	{ "tls_key",		K_TLS_KEY,		key_tls_key },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -410,6 +417,18 @@ set_str(char **dst, char *v)
 	*dst = v;
 }
 
+/* A path (get_path) into *dst, replacing what was there. */
+static int
+set_path(struct ctx *c, const config_setting_t *s, char **dst)
+{
+	char *v;
+
+	if (get_path(c, s, &v) == -1)
+		return -1;
+	set_str(dst, v);
+	return 0;
+}
+
 static int
 name_char(char ch, int first)
 {
@@ -506,12 +525,7 @@ key_allow_plaintext(struct ctx *c, const config_setting_t *s,
 static int
 key_ca_file(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->ca_file, v);
-	return 0;
+	return set_path(c, s, &a->ca_file);
 }
 
 /* One pin: "sha256//" and the base64 of 32 bytes (43 digits and "="). */
@@ -646,6 +660,18 @@ key_tls_min_version(struct ctx *c, const config_setting_t *s,
 }
 
 static int
+key_tls_cert(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return set_path(c, s, &a->tls_cert);
+}
+
+static int
+key_tls_key(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return set_path(c, s, &a->tls_key);
+}
+
+static int
 key_user(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v;
@@ -710,12 +736,7 @@ static int
 key_password_file(struct ctx *c, const config_setting_t *s,
     struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->password_file, v);
-	return 0;
+	return set_path(c, s, &a->password_file);
 }
 
 static int
@@ -746,12 +767,7 @@ key_auth(struct ctx *c, const config_setting_t *s, struct account *a)
 static int
 key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->maildir, v);
-	return 0;
+	return set_path(c, s, &a->maildir);
 }
 
 static int
@@ -1011,12 +1027,7 @@ key_on_new_mail(struct ctx *c, const config_setting_t *s, struct account *a)
 static int
 key_mbox(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->mbox, v);
-	return 0;
+	return set_path(c, s, &a->mbox);
 }
 
 /* "unix:/PATH", or "HOST:PORT" (an IPv6 address as "[ADDR]:PORT"). */
@@ -1212,6 +1223,8 @@ account_clear(struct account *a)
 	free(a->ca_file);
 	free(a->fingerprint);
 	free(a->cert_fingerprint);
+	free(a->tls_cert);
+	free(a->tls_key);
 	free(a->user);
 	xfree_secret(a->password);
 	free(a->password_file);
@@ -1247,6 +1260,8 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.ca_file = dup_or_null(d->ca_file);
 	ac->a.fingerprint = dup_or_null(d->fingerprint);
 	ac->a.cert_fingerprint = dup_or_null(d->cert_fingerprint);
+	ac->a.tls_cert = dup_or_null(d->tls_cert);
+	ac->a.tls_key = dup_or_null(d->tls_key);
 	ac->a.user = dup_or_null(d->user);
 	ac->a.password = dup_or_null(d->password);
 	ac->a.password_file = dup_or_null(d->password_file);
@@ -1362,6 +1377,114 @@ count_bits(uint64_t v)
 	return n;
 }
 
+/*
+ * Reads the PEM file path, named by setting s, into *text (NUL-terminated,
+ * at most PEM_MAX bytes; free with xfree_secret) and its mode into *mode.
+ * Returns 0, or -1 after an error.
+ */
+static int
+read_pem(struct ctx *c, const config_setting_t *s, const char *label,
+    const char *path, mode_t *mode, char **text)
+{
+	const char *why = NULL;
+	char *ep, *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	ssize_t n = 0;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO must not hang the open; fstat refuses it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &st) == -1)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else {
+		buf = xmalloc(PEM_MAX + 1);
+		while (len < PEM_MAX && ((n = read(fd, buf + len,
+		    PEM_MAX - len)) > 0 || (n == -1 && errno == EINTR)))
+			len += n > 0 ? (size_t)n : 0;
+		if (n == -1)
+			why = strerror(errno);
+		buf[len] = '\0';
+	}
+	if (fd != -1)
+		close(fd);
+	if (why != NULL) {
+		ep = buf_escape(path, strlen(path), 256);
+		cfg_error(c, s, "%s: %s: %s: %s", label, config_setting_name(s),
+		    ep, why);
+		free(ep);
+		xfree_secret(buf);
+		return -1;
+	}
+	*mode = st.st_mode;
+	*text = buf;
+	return 0;
+}
+
+/* Whether PEM text holds a private key ("-----BEGIN ...PRIVATE KEY"). */
+static bool
+pem_has_key(const char *text)
+{
+	const char *p, *end;
+	size_t n;
+
+	for (p = text; (p = strstr(p, "-----BEGIN ")) != NULL; p = end + 5) {
+		p += 11;
+		if ((end = strstr(p, "-----")) == NULL)
+			return false;
+		n = (size_t)(end - p);
+		if (n >= 11 && memcmp(end - 11, "PRIVATE KEY", 11) == 0 &&
+		    memchr(p, '\n', n) == NULL)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The client certificate's key (in tls_key, else in tls_cert): there, in
+ * PEM, unencrypted, and only its owner may read it.
+ */
+static void
+acfg_check_client_cert(struct ctx *c, struct acfg *ac, const char *label)
+{
+	const struct account *a = &ac->a;
+	const char *kf = a->tls_key != NULL ? a->tls_key : a->tls_cert;
+	const config_setting_t *ks = ac->src[a->tls_key != NULL ? K_TLS_KEY :
+	    K_TLS_CERT];
+	char *text, *ep, *what;
+	struct err e;
+	mode_t mode;
+
+	if (a->tls_cert == NULL) {
+		if (a->tls_key != NULL)
+			cfg_error(c, ks, "%s: tls_key without tls_cert",
+			    label);
+		return;
+	}
+	if (read_pem(c, ks, label, kf, &mode, &text) == -1)
+		return;
+	ep = buf_escape(kf, strlen(kf), 256);
+	what = xasprintf("%s holds a private key but", ep);
+	if (!pem_has_key(text))
+		cfg_error(c, ks, "%s: %s: %s holds no PEM private key%s", label,
+		    config_setting_name(ks), ep, a->tls_key == NULL ?
+		    "; set tls_key to the file that does" : "");
+	else if (fs_check_private(mode, what, ep, &e) == -1)
+		cfg_error(c, ks, "%s: %s: %s", label, config_setting_name(ks),
+		    e.msg);
+	else if (strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----") !=
+	    NULL || strstr(text, "Proc-Type: 4,ENCRYPTED") != NULL)
+		cfg_error(c, ks, "%s: %s: %s is encrypted, and popfetch takes "
+		    "no passphrase: keep the key unencrypted, readable by you "
+		    "alone: (umask 077; openssl pkey -in %s -out NEWFILE)",
+		    label, config_setting_name(ks), ep, ep);
+	free(what);
+	free(ep);
+	xfree_secret(text);
+}
+
 /* What no single TLS key can check: verify_ca, fingerprints, proxies. */
 static void
 acfg_check_tls(struct ctx *c, struct acfg *ac, const char *label)
@@ -1385,6 +1508,7 @@ acfg_check_tls(struct ctx *c, struct acfg *ac, const char *label)
 		    "fingerprint is not checked through an https:// proxy (the "
 		    "proxy's certificate would be taken for the server's): pin "
 		    "the server's public key instead (sha256//...)", label);
+	acfg_check_client_cert(c, ac, label);
 }
 
 /* Checks what no single key can: required keys and combinations. */

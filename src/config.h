@@ -58,6 +58,8 @@ struct account {
 	bool		 pin_only;	/* verify_ca = false: one of the two
 					   above is set, ca_file is not */
 	enum tls_min	 tls_min;
+	char		*tls_cert;	/* client certificate (PEM), or NULL */
+	char		*tls_key;	/* its key (PEM); NULL: in tls_cert */
 	char		*user;
 	/* at most one of the next four is non-NULL; none: ~/.netrc */
 	char		*password;
@@ -104,8 +106,8 @@ struct config {
  * starts "FILE:LINE: " when a line is known. Every mistake is an error:
  * unknown keys, wrong types, missing required keys, duplicate names,
  * tls = "none" without allow_plaintext = true, verify_ca = false without
- * a fingerprint, and a file that holds a password while readable by
- * group or others.
+ * a fingerprint, and a file that holds a password or a private key
+ * (tls_key) while readable by group or others.
  */
 int	config_load(const char *path, struct config **cfgp, struct err *e);
 

@@ -447,6 +447,51 @@ pop3_untrusted(const struct pop3 *p, const char *why, struct err *e)
 		    why);
 }
 
+/*
+ * Whether the server's TLS alert refuses our client certificate, or the
+ * lack of one. Only a server sends these about a certificate that is
+ * not its own; TLS 1.3 sends them after the handshake, as we first read.
+ */
+static bool
+pop3_client_cert_refused(const struct pop3 *p, const struct pop3_login *l,
+    CURLcode rc)
+{
+	static const char *const alerts[] = {
+		"alert certificate required", "alert bad certificate",
+		"alert unknown ca", "alert certificate unknown",
+		"alert certificate expired", "alert certificate revoked",
+		"alert unsupported certificate"
+	};
+	size_t i;
+
+	if (rc == CURLE_SSL_CLIENTCERT)
+		return true;
+	if (rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_RECV_ERROR &&
+	    rc != CURLE_GOT_NOTHING)
+		return false;
+	for (i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
+		if (strstr(p->errbuf, alerts[i]) != NULL)
+			return i == 0 || l->tls_cert != NULL;
+	return false;
+}
+
+static void
+pop3_client_cert_error(const struct pop3_login *l, const char *why,
+    struct err *e)
+{
+	char *ep;
+
+	if (l->tls_cert == NULL) {
+		err_set(e, EX_NOPERM, "the server wants a client certificate, "
+		    "and the account has none (tls_cert): %s", why);
+		return;
+	}
+	ep = buf_escape(l->tls_cert, strlen(l->tls_cert), 256);
+	err_set(e, EX_NOPERM, "the server refused the client certificate "
+	    "(tls_cert %s): %s", ep, why);
+	free(ep);
+}
+
 static void
 pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
     struct err *e)
@@ -458,7 +503,10 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 	char *last = pop3_last(p), *reason = NULL;
 	int code;
 
-	switch (rc) {
+	switch (pop3_client_cert_refused(p, l, rc) ? CURLE_SSL_CLIENTCERT : rc) {
+	case CURLE_SSL_CLIENTCERT:
+		pop3_client_cert_error(l, why, e);
+		break;
 	case CURLE_LOGIN_DENIED:
 		code = pop3_err_code(p->last, p->lastlen, EX_NOPERM);
 		if (pop3_mech_missing(p)) {
@@ -663,6 +711,10 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	if (l->tls != TLS_NONE && pop3_hook_tls(l)) {
 		SET(CURLOPT_SSL_CTX_FUNCTION, tlspeer_ssl_ctx);
 		SET(CURLOPT_SSL_CTX_DATA, &p->peer);
+	}
+	if (l->tls_cert != NULL) {
+		SET(CURLOPT_SSLCERT, l->tls_cert);
+		SET(CURLOPT_SSLKEY, l->tls_key);
 	}
 	if (l->ca_file != NULL) {
 		/*

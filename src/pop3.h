@@ -44,6 +44,8 @@ struct pop3_login {
 	bool		 pin_only;	/* one of the two above is the only
 					   trust: no CA, no name checked */
 	enum tls_min	 tls_min;
+	const char	*tls_cert;	/* client certificate, or NULL */
+	const char	*tls_key;	/* its key; NULL: in tls_cert */
 	const char	*proxy;		/* NULL, or a libcurl proxy URL */
 	const char	*user;
 	const char	*secret;	/* password or bearer token */
@@ -64,10 +66,11 @@ struct pop3_login {
  * Connects and logs in, then asks CAPA. Returns 0 with the session in
  * *pp, or -1 with e filled in: EX_TEMPFAIL (cannot connect, timeout,
  * [IN-USE], [SYS/TEMP], [LOGIN-DELAY]), EX_NOPERM (login refused, server
- * certificate or pin not trusted), EX_PROTOCOL (no STLS where required,
- * a TLS handshake that fails, a server below tls_min, a reply that is not
- * POP3), EX_CONFIG (an unusable ca_file), EX_UNAVAILABLE (libcurl cannot
- * do it at all, or cannot check a certificate fingerprint). No
+ * certificate or pin not trusted, client certificate refused by the
+ * server), EX_PROTOCOL (no STLS where required, a TLS handshake that
+ * fails, a server below tls_min, a reply that is not POP3), EX_CONFIG
+ * (an unusable ca_file, tls_cert or tls_key), EX_UNAVAILABLE (libcurl
+ * cannot do it at all, or cannot check a certificate fingerprint). No
  * credential is ever sent before TLS unless tls is TLS_NONE. With
  * AUTH_AUTO the method is chosen from the greeting and CAPA as
  * popfetch.conf(5) says under "auth": one that sends the password over

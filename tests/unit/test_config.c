@@ -81,8 +81,9 @@ chk_defaults(const struct config *c)
 	if (a->ca_file != NULL || a->fingerprint != NULL ||
 	    a->cert_fingerprint != NULL || a->pin_only)
 		return "ca_file/fingerprint/verify_ca";
-	if (a->tls_min != TLS_MIN_1_2)
-		return "tls_min_version";
+	if (a->tls_min != TLS_MIN_1_2 || a->tls_cert != NULL ||
+	    a->tls_key != NULL)
+		return "tls_min_version/tls_cert/tls_key";
 	if (c->max_parallel != 8 || c->max_per_host != 4)
 		return "max_parallel/max_per_host";
 	if (strcmp(c->state_dir, HOME "/.local/state/popfetch") != 0)
@@ -665,6 +666,13 @@ static const struct row rows[] = {
 	{ "certificate fingerprint through an https proxy",
 	    ACC(" fingerprint = \"" CFP "\";\n proxy = \"https://p:3128\";\n"),
 	    EX_CONFIG, 7, "pin the server's public key instead", NULL, 0 },
+	{ "tls_key without tls_cert", ACC(" tls_key = \"/k.pem\";\n"),
+	    EX_CONFIG, 7, "tls_key without tls_cert", NULL, 0 },
+	{ "tls_cert relative", ACC(" tls_cert = \"c.pem\";\n"), EX_CONFIG, 7,
+	    "tls_cert: \"c.pem\" must be an absolute path", NULL, 0 },
+	{ "tls_cert missing", ACC(" tls_cert = \"/nonexistent/c.pem\";\n"),
+	    EX_CONFIG, 7, "tls_cert: /nonexistent/c.pem: No such file", NULL,
+	    0 },
 	{ "fingerprint, non-canonical base64",
 	    ACC(" fingerprint = \"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	    "AAAAAAAAB=\";\n"),
@@ -906,6 +914,79 @@ test_files(void)
 	remove_temp(path);
 }
 
+#define PEM_CERT	"-----BEGIN CERTIFICATE-----\nMIIB\n" \
+			"-----END CERTIFICATE-----\n"
+#define PEM_KEY		"-----BEGIN PRIVATE KEY-----\nMIGH\n" \
+			"-----END PRIVATE KEY-----\n"
+#define PEM_RSA_ENC	"-----BEGIN RSA PRIVATE KEY-----\n" \
+			"Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n" \
+			"MIIE\n-----END RSA PRIVATE KEY-----\n"
+#define PEM_ENC		"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHs\n" \
+			"-----END ENCRYPTED PRIVATE KEY-----\n"
+
+/*
+ * Loads an account with tls_cert (cert_text, cert_mode) and, when
+ * key_text is not NULL, tls_key (key_text, key_mode); word NULL: it must
+ * load, else fail on line 7 or 8 with word in the message.
+ */
+static void
+client_key_row(const char *what, const char *cert_text, mode_t cert_mode,
+    const char *key_text, mode_t key_mode, int line, const char *word)
+{
+	char *cert = write_temp(cert_text, cert_mode), *key = NULL, *text;
+	char *conf, prefix[600];
+	const char *why;
+	struct err e;
+	int r;
+
+	if (key_text != NULL)
+		key = write_temp(key_text, key_mode);
+	text = xasprintf(HEAD REQ PWC " tls_cert = \"%s\";\n%s%s%s" TAIL,
+	    cert, key != NULL ? " tls_key = \"" : "", key != NULL ? key : "",
+	    key != NULL ? "\";\n" : "");
+	conf = write_temp(text, 0600);
+	r = try_load(conf, &e, NULL, &why);
+	snprintf(prefix, sizeof(prefix), "%s:%d: account \"a\": ", conf,
+	    line);
+	if (word == NULL)
+		tap_ok(r == 0, "%s # %s", what, e.msg);
+	else
+		tap_ok(r == -1 && e.code == EX_CONFIG &&
+		    strncmp(e.msg, prefix, strlen(prefix)) == 0 &&
+		    strstr(e.msg, word) != NULL, "%s # %s", what, e.msg);
+	remove_temp(conf);
+	remove_temp(cert);
+	if (key != NULL)
+		remove_temp(key);
+	free(text);
+}
+
+/* tls_cert and tls_key: the key's file is read when the file is. */
+static void
+test_client_key(void)
+{
+	client_key_row("client certificate and key", PEM_CERT, 0644,
+	    PEM_KEY, 0600, 0, NULL);
+	client_key_row("client certificate holding its key", PEM_CERT PEM_KEY,
+	    0600, NULL, 0, 0, NULL);
+	client_key_row("key readable by group", PEM_CERT, 0644, PEM_KEY, 0640,
+	    8, "holds a private key but is accessible to group or others "
+	    "(mode 0640); run: chmod 600");
+	client_key_row("certificate with its key readable by others",
+	    PEM_CERT PEM_KEY, 0604, NULL, 0, 7, "tls_cert: ");
+	client_key_row("certificate without its key", PEM_CERT, 0644, NULL, 0,
+	    7, "holds no PEM private key; set tls_key");
+	client_key_row("key file without a key", PEM_CERT, 0644, PEM_CERT,
+	    0600, 8, "tls_key: ");
+	client_key_row("encrypted PKCS#8 key", PEM_CERT, 0644, PEM_ENC, 0600,
+	    8, "is encrypted, and popfetch takes no passphrase");
+	client_key_row("encrypted traditional key", PEM_CERT, 0644,
+	    PEM_RSA_ENC, 0600, 8, "is encrypted");
+	client_key_row("traditional key", PEM_CERT, 0644,
+	    "-----BEGIN EC PRIVATE KEY-----\nMHcC\n"
+	    "-----END EC PRIVATE KEY-----\n", 0600, 0, NULL);
+}
+
 /* @include is relative to the file; errors name the included file. */
 static void
 test_include(void)
@@ -1101,6 +1182,7 @@ main(void)
 	test_sizes();
 	test_files();
 	test_include();
+	test_client_key();
 	test_state_dir();
 	test_default_path();
 	test_example();
