@@ -25,7 +25,7 @@
 #include "log.h"
 #include "maildir.h"
 #include "pop3.h"
-#include "refused.h"
+#include "status.h"
 #include "uid.h"
 #include "uidstate.h"
 #include "xmalloc.h"
@@ -63,6 +63,7 @@ struct msg {
 	bool		 uid_listed:1;	/* UIDL had a line for it */
 	bool		 stored:1;	/* durably in the Maildir */
 	bool		 deleted:1;	/* DELE answered +OK */
+	bool		 oversize:1;	/* over max_size: skipped */
 };
 
 struct run {
@@ -76,8 +77,9 @@ struct run {
 	struct deliver		*dl;		/* the account's target */
 	struct maildir		*md;		/* its spool (deliver.h) */
 	struct uidstate		*st;
-	struct uidmap		*refused;	/* refusals reported before */
-	bool			 refused_dirty;
+	int			 told;		/* a failure said to -q now */
+	struct status		 status;	/* what earlier runs said */
+	bool			 busy;		/* another process has it */
 	struct msg		*msgs;
 	size_t			 nmsgs, msgsize;
 	struct uidmap		*present;	/* UID -> index, as listed */
@@ -104,14 +106,16 @@ struct run {
 
 	uint64_t		 sizes_done;	/* LIST sizes of those received */
 	unsigned long		 left_over;	/* new, held back by max_messages */
-	struct top_slot		*tops;		/* --dry-run: TOPs in flight */
+	struct top_slot		*tops;		/* TOPs in flight */
 	char			 stat[96];	/* --check: what STAT said */
 };
 
-/* One TOP in flight for --dry-run; replies come in order. */
+/* One TOP n 0 in flight; replies come in order. */
 struct top_slot {
 	struct run		*r;
-	size_t			 qi;	/* index into r->queue */
+	size_t			 mi;	/* index into r->msgs */
+	/* Called once the reply is in: why is NULL, or the escaped -ERR. */
+	void			(*done)(struct top_slot *, const char *why);
 	struct header_pick	 h;
 };
 
@@ -450,9 +454,8 @@ account_decide(struct run *r, struct msg *m, time_t now)
 		return A_KEEP;
 	}
 	if (a->max_size > 0 && m->size > a->max_size) {
-		log_msg(LL_WARN, "%s: message %lu is %" PRIu64 " bytes, over "
-		    "max_size; left on the server", a->name, (unsigned long)m->num,
-		    m->size);
+		/* Said by account_oversize, with its From and Subject. */
+		m->oversize = true;
 		return A_SKIP;
 	}
 	return A_FETCH;
@@ -557,8 +560,12 @@ account_stored(struct run *r, size_t i, size_t n)
 	for (; n > 0; i++, n--) {
 		m = &r->msgs[r->batch_idx[i]];
 		m->stored = true;
-		if (m->uid != NULL && uidmap_del(r->refused, m->uid))
-			r->refused_dirty = true;
+		if (m->uid != NULL) {
+			(void)status_note_drop(&r->status, m->uid,
+			    NOTE_REFUSED);
+			(void)status_note_drop(&r->status, m->uid,
+			    NOTE_OVERSIZE);
+		}
 		r->res->fetched++;
 		r->res->bytes += maildir_msg_size(r->batch[i]);
 		if (!r->acct->keep)
@@ -588,7 +595,8 @@ account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 	}
 	/* Reported once per message, not at every poll; it is still
 	 * tried at each, so a mended agent delivers it. */
-	before = m->uid != NULL && uidmap_get(r->refused, m->uid) != NULL;
+	before = m->uid != NULL &&
+	    status_note_find(&r->status, m->uid, NOTE_REFUSED) != NULL;
 	log_msg(before ? LL_DEBUG : LL_ERROR, "%s: message %lu%s%s%s: %s; "
 	    "left on the server%s", r->acct->name, (unsigned long)m->num,
 	    m->uid != NULL ? " (UID " : "", m->uid != NULL ? m->uid : "",
@@ -597,10 +605,9 @@ account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 	if (before)
 		return;
 	r->res->code = err_worse(r->res->code, EX_UNAVAILABLE);
-	if (m->uid != NULL) {
-		(void)uidmap_put(r->refused, m->uid, 0);
-		r->refused_dirty = true;
-	}
+	if (m->uid != NULL)
+		status_note_add(&r->status, m->uid, NOTE_REFUSED, m->size,
+		    (int64_t)time(NULL), e->msg);
 }
 
 /*
@@ -1031,26 +1038,7 @@ account_quit(struct run *r, struct err *e)
 }
 
 static void	account_report(struct run *, const struct err *);
-
-/* Forgets refusals of messages the server no longer has. */
-static void
-account_refused_retain(struct run *r)
-{
-	struct uidmap_entry *en;
-	size_t pos = 0, n = 0, i;
-	char **gone;
-
-	if (uidmap_count(r->refused) == 0)
-		return;
-	gone = xcalloc(uidmap_count(r->refused), sizeof(*gone));
-	while ((en = uidmap_next(r->refused, &pos)) != NULL)
-		if (uidmap_get(r->present, en->uid) == NULL)
-			gone[n++] = en->uid;
-	for (i = 0; i < n; i++)
-		(void)uidmap_del(r->refused, gone[i]);	/* the uid stays valid */
-	r->refused_dirty |= n > 0;
-	free(gone);
-}
+static int	account_oversize(struct run *, struct err *);
 
 /*
  * Folds the run into the state. When the server's full list is known
@@ -1066,20 +1054,54 @@ account_save_state(struct run *r, bool scanned, struct err *e)
 	 * gives the same UID is not taken for it (account_reused). */
 	if (scanned && r->have_uidl) {
 		uidstate_retain(r->st, r->present);
-		account_refused_retain(r);
+		/* Problems of messages no longer there are over. */
+		(void)status_note_retain(&r->status, r->present);
 	}
-	if (r->refused_dirty && refused_save(r->cfg->state_dir, r->acct->name,
-	    r->refused, e) == -1)
-		account_report(r, e);
 	return uidstate_commit(r->st, e);
+}
+
+/*
+ * How loud a failure is. Without -q, an error. With -q (cron), a failure
+ * is said once: a lasting one is not said again while it lasts with the
+ * same exit status, and a temporary one (the network, a busy server)
+ * only once it has lasted QUIET_GRACE. --status always shows it.
+ */
+static enum log_level
+account_error_level(struct run *r, const struct err *e, int64_t *since)
+{
+	const struct status *st = &r->status;
+	int64_t now = (int64_t)time(NULL);
+
+	*since = 0;
+	if (!r->opts->quiet || r->opts->mode != ACCOUNT_FETCH)
+		return LL_ERROR;
+	if (st->failing_since != 0 && st->told == e->code)
+		return LL_WARN;
+	if (e->code == EX_TEMPFAIL && (st->failing_since == 0 ||
+	    now - st->failing_since < QUIET_GRACE))
+		return LL_WARN;
+	r->told = e->code;
+	*since = st->failing_since;
+	return LL_ERROR;
 }
 
 static void
 account_report(struct run *r, const struct err *e)
 {
+	char when[32] = "";
+	int64_t since;
+	enum log_level lv;
+	struct tm tm;
+	time_t t;
+
 	if (e->code == EX_OK)
 		return;
-	log_msg(LL_ERROR, "%s: %s", r->acct->name, e->msg);
+	lv = account_error_level(r, e, &since);
+	t = (time_t)since;
+	if (since != 0 && localtime_r(&t, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+	log_msg(lv, "%s: %s%s%s%s", r->acct->name, e->msg, when[0] != '\0' ?
+	    " (failing since " : "", when, when[0] != '\0' ? ")" : "");
 	if (r->res->error[0] == '\0')
 		/* Cut short if need be: it is a summary for the daemon. */
 		snprintf(r->res->error, sizeof(r->res->error), "%.*s",
@@ -1096,9 +1118,9 @@ account_free(struct run *r)
 	account_batch_free(r);
 	pop3_close(r->pop);
 	uidstate_close(r->st);
+	status_free(&r->status);
 	deliver_close(r->dl);
 	uidmap_free(r->present);
-	uidmap_free(r->refused);
 	free(r->msgs);
 	free(r->queue);
 	free(r->deles);
@@ -1126,7 +1148,7 @@ account_session(struct run *r, struct err *e, bool *scanned)
 		return;
 	}
 	*scanned = true;
-	if (account_fetch(r, e) == -1) {
+	if (account_oversize(r, e) == -1 || account_fetch(r, e) == -1) {
 		struct err ce;
 
 		/* Dropped without QUIT: the server keeps everything. The
@@ -1214,30 +1236,74 @@ account_describe(struct run *r)
 	free(caps);
 }
 
-static void
-account_fetch_line(struct top_slot *t, const char *why)
+/*
+ * What the headers say, "From: ..., Subject: ...", or why there are none;
+ * newly allocated. The slot is emptied for its next use.
+ */
+static char *
+account_top_text(struct top_slot *t, const char *why)
 {
-	struct run *r = t->r;
-	const struct msg *m = &r->msgs[r->queue[t->qi]];
-	char *from, *subj;
+	char *from, *subj, *text;
 
+	if (why != NULL) {
+		header_pick_free(&t->h);
+		return xasprintf("headers not available: TOP said \"%s\"",
+		    why);
+	}
 	if (!t->h.done)
 		header_pick_line(&t->h, "", 0);	/* a header without end */
 	from = t->h.from != NULL ? header_display(t->h.from,
 	    strlen(t->h.from), 60) : xstrdup("(none)");
 	subj = t->h.subject != NULL ? header_display(t->h.subject,
 	    strlen(t->h.subject), 80) : xstrdup("(none)");
-	if (why != NULL)
-		account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes (headers not "
-		    "available: TOP said \"%s\")", r->acct->keep ? "" :
-		    " and delete", (unsigned long)m->num, m->size, why);
-	else
-		account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes, From: %s, "
-		    "Subject: %s", r->acct->keep ? "" : " and delete",
-		    (unsigned long)m->num, m->size, from, subj);
+	text = xasprintf("From: %s, Subject: %s", from, subj);
 	free(from);
 	free(subj);
 	header_pick_free(&t->h);
+	return text;
+}
+
+/* --dry-run: a message a run would fetch. */
+static void
+account_fetch_line(struct top_slot *t, const char *why)
+{
+	struct run *r = t->r;
+	const struct msg *m = &r->msgs[t->mi];
+	char *text = account_top_text(t, why);
+
+	account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes%s%s%s",
+	    r->acct->keep ? "" : " and delete", (unsigned long)m->num,
+	    m->size, why != NULL ? " (" : ", ", text, why != NULL ? ")" : "");
+	free(text);
+}
+
+/*
+ * A message over max_size, said once: listed by --check and --dry-run;
+ * a run logs it (shown with -q too) and notes it, so that later runs
+ * and polls stay quiet about it while --status keeps showing it.
+ */
+static void
+account_oversize_line(struct top_slot *t, const char *why)
+{
+	struct run *r = t->r;
+	const struct msg *m = &r->msgs[t->mi];
+	char *text = account_top_text(t, why);
+
+	if (r->opts->mode != ACCOUNT_FETCH)
+		account_say(r, "  skip #%lu, %" PRIu64 " bytes, over max_size "
+		    "(%" PRIu64 "): %s", (unsigned long)m->num, m->size,
+		    r->acct->max_size, text);
+	else {
+		log_msg(LL_NOTICE, "%s: message %lu%s%s%s is %" PRIu64 " bytes, "
+		    "over max_size (%" PRIu64 "): left on the server; %s",
+		    r->acct->name, (unsigned long)m->num, m->uid != NULL ?
+		    " (UID " : "", m->uid != NULL ? m->uid : "", m->uid != NULL ?
+		    ")" : "", m->size, r->acct->max_size, text);
+		if (m->uid != NULL)
+			status_note_add(&r->status, m->uid, NOTE_OVERSIZE,
+			    m->size, (int64_t)time(NULL), text);
+	}
+	free(text);
 }
 
 static int
@@ -1248,8 +1314,10 @@ account_top_status(void *arg, bool ok, const char *line, size_t n,
 
 	(void)e;
 	if (!ok) {
+		struct top_slot *t = arg;
+
 		esc = buf_escape(line, n, 100);
-		account_fetch_line(arg, esc);
+		t->done(t, esc);
 		free(esc);
 	}
 	return 0;
@@ -1268,17 +1336,21 @@ account_top_line(void *arg, const char *line, size_t n, struct err *e)
 static int
 account_top_end(void *arg, struct err *e)
 {
+	struct top_slot *t = arg;
+
 	(void)e;
-	account_fetch_line(arg, NULL);
+	t->done(t, NULL);
 	return 0;
 }
 
 /*
- * --dry-run: each new message's headers, by TOP n 0, pipelined; each is
- * listed as its reply ends, so memory stays that of the window.
+ * The headers of the n messages idx names, by TOP n 0, pipelined; done
+ * is called for each as its reply ends, so memory stays that of the
+ * window.
  */
 static int
-account_tops(struct run *r, struct err *e)
+account_tops(struct run *r, const uint32_t *idx, size_t n,
+    void (*done)(struct top_slot *, const char *), struct err *e)
 {
 	static const struct pop3_cb cb = {
 		account_top_status, account_top_line, account_top_end
@@ -1288,16 +1360,18 @@ account_tops(struct run *r, struct err *e)
 	struct top_slot *t;
 	char cmd[32];
 
-	r->tops = xcalloc(WINDOW_CMDS, sizeof(*r->tops));
-	while (next < r->nqueue || pop3_inflight(r->pop) > 0) {
-		while (next < r->nqueue && pop3_inflight(r->pop) < window) {
+	if (r->tops == NULL)
+		r->tops = xcalloc(WINDOW_CMDS, sizeof(*r->tops));
+	while (next < n || pop3_inflight(r->pop) > 0) {
+		while (next < n && pop3_inflight(r->pop) < window) {
 			/* The window keeps a slot's reply from being read
 			 * after it is taken again. */
 			t = &r->tops[next % WINDOW_CMDS];
 			t->r = r;
-			t->qi = next;
+			t->mi = idx[next];
+			t->done = done;
 			snprintf(cmd, sizeof(cmd), "TOP %lu 0",
-			    (unsigned long)r->msgs[r->queue[next]].num);
+			    (unsigned long)r->msgs[idx[next]].num);
 			if (pop3_queue(r->pop, POP3_LINES, &cb, t, 0, cmd,
 			    e) == -1)
 				return -1;
@@ -1307,6 +1381,38 @@ account_tops(struct run *r, struct err *e)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * The messages over max_size, each said once with its From and Subject
+ * (a run: those not noted by an earlier one; one without a UID cannot
+ * be noted, and is said at every run).
+ */
+static int
+account_oversize(struct run *r, struct err *e)
+{
+	uint32_t *idx;
+	size_t i, n = 0;
+	int rc;
+	const struct msg *m;
+
+	idx = xreallocarray(NULL, r->nmsgs ? r->nmsgs : 1, sizeof(*idx));
+	for (i = 0; i < r->nmsgs; i++) {
+		m = &r->msgs[i];
+		if (!m->oversize)
+			continue;
+		if (r->opts->mode == ACCOUNT_FETCH && m->uid != NULL &&
+		    status_note_find(&r->status, m->uid, NOTE_OVERSIZE) != NULL)
+			log_msg(LL_DEBUG, "%s: message %lu (UID %s) is %" PRIu64
+			    " bytes, over max_size; left on the server "
+			    "(reported before)", r->acct->name,
+			    (unsigned long)m->num, m->uid, m->size);
+		else
+			idx[n++] = (uint32_t)i;
+	}
+	rc = n > 0 ? account_tops(r, idx, n, account_oversize_line, e) : 0;
+	free(idx);
+	return rc;
 }
 
 static void
@@ -1421,10 +1527,13 @@ account_inspect(struct run *r, struct err *e)
 	if (account_list(r, e) == -1 || account_plan(r, e) == -1)
 		return;
 	if (r->opts->mode == ACCOUNT_DRY_RUN) {
-		if (account_tops(r, e) == -1)
+		if (account_tops(r, r->queue, r->nqueue, account_fetch_line,
+		    e) == -1)
 			return;
 		account_list_deletes(r);
 	}
+	if (account_oversize(r, e) == -1)
+		return;
 	account_counts(r);
 	if (pop3_quit(r->pop, e) == -1)
 		return;
@@ -1461,6 +1570,77 @@ account_on_new_mail(struct run *r)
 	free(env[1]);
 }
 
+/* What the run leaves for --status, and for the next run to go by. */
+static void
+account_status_save(struct run *r)
+{
+	struct status *st = &r->status;
+	const struct account_result *res = r->res;
+	int64_t now = (int64_t)time(NULL);
+	struct err e;
+
+	st->last_run = now;
+	st->code = res->code;
+	st->fetched = res->fetched;
+	st->bytes = res->bytes;
+	st->deleted = res->deleted;
+	st->kept = res->kept;
+	st->skipped = res->skipped;
+	if (res->fetched > 0)
+		st->last_mail = now;
+	if (res->error[0] == '\0') {
+		st->last_ok = now;
+		st->failing_since = 0;
+		st->told = 0;
+		st->error[0] = '\0';
+	} else {
+		if (st->failing_since == 0) {
+			st->failing_since = now;
+			st->told = 0;
+		}
+		if (r->told != 0)
+			st->told = r->told;
+		snprintf(st->error, sizeof(st->error), "%s", res->error);
+	}
+	err_clear(&e);
+	if (status_save(st, r->cfg->state_dir, r->acct->name, &e) == -1)
+		log_msg(LL_WARN, "%s: %s (--status does not show this run)",
+		    r->acct->name, e.msg);
+}
+
+void
+account_summary(const char *name, const struct account_result *res,
+    char *buf, size_t len)
+{
+	size_t why = 0;
+	int depth = 0;
+	bool quoted = false;
+
+	if (res->busy) {
+		snprintf(buf, len, "%s: another popfetch is fetching it; left "
+		    "to that one", name);
+		return;
+	}
+	/* The error's first part says what failed (up to a colon outside
+	 * parentheses and quotes); the whole was logged. */
+	for (; res->error[why] != '\0'; why++) {
+		if (res->error[why] == '"')
+			quoted = !quoted;
+		else if (!quoted && res->error[why] == '(')
+			depth++;
+		else if (!quoted && res->error[why] == ')' && depth > 0)
+			depth--;
+		else if (!quoted && depth == 0 && res->error[why] == ':')
+			break;
+	}
+	while (why > 0 && res->error[why - 1] == ' ')
+		why--;
+	snprintf(buf, len, "%s: %s%.*s%s%lu fetched (%" PRIu64 " bytes), %lu "
+	    "deleted, %lu kept, %lu skipped", name, why > 0 ? "failed (" : "",
+	    (int)why, res->error, why > 0 ? "); " : "",
+	    res->fetched, res->bytes, res->deleted, res->kept, res->skipped);
+}
+
 int
 account_run(const struct config *cfg, const struct account *a,
     const struct account_opts *opts, struct account_result *res)
@@ -1468,6 +1648,7 @@ account_run(const struct config *cfg, const struct account *a,
 	struct run r;
 	bool scanned = false;
 	struct err e, se;
+	int rc = 0;
 
 	memset(&r, 0, sizeof(r));
 	memset(res, 0, sizeof(*res));
@@ -1477,24 +1658,37 @@ account_run(const struct config *cfg, const struct account *a,
 	r.opts = opts;
 	r.prog = opts->progress != NULL ? opts->progress : &r.noprogress;
 	r.present = uidmap_new();
-	r.refused = uidmap_new();
 	err_clear(&e);
 	err_clear(&se);
+	if (opts->mode == ACCOUNT_FETCH)
+		/* Read again once the lock is held; now for errors before. */
+		(void)status_load(&r.status, cfg->state_dir, a->name);
 	if (opts->mode != ACCOUNT_FETCH)
 		account_inspect(&r, &e);
 	else if (deliver_open(&r.dl, a, cfg->state_dir, &e) == 0 &&
 	    (r.md = deliver_spool(r.dl)) != NULL &&
-	    uidstate_open(&r.st, cfg->state_dir, a->name, deliver_recover,
-	    r.dl, &e) == 0 && account_use_mailbox(r.st, a, &e) == 0) {
-		uidmap_free(r.refused);
-		r.refused = refused_load(cfg->state_dir, a->name);
+	    (rc = uidstate_open(&r.st, cfg->state_dir, a->name,
+	    deliver_recover, r.dl, &e)) == 0 &&
+	    account_use_mailbox(r.st, a, &e) == 0) {
+		status_free(&r.status);
+		(void)status_load(&r.status, cfg->state_dir, a->name);
 		account_session(&r, &e, &scanned);
 		/* Whatever happened, what was delivered is recorded. */
 		if (account_save_state(&r, scanned, &se) == -1)
 			account_report(&r, &se);
 		account_on_new_mail(&r);
 	}
+	if (rc == UIDSTATE_BUSY) {
+		/* Overlapping runs (cron, a timer, the daemon): not an
+		 * error, and nothing of this run to record. */
+		log_msg(LL_INFO, "%s: another popfetch is fetching this "
+		    "account; left to that one", a->name);
+		res->busy = true;
+		err_clear(&e);
+	}
 	account_report(&r, &e);
+	if (opts->mode == ACCOUNT_FETCH && !res->busy)
+		account_status_save(&r);
 	r.prog->state = 2;
 	account_tick(&r);
 	account_free(&r);

@@ -3,6 +3,8 @@
 #define POPFETCH_ACCOUNT_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -19,6 +21,8 @@ struct account_result {
 	unsigned	login_delay;	/* LOGIN-DELAY the server asked for, s */
 	int		code;		/* sysexits: EX_OK or the worst error */
 	char		error[256];	/* the first error logged, or "" */
+	bool		busy;		/* another popfetch was fetching it:
+					   left to that one (code EX_OK) */
 };
 
 /* What account_run does. */
@@ -48,7 +52,13 @@ struct account_opts {
 	struct account_progress	*progress;	/* may be NULL */
 	void			(*tick)(void *arg);	/* after updates */
 	void			*tick_arg;
+	/* -q: a failure said once (a temporary one once it has lasted
+	 * QUIET_GRACE), a lasting one not again until it changes. */
+	bool			 quiet;
 };
+
+/* How long a temporary failure may last before -q says it. */
+#define QUIET_GRACE	(24 * 3600)
 
 /*
  * With ACCOUNT_FETCH, fetches one account once: logs in, delivers every new message into
@@ -63,6 +73,14 @@ struct account_opts {
  */
 int	account_run(const struct config *, const struct account *,
 	    const struct account_opts *, struct account_result *res);
+
+/*
+ * The one-line summary of a fetch run for account name, into buf: what
+ * it stored, deleted, kept and skipped, led by "failed (WHY); " when
+ * the run failed, or what it did when another popfetch had the account.
+ */
+void	account_summary(const char *name, const struct account_result *res,
+	    char *buf, size_t len);
 
 /*
  * Ties the state st, just opened for account a, to the mailbox a names

@@ -19,14 +19,14 @@
 #include "fsutil.h"
 #include "xmalloc.h"
 
-#ifndef LOCALSTATEDIR
-#define LOCALSTATEDIR	"/var"
-#endif
 #ifndef SYSCONFDIR
 #define SYSCONFDIR	"/etc"
 #endif
+#ifndef DOCDIR
+#define DOCDIR		"/usr/share/doc/popfetch"
+#endif
 #define SYSTEM_CONFIG	SYSCONFDIR "/popfetch.conf"
-#define SYSTEM_STATEDIR	LOCALSTATEDIR "/lib/popfetch"
+#define EXAMPLE_CONFIG	DOCDIR "/popfetch.conf.example"
 
 #define NAME_MAXLEN	64
 #define HOST_MAXLEN	255
@@ -65,6 +65,7 @@ _Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 /* What one config_load needs to know while it walks the file. */
 struct ctx {
 	const char	*path;		/* as given to config_load */
+	const char	*state_dir;	/* --state-dir, or NULL */
 	char		*dir;		/* its directory, for @include */
 	mode_t		 mode;		/* its permission bits */
 	struct err	*e;		/* receives the first error */
@@ -1631,13 +1632,25 @@ parse_accounts(struct ctx *c, const config_setting_t *root,
 	check_duplicates(c, list, cfg);
 }
 
+/*
+ * The state directory when neither --state-dir nor the file names one:
+ * what systemd made for the service (StateDirectory=, the first of its
+ * directories), else the XDG one. Never guessed from the file's path.
+ */
 static char *
 default_state_dir(struct ctx *c)
 {
-	const char *xdg, *home;
+	const char *sd = getenv("STATE_DIRECTORY"), *xdg, *home;
+	char e1[512];
 
-	if (strcmp(c->path, SYSTEM_CONFIG) == 0)
-		return xstrdup(SYSTEM_STATEDIR);
+	if (sd != NULL && sd[0] != '\0') {
+		if (sd[0] != '/') {
+			cfg_error(c, NULL, "STATE_DIRECTORY=\"%s\" is not an "
+			    "absolute path", esc(e1, sizeof(e1), sd));
+			return NULL;
+		}
+		return xstrndup(sd, strcspn(sd, ":"));
+	}
 	xdg = getenv("XDG_STATE_HOME");
 	if (xdg != NULL && xdg[0] == '/')
 		return xasprintf("%s/popfetch", xdg);
@@ -1672,11 +1685,14 @@ build(struct ctx *c, const config_setting_t *root)
 	    DEF_MAX_PARALLEL);
 	cfg->max_per_host = top_int(c, root, "max_per_host", 1, 256,
 	    DEF_MAX_PER_HOST);
+	/* The file's state_dir is checked even when --state-dir wins. */
 	if ((s = config_setting_get_member(root, "state_dir")) != NULL) {
 		if (get_path(c, s, &cfg->state_dir) == -1)
 			cfg->state_dir = NULL;
-	} else
+	} else if (c->state_dir == NULL)
 		cfg->state_dir = default_state_dir(c);
+	if (c->state_dir != NULL)
+		set_str(&cfg->state_dir, xstrdup(c->state_dir));
 	parse_accounts(c, root, &def, cfg);
 	account_clear(&def.a);
 	return cfg;
@@ -1832,17 +1848,27 @@ config_parse_error(struct ctx *c, const config_t *lc)
 }
 
 int
-config_load(const char *path, struct config **cfgp, struct err *e)
+config_load(const char *path, const char *state_dir, struct config **cfgp,
+    struct err *e)
 {
 	struct config *cfg = NULL;
 	struct ctx c;
 	config_t lc;
 	FILE *fp;
+	char *q;
 
+	if (state_dir != NULL && state_dir[0] != '/') {
+		q = buf_escape(state_dir, strlen(state_dir), ESC_MAX);
+		err_set(e, EX_USAGE, "--state-dir: \"%s\" is not an absolute "
+		    "path", q);
+		free(q);
+		return -1;
+	}
 	memset(&c, 0, sizeof(c));
 	if ((fp = open_config(path, &c.mode, e)) == NULL)
 		return -1;
 	c.path = path;
+	c.state_dir = state_dir;
 	c.dir = path_dir(path);
 	c.e = e;
 	config_init(&lc);
@@ -1877,23 +1903,39 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* Whether the file at path is there (if unreadable: for open to say). */
+static bool
+config_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 || (errno != ENOENT && errno != ENOTDIR);
+}
+
 char *
-config_default_path(void)
+config_default_path(struct err *e)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	struct stat st;
-	char *p = NULL;
+	char *p = NULL, *q;
 
 	if (xdg != NULL && xdg[0] == '/')
 		p = xasprintf("%s/popfetch/config", xdg);
 	else if (home != NULL && home[0] == '/')
 		p = xasprintf("%s/.config/popfetch/config", home);
-	/* A user file that exists but cannot be read is still chosen. */
-	if (p != NULL && (stat(p, &st) == 0 ||
-	    (errno != ENOENT && errno != ENOTDIR)))
+	if (p != NULL && config_exists(p))
 		return p;
+	if (config_exists(SYSTEM_CONFIG)) {
+		free(p);
+		return xstrdup(SYSTEM_CONFIG);
+	}
+	q = p != NULL ? buf_escape(p, strlen(p), 256) : NULL;
+	err_set(e, EX_NOINPUT, "no configuration file: tried %s%s%s; copy "
+	    EXAMPLE_CONFIG " to %s, or name one with -c", q != NULL ? q : "",
+	    q != NULL ? " and " : "", SYSTEM_CONFIG,
+	    q != NULL ? "one of them" : "it");
+	free(q);
 	free(p);
-	return xstrdup(SYSTEM_CONFIG);
+	return NULL;
 }
 
 const struct account *

@@ -102,14 +102,20 @@ struct config {
  * Reads and validates the configuration file at path. On success returns
  * 0 and stores a new struct config (free with config_free) in *cfgp. On
  * failure returns -1, leaves *cfgp untouched, and fills e with code
- * EX_CONFIG (EX_NOINPUT if the file cannot be opened) and a message that
- * starts "FILE:LINE: " when a line is known. Every mistake is an error:
- * unknown keys, wrong types, missing required keys, duplicate names,
- * tls = "none" without allow_plaintext = true, verify_ca = false without
- * a fingerprint, and a file that holds a password or a private key
- * (tls_key) while readable by group or others.
+ * EX_CONFIG (EX_NOINPUT if the file cannot be opened, EX_USAGE if
+ * state_dir is not absolute) and a message that starts "FILE:LINE: " when
+ * a line is known. Every mistake is an error: unknown keys, wrong types,
+ * missing required keys, duplicate names, tls = "none" without
+ * allow_plaintext = true, verify_ca = false without a fingerprint, and a
+ * file that holds a password or a private key (tls_key) while readable by
+ * group or others.
+ * The state directory is state_dir (--state-dir) if not NULL, else the
+ * file's state_dir, else $STATE_DIRECTORY (systemd's StateDirectory=; the
+ * first if it lists several, and it must be absolute), else
+ * $XDG_STATE_HOME/popfetch, else ~/.local/state/popfetch.
  */
-int	config_load(const char *path, struct config **cfgp, struct err *e);
+int	config_load(const char *path, const char *state_dir,
+	    struct config **cfgp, struct err *e);
 
 /* Frees a configuration; NULL is a no-op. */
 void	config_free(struct config *);
@@ -117,9 +123,11 @@ void	config_free(struct config *);
 /*
  * Returns the configuration file to use when -c is not given, newly
  * allocated: $XDG_CONFIG_HOME/popfetch/config (or ~/.config/popfetch/config)
- * if that file exists, else /etc/popfetch.conf.
+ * if that file exists, else SYSCONFDIR/popfetch.conf if that one does.
+ * With neither, returns NULL and fills e with EX_NOINPUT and a message
+ * that names each path tried and what to do.
  */
-char	*config_default_path(void);
+char	*config_default_path(struct err *e);
 
 /* Returns the account named name, or NULL. */
 const struct account *config_find_account(const struct config *,

@@ -527,6 +527,7 @@ importuids_parser_finish(struct importuids_parser *p, struct err *e)
 
 struct options {
 	const char		*config_path;
+	const char		*state_dir;	/* --state-dir, or NULL */
 	const char		*account;
 	const char		*path;		/* NULL: the tool's default */
 	enum importuids_from	 from;
@@ -550,8 +551,9 @@ struct pick {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: popfetch import-uids [-n] [-c file] -a account "
-	    "--from tool [path]\n"
+	fprintf(f, "usage: popfetch import-uids [-n] [-c file] [--state-dir "
+	    "dir] -a account\n"
+	    "                            --from tool [path]\n"
 	    "Records the UIDs that mpop, getmail6 or fetchmail kept for an "
 	    "account as\nfetched, so that popfetch does not fetch that mail "
 	    "again.\n"
@@ -560,6 +562,7 @@ usage(FILE *f)
 	    "      --from TOOL      mpop, getmail6 or fetchmail\n"
 	    "  -n, --dry-run        report what would be imported; write "
 	    "nothing\n"
+	    "      --state-dir DIR  the accounts' state is in DIR\n"
 	    "  -h, --help           print this help and exit\n"
 	    "path defaults to the file where the tool keeps the account's "
 	    "UIDs.\n");
@@ -574,6 +577,7 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "account", required_argument, NULL, 'a' },
 		{ "from", required_argument, NULL, 'F' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "state-dir", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -602,6 +606,9 @@ parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'n':
 			o->dry_run = true;
+			break;
+		case 's':
+			o->state_dir = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -633,8 +640,8 @@ load_account(const struct options *o, struct config **cfgp,
 
 	err_clear(&e);
 	path = o->config_path != NULL ? xstrdup(o->config_path) :
-	    config_default_path();
-	if (config_load(path, cfgp, &e) == -1) {
+	    config_default_path(&e);
+	if (path == NULL || config_load(path, o->state_dir, cfgp, &e) == -1) {
 		log_msg(LL_ERROR, "%s", e.msg);
 		free(path);
 		return e.code;
@@ -717,7 +724,7 @@ state_open(const struct config *cfg, const struct account *a,
 	char msg[sizeof(e->msg)];
 
 	if (uidstate_open(&t->st, cfg->state_dir, a->name, import_recover,
-	    t->md, e) == -1) {
+	    t->md, e) != 0) {
 		if (e->code == EX_TEMPFAIL) {
 			snprintf(msg, sizeof(msg), "%s", e->msg);
 			err_set(e, EX_TEMPFAIL, "account busy: is a popfetch "

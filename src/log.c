@@ -78,7 +78,8 @@ void
 log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const int prio[] = {
-		LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG, LOG_DEBUG
+		LOG_ERR, LOG_WARNING, LOG_WARNING, LOG_INFO, LOG_DEBUG,
+		LOG_DEBUG
 	};
 	char line[2048], stamp[32] = "";
 	time_t now;

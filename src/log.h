@@ -13,6 +13,9 @@
  */
 enum log_level {
 	LL_ERROR,	/* shown even with -q */
+	LL_NOTICE,	/* a problem said once: shown with -q, never
+			   demoted (mail left on the server, a failure
+			   that lasts) */
 	LL_WARN,
 	LL_INFO,	/* shown by default */
 	LL_DEBUG,	/* -v: the protocol, without secrets */

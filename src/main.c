@@ -7,12 +7,14 @@
 #include <libconfig.h>
 #include <openssl/crypto.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -20,10 +22,12 @@
 #include "importuids.h"
 #include "log.h"
 #include "poll.h"
+#include "status.h"
 #include "xmalloc.h"
 
 struct options {
 	const char	*config_path;
+	const char	*state_dir;	/* --state-dir, or NULL */
 	const char	**accounts;	/* -a, in order given */
 	size_t		 naccounts;
 	int		 verbose;
@@ -32,7 +36,9 @@ struct options {
 	bool		 syslog;
 	bool		 check;
 	bool		 dry_run;
+	bool		 status;
 	bool		 no_progress;
+	bool		 list_accounts;
 };
 
 static void
@@ -44,7 +50,9 @@ usage(FILE *f)
 	    "[-a account]...\n"
 	    "       popfetch --daemon [-qv] [--syslog] [-c file] "
 	    "[-a account]...\n"
+	    "       popfetch --status [-c file] [-a account]...\n"
 	    "       popfetch import-uids -a account --from TOOL [FILE]\n"
+	    "       popfetch --list-accounts [-c file]\n"
 	    "       popfetch --version | --help\n"
 	    "Fetches mail from POP3 accounts into Maildirs.\n"
 	    "  -c, --config FILE    configuration file\n"
@@ -54,9 +62,13 @@ usage(FILE *f)
 	    "server;\n"
 	    "                       fetch nothing\n"
 	    "      --dry-run        list what a run would fetch and delete\n"
+	    "      --status         what the last runs did, and what is "
+	    "stuck\n"
 	    "  -d, --daemon         keep polling each account on its interval\n"
 	    "      --syslog         log to syslog instead of standard error\n"
 	    "      --no-progress    no progress line, even on a terminal\n"
+	    "      --state-dir DIR  keep the accounts' state in DIR\n"
+	    "      --list-accounts  print the account names, one a line\n"
 	    "  -v, --verbose        show the protocol (twice: and libcurl)\n"
 	    "  -q, --quiet          print errors only\n"
 	    "  -V, --version        print versions and exit\n"
@@ -103,7 +115,10 @@ parse_args(int argc, char **argv, struct options *o)
 		{ "syslog", no_argument, NULL, 'S' },
 		{ "check", no_argument, NULL, 'K' },
 		{ "dry-run", no_argument, NULL, 'D' },
+		{ "status", no_argument, NULL, 'T' },
 		{ "no-progress", no_argument, NULL, 'P' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "list-accounts", no_argument, NULL, 'L' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -139,8 +154,17 @@ parse_args(int argc, char **argv, struct options *o)
 		case 'D':
 			o->dry_run = true;
 			break;
+		case 'T':
+			o->status = true;
+			break;
 		case 'P':
 			o->no_progress = true;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'L':
+			o->list_accounts = true;
 			break;
 		case 'V':
 			version();
@@ -157,14 +181,23 @@ parse_args(int argc, char **argv, struct options *o)
 		fprintf(stderr, "popfetch: -q and -v contradict each other\n");
 		return -1;
 	}
-	if (o->quiet && (o->check || o->dry_run)) {
+	if (o->quiet && (o->check || o->dry_run || o->status)) {
 		fprintf(stderr, "popfetch: %s prints a report; -q would hide "
-		    "it\n", o->check ? "--check" : "--dry-run");
+		    "it\n", o->check ? "--check" : o->dry_run ? "--dry-run" :
+		    "--status");
 		return -1;
 	}
-	if ((o->check || o->dry_run) && (o->daemon || o->check == o->dry_run)) {
-		fprintf(stderr, "popfetch: --check, --dry-run and --daemon "
-		    "each go alone\n");
+	if ((int)o->check + (int)o->dry_run + (int)o->daemon +
+	    (int)o->status > 1) {
+		fprintf(stderr, "popfetch: --check, --dry-run, --daemon and "
+		    "--status each go alone\n");
+		return -1;
+	}
+	if (o->list_accounts && (o->naccounts > 0 || o->verbose > 0 ||
+	    o->quiet || o->daemon || o->syslog || o->check || o->dry_run ||
+	    o->status || o->no_progress || o->state_dir != NULL)) {
+		fprintf(stderr, "popfetch: --list-accounts goes alone (or with "
+		    "-c)\n");
 		return -1;
 	}
 	if (optind != argc) {
@@ -195,6 +228,42 @@ check_named(const struct config *cfg, const struct options *o)
 			    a->name);
 			return EX_USAGE;
 		}
+	}
+	return EX_OK;
+}
+
+/*
+ * --status: what each account's runs left in the state directory, and
+ * a running daemon's schedule. No lock, no network, nothing written.
+ */
+static int
+show_status(const struct config *cfg, const struct options *o)
+{
+	const struct account *a;
+	struct status st;
+	int64_t when = 0;
+	pid_t pid = 0;
+	size_t i, n = o->naccounts ? o->naccounts : cfg->naccounts;
+	int known;
+
+	for (i = 0; i < n; i++) {
+		if ((a = o->naccounts ? config_find_account(cfg,
+		    o->accounts[i]) : &cfg->accounts[i]) == NULL) {
+			log_msg(LL_ERROR, "%s: no account named %s",
+			    cfg->path, o->accounts[i]);
+			return EX_USAGE;
+		}
+		if (status_load(&st, cfg->state_dir, a->name) == -1) {
+			printf("%s\n  cannot read %s/%s.status: %s\n", a->name,
+			    cfg->state_dir, a->name, strerror(errno));
+			continue;
+		}
+		known = status_next_find(cfg->state_dir, a->name, &when, &pid);
+		status_print(stdout, a->name, &st, known, when, pid,
+		    (int64_t)time(NULL));
+		if (a->disabled)
+			printf("  disabled:       enabled = false, not fetched\n");
+		status_free(&st);
 	}
 	return EX_OK;
 }
@@ -243,6 +312,21 @@ run_accounts(const struct config *cfg, const struct options *o)
 	return code;
 }
 
+/* --list-accounts: every account of the file, disabled ones too. */
+static int
+list_accounts(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->naccounts; i++)
+		printf("%s\n", cfg->accounts[i].name);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		log_msg(LL_ERROR, "standard output: cannot write");
+		return EX_IOERR;
+	}
+	return EX_OK;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -265,7 +349,7 @@ main(int argc, char **argv)
 		return EX_USAGE;
 	log_open(o.syslog);
 	log_set_timestamps(o.daemon);
-	log_set_level(o.quiet ? LL_ERROR : o.verbose >= 2 ? LL_TRACE :
+	log_set_level(o.quiet ? LL_NOTICE : o.verbose >= 2 ? LL_TRACE :
 	    o.verbose == 1 ? LL_DEBUG : LL_INFO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_msg(LL_ERROR, "cannot initialise libcurl");
@@ -277,13 +361,17 @@ main(int argc, char **argv)
 		return EX_UNAVAILABLE;
 	}
 	err_clear(&e);
-	path = o.config_path ? xstrdup(o.config_path) : config_default_path();
-	if (config_load(path, &cfg, &e) == -1) {
+	path = o.config_path ? xstrdup(o.config_path) : config_default_path(&e);
+	if (path == NULL || config_load(path, o.state_dir, &cfg, &e) == -1) {
 		log_msg(LL_ERROR, "%s", e.msg);
 		code = e.code;
-	} else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
-		code = poll_daemon(path, &cfg, (const char *const *)o.accounts,
-		    o.naccounts);
+	} else if (o.list_accounts)
+		code = list_accounts(cfg);
+	else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
+		code = poll_daemon(path, o.state_dir, &cfg,
+		    (const char *const *)o.accounts, o.naccounts);
+	else if (o.status)
+		code = show_status(cfg, &o);
 	else if (!o.daemon)
 		code = run_accounts(cfg, &o);
 	config_free(cfg);

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "progress.h"
 #include "poll.h"
+#include "status.h"
 #include "xmalloc.h"
 
 /* Set by the SIGTERM/SIGINT handler of a worker (or of a lone run). */
@@ -42,6 +43,7 @@ struct pool {
 	size_t		 nw;
 	unsigned	 max_parallel;
 	unsigned	 max_per_host;
+	bool		 quiet;		/* -q: account_opts.quiet */
 };
 
 static void
@@ -54,9 +56,10 @@ poll_on_term(int sig)
 static void
 poll_print(const struct account *a, const struct account_result *res)
 {
-	printf("popfetch: %s: %lu fetched (%" PRIu64 " bytes), %lu deleted, "
-	    "%lu kept, %lu skipped\n", a->name, res->fetched, res->bytes,
-	    res->deleted, res->kept, res->skipped);
+	char line[512];
+
+	account_summary(a->name, res, line, sizeof(line));
+	printf("popfetch: %s\n", line);
 	fflush(stdout);
 }
 
@@ -133,6 +136,7 @@ pool_start(struct pool *p, const struct config *cfg, const struct account *a,
 		ao.mode = ACCOUNT_FETCH;
 		ao.cancel = &poll_cancel;
 		ao.progress = slot;
+		ao.quiet = p->quiet;
 		(void)account_run(cfg, a, &ao, &res);
 		n = write(fd[1], &res, sizeof(res));
 		_exit(n == (ssize_t)sizeof(res) ? 0 : EX_OSERR);
@@ -247,6 +251,7 @@ poll_serial(const struct config *cfg, const struct account *const *accts,
 		memset(&ao, 0, sizeof(ao));
 		ao.mode = po->mode;
 		ao.cancel = &poll_cancel;
+		ao.quiet = po->quiet;
 		if (pr != NULL) {
 			ao.progress = &slots[i];
 			ao.tick = poll_tick;
@@ -339,7 +344,8 @@ int
 poll_once(const struct config *cfg, const struct account *const *accts,
     size_t n, const struct poll_opts *po)
 {
-	struct pool p = { NULL, 0, cfg->max_parallel, cfg->max_per_host };
+	struct pool p = { NULL, 0, cfg->max_parallel, cfg->max_per_host,
+		po->quiet };
 	struct account_progress *slots = NULL;
 	struct progress *pr = NULL;
 	struct once_job *jobs;
@@ -417,6 +423,7 @@ struct sched {
 
 struct daemon {
 	const char	*path;
+	const char	*state_dir;	/* --state-dir, or NULL */
 	struct config	*cfg;
 	struct pool	 pool;
 	struct sched	*s;
@@ -490,6 +497,31 @@ poll_notify(const char *msg)
 	close(fd);
 }
 
+/* Each account's next poll, for popfetch --status (status.h). */
+static void
+daemon_next_save(const struct daemon *d)
+{
+	struct status_next *next;
+	int64_t now = poll_now_ms();
+	time_t wall = time(NULL);
+	size_t i, n = 0;
+	struct err e;
+
+	next = xreallocarray(NULL, d->ns ? d->ns : 1, sizeof(*next));
+	for (i = 0; i < d->ns; i++) {
+		if (d->s[i].gone)
+			continue;
+		next[n].name = d->s[i].name;
+		next[n++].when = d->s[i].running ? 0 : (int64_t)wall +
+		    (d->s[i].due > now ? (d->s[i].due - now + 999) / 1000 : 0);
+	}
+	err_clear(&e);
+	/* Before the first poll the state directory may not exist yet. */
+	if (status_next_save(d->cfg->state_dir, getpid(), next, n, &e) == -1)
+		log_msg(LL_DEBUG, "%s", e.msg);
+	free(next);
+}
+
 static void
 daemon_status(const struct daemon *d)
 {
@@ -518,6 +550,7 @@ daemon_status(const struct daemon *d)
 	    next < 0 ? 0LL : (long long)((next - now + 999) / 1000),
 	    o ? "failing: " : "all well", failing);
 	poll_notify(msg);
+	daemon_next_save(d);
 }
 
 static struct sched *
@@ -774,12 +807,14 @@ daemon_reload(struct daemon *d)
 	struct err e;
 
 	err_clear(&e);
-	if (config_load(d->path, &ncfg, &e) == -1) {
+	if (config_load(d->path, d->state_dir, &ncfg, &e) == -1) {
 		log_msg(LL_ERROR, "configuration not reloaded, the old one "
 		    "stays in use: %s", e.msg);
 		return;
 	}
 	daemon_schedule(d, ncfg);
+	if (strcmp(d->cfg->state_dir, ncfg->state_dir) != 0)
+		status_next_remove(d->cfg->state_dir);
 	config_free(d->cfg);
 	d->cfg = ncfg;
 	polled = daemon_polled(d);
@@ -792,15 +827,14 @@ static void
 daemon_report(struct sched *s, const struct account_result *res,
     unsigned delay, bool stopping)
 {
-	enum log_level lv = res->fetched || res->deleted || res->skipped ?
-	    LL_INFO : LL_DEBUG;
-	char next[40] = "";
+	enum log_level lv = res->fetched || res->deleted || res->skipped ||
+	    res->busy ? LL_INFO : LL_DEBUG;
+	char line[512], next[40] = "";
 
 	if (!stopping)
 		snprintf(next, sizeof(next), "; next poll in %us", delay);
-	log_msg(lv, "%s: %lu fetched (%" PRIu64 " bytes), %lu deleted, %lu "
-	    "kept, %lu skipped%s", s->name, res->fetched, res->bytes,
-	    res->deleted, res->kept, res->skipped, next);
+	account_summary(s->name, res, line, sizeof(line));
+	log_msg(lv, "%s%s", line, next);
 	if (stopping)
 		return;
 	if (res->code == EX_NOPERM && !s->auth_failing) {
@@ -924,12 +958,13 @@ daemon_startable(const struct daemon *d, const struct sched *s)
 	return a;
 }
 
-static void
+/* Starts the polls that are due; returns how many. */
+static size_t
 daemon_start_due(struct daemon *d)
 {
 	const struct account *a;
 	int64_t now = poll_now_ms();
-	size_t i;
+	size_t i, n = 0;
 
 	for (i = 0; i < d->ns; i++) {
 		struct sched *s = &d->s[i];
@@ -939,10 +974,12 @@ daemon_start_due(struct daemon *d)
 		if (pool_start(&d->pool, d->cfg, a, NULL, s->auth_failing) == 0) {
 			s->running = true;
 			s->started = now;
+			n++;
 		}
 		else
 			s->due = now + 60000;	/* fork failed: later */
 	}
+	return n;
 }
 
 /* Milliseconds until something is due: a poll or the watchdog. */
@@ -1026,16 +1063,17 @@ daemon_handle(struct daemon *d, int sig, bool *stopping)
 }
 
 int
-poll_daemon(const char *path, struct config **cfgp,
+poll_daemon(const char *path, const char *state_dir, struct config **cfgp,
     const char *const *only, size_t nonly)
 {
 	struct daemon d;
-	bool stopping = false;
+	bool stopping = false, more;
 	sigset_t set, old;
 	int sig;
 
 	memset(&d, 0, sizeof(d));
 	d.path = path;
+	d.state_dir = state_dir;
 	d.cfg = *cfgp;
 	d.only = only;
 	d.nonly = nonly;
@@ -1048,17 +1086,22 @@ poll_daemon(const char *path, struct config **cfgp,
 	    " (the others are disabled, or not named by -a)" : "");
 	poll_notify("READY=1");
 	daemon_status(&d);
-	do {
-		if (!stopping)
-			daemon_start_due(&d);
+	for (;;) {
+		if (!stopping && daemon_start_due(&d) > 0)
+			daemon_status(&d);
 		if (d.watchdog_ms > 0 && poll_now_ms() >= d.next_watchdog) {
 			poll_notify("WATCHDOG=1");
 			d.next_watchdog = poll_now_ms() + d.watchdog_ms;
 		}
 		sig = poll_wait(&set, stopping ? 1000 : daemon_timeout(&d));
+		more = daemon_handle(&d, sig, &stopping);
+		/* After the signal's work: what ended is rescheduled. */
 		if (sig != 0)
 			daemon_status(&d);
-	} while (daemon_handle(&d, sig, &stopping));
+		if (!more)
+			break;
+	}
+	status_next_remove(d.cfg->state_dir);
 	log_msg(LL_INFO, "stopped");
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	for (size_t i = 0; i < d.ns; i++)

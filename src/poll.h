@@ -40,7 +40,8 @@ int	poll_once(const struct config *cfg, const struct account *const *accts,
  * processes within the same limits as poll_once and never two at once
  * for one user@host, until SIGTERM or SIGINT.
  * SIGUSR1 polls every account now; SIGHUP reloads the configuration from
- * path (a broken one is reported and the old one stays; *cfgp is then
+ * path, with state_dir (--state-dir, or NULL) as config_load takes it (a
+ * broken one is reported and the old one stays; *cfgp is then
  * replaced, the old one freed). Across a reload an account is the one of
  * the same name: a new one is polled soon (not before a LOGIN-DELAY
  * pending for its user@host), a dropped one no more, its poll in progress
@@ -59,7 +60,7 @@ int	poll_once(const struct config *cfg, const struct account *const *accts,
  * it is alive. Returns EX_OK after a signal to stop, or an exit code
  * when it cannot run at all.
  */
-int	poll_daemon(const char *path, struct config **cfgp,
-	    const char *const *only, size_t nonly);
+int	poll_daemon(const char *path, const char *state_dir,
+	    struct config **cfgp, const char *const *only, size_t nonly);
 
 #endif

@@ -73,13 +73,14 @@ uidstate_lock(struct uidstate *s, const char *account, struct err *e)
 	if (s->lockfd == -1)
 		err_set(e, EX_CANTCREAT, "cannot open %s: %s", path,
 		    strerror(errno));
-	else if (flock(s->lockfd, LOCK_EX | LOCK_NB) == -1)
-		err_set(e, errno == EWOULDBLOCK ? EX_TEMPFAIL : EX_IOERR,
-		    "%s: %s", path, errno == EWOULDBLOCK ?
-		    "another popfetch is fetching this account" :
-		    strerror(errno));
-	else
+	else if (flock(s->lockfd, LOCK_EX | LOCK_NB) == 0)
 		rc = 0;
+	else if (errno == EWOULDBLOCK) {
+		err_set(e, EX_TEMPFAIL, "%s: another popfetch is fetching "
+		    "this account", path);
+		rc = UIDSTATE_BUSY;
+	} else
+		err_set(e, EX_IOERR, "%s: %s", path, strerror(errno));
 	free(path);
 	return rc;
 }
@@ -585,6 +586,7 @@ uidstate_open(struct uidstate **sp, const char *dir, const char *account,
     uidstate_recover_fn recover, void *arg, struct err *e)
 {
 	struct uidstate *s = uidstate_new(dir, account);
+	int rc = -1;
 
 	if (fs_mkdirs(dir, "state directory", e) == -1)
 		goto fail;
@@ -593,14 +595,15 @@ uidstate_open(struct uidstate **sp, const char *dir, const char *account,
 		    strerror(errno));
 		goto fail;
 	}
-	if (uidstate_lock(s, account, e) == -1 || uidstate_load(s, e) == -1 ||
-	    uidstate_recover(s, recover, arg, e) == -1)
+	if ((rc = uidstate_lock(s, account, e)) != 0 ||
+	    (rc = uidstate_load(s, e)) == -1 ||
+	    (rc = uidstate_recover(s, recover, arg, e)) == -1)
 		goto fail;
 	*sp = s;
 	return 0;
 fail:
 	uidstate_close(s);
-	return -1;
+	return rc;
 }
 
 /* Renames from over to, then makes the directory durable. */

@@ -36,11 +36,13 @@ typedef int (*uidstate_recover_fn)(void *arg, const char *const *names,
  * Creates dir if missing (0700), takes the account's lock, loads its
  * state and replays any journal left by an interrupted run (calling
  * recover for its pending records), then compacts the result. Returns 0
- * with the state in *sp, or -1 with e filled in: EX_TEMPFAIL when another
- * process holds the lock, EX_CANTCREAT when dir or a file cannot be
+ * with the state in *sp, UIDSTATE_BUSY with e filled in (EX_TEMPFAIL)
+ * when another process holds the lock, or -1 with e filled in:
+ * EX_CANTCREAT when dir or a file cannot be
  * created, EX_IOERR for I/O errors and for a corrupt state or journal
  * (the message names the file and line; nothing is reset).
  */
+#define UIDSTATE_BUSY	(-2)
 int	uidstate_open(struct uidstate **sp, const char *dir,
 	    const char *account, uidstate_recover_fn recover, void *arg,
 	    struct err *e);

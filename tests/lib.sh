@@ -589,25 +589,43 @@ t_expect_rc()
 	    t_fail "$1: popfetch exited with $T_RC, expected $2"
 }
 
-# t_expect_summary TAG NAME [fetched=N] [bytes=N] [deleted=N] [kept=N]
-# [skipped=N]: $T/TAG.out has exactly one summary line for account NAME,
-# in the documented format, with the given numbers.
+# t_expect_summary TAG NAME [failed=PATTERN] [fetched=N] [bytes=N]
+# [deleted=N] [kept=N] [skipped=N]: $T/TAG.out has exactly one summary
+# line for account NAME, in the documented format, with the given
+# numbers. A line that says the account failed ("failed (WHY); ...")
+# needs failed=PATTERN, a shell pattern WHY must match; without it the
+# line must not say so.
 t_expect_summary()
 {
-	local tag="$1" name="$2" lines vals f b d k s want got key
+	local tag="$1" name="$2" lines vals f b d k s want got key why
 	shift 2
 	lines=$(grep -c "^popfetch: $name: " "$T/$tag.out")
 	[ "$lines" = 1 ] ||
 	    t_fail "$tag: $lines summary lines for $name, expected 1"
-	vals=$(sed -n "s/^popfetch: $name: \([0-9][0-9]*\) fetched (\([0-9][0-9]*\) bytes), \([0-9][0-9]*\) deleted, \([0-9][0-9]*\) kept, \([0-9][0-9]*\) skipped\$/\1 \2 \3 \4 \5/p" \
+	vals=$(sed -n "s/^popfetch: $name: \(failed (.*); \)\{0,1\}\([0-9][0-9]*\) fetched (\([0-9][0-9]*\) bytes), \([0-9][0-9]*\) deleted, \([0-9][0-9]*\) kept, \([0-9][0-9]*\) skipped\$/\2 \3 \4 \5 \6/p" \
 	    "$T/$tag.out")
 	[ -n "$vals" ] || t_fail "$tag: malformed summary line for $name"
+	why=$(sed -n "s/^popfetch: $name: failed (\(.*\)); [0-9]* fetched (.*/\1/p" \
+	    "$T/$tag.out")
 	read -r f b d k s <<EOF
 $vals
 EOF
+	case " $* " in
+	*" failed="*) ;;
+	*) [ -z "$why" ] ||
+	    t_fail "$tag: $name: the summary says it failed ($why)" ;;
+	esac
 	for want in "$@"; do
 		key=${want%%=*}
 		case $key in
+		failed)
+			# shellcheck disable=SC2254
+			case $why in
+			${want#*=}) ;;
+			*) t_fail "$tag: $name: failed (\"$why\"), expected" \
+			    "\"${want#*=}\"" ;;
+			esac
+			continue ;;
 		fetched) got=$f ;;
 		bytes) got=$b ;;
 		deleted) got=$d ;;
@@ -616,7 +634,7 @@ EOF
 		*) t_fail "t_expect_summary: unknown field $key" ;;
 		esac
 		[ "$got" = "${want#*=}" ] ||
-		    t_fail "$tag: $name: $got $key, expected ${want#*=}"
+		    t_fail "$tag: $name: $key is \"$got\", expected \"${want#*=}\""
 	done
 }
 

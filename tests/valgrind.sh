@@ -41,7 +41,7 @@ name=\$(basename "\$1" .test)
 if T_NO_LIMITS=valgrind POPFETCH=$logs/popfetch \\
     FAULTSHIM=$build/tests/faultshim.so \\
     POWERFS=$build/tests/powerfs HAVE_FUSE3=$have_fuse3 \\
-    PYTHON3=${PYTHON3:-python3} top_srcdir=$top_srcdir \\
+    PYTHON3=${PYTHON3:-python3} top_srcdir=$top_srcdir top_builddir=$build \\
     sh "\$1" >"$logs/\$name.out" 2>&1
 then echo PASS >"$logs/\$name.result"
 else echo FAIL >"$logs/\$name.result"

@@ -32,7 +32,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (ssize_t)size)
 		abort();
 	setenv("HOME", "/tmp", 1);
-	if (config_load(path, &cfg, &e) == 0)
+	if (config_load(path, NULL, &cfg, &e) == 0)
 		config_free(cfg);
 	else {
 		/* Messages are one printable line, whatever the input. */

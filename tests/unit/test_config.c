@@ -782,7 +782,7 @@ run_row(const struct row *r)
 
 	path = write_temp(r->text, r->mode != 0 ? (mode_t)r->mode : 0600);
 	err_clear(&e);
-	if (config_load(path, &cfg, &e) == 0) {
+	if (config_load(path, NULL, &cfg, &e) == 0) {
 		why = r->code != EX_OK ? "loaded" :
 		    r->check != NULL ? r->check(cfg) : NULL;
 		config_free(cfg);
@@ -856,20 +856,31 @@ test_sizes(void)
 	}
 }
 
-/* Loads path; returns 0 or -1 like config_load, and frees the result. */
+/*
+ * Loads path with --state-dir state_dir (or NULL); returns 0 or -1 like
+ * config_load, and frees the result.
+ */
 static int
-try_load(const char *path, struct err *e, check_fn check, const char **why)
+try_load_dir(const char *path, const char *state_dir, struct err *e,
+    check_fn check, const char **why)
 {
 	struct config *cfg = NULL;
 	int r;
 
 	err_clear(e);
 	*why = NULL;
-	r = config_load(path, &cfg, e);
+	r = config_load(path, state_dir, &cfg, e);
 	if (r == 0 && check != NULL)
 		*why = check(cfg);
 	config_free(cfg);
 	return r;
+}
+
+/* try_load_dir without --state-dir. */
+static int
+try_load(const char *path, struct err *e, check_fn check, const char **why)
+{
+	return try_load_dir(path, NULL, e, check, why);
 }
 
 /* Loads path and expects failure with code and a word in the message. */
@@ -1044,6 +1055,62 @@ chk_state_dir(const struct config *c)
 	return strcmp(c->state_dir, "/var/x") == 0 ? NULL : c->state_dir;
 }
 
+static const char *
+chk_systemd_state(const struct config *c)
+{
+	return strcmp(c->state_dir, "/sd/one") == 0 ? NULL : c->state_dir;
+}
+
+static const char *
+chk_option_state(const struct config *c)
+{
+	return strcmp(c->state_dir, "/opt/st") == 0 ? NULL : c->state_dir;
+}
+
+/*
+ * The state directory: --state-dir, else the file's state_dir, else
+ * $STATE_DIRECTORY (its first path), else XDG, else HOME; never a guess
+ * from where the file is.
+ */
+static void
+test_state_dir_order(const char *path, const char *with_key)
+{
+	const char *why;
+	struct err e;
+	int r;
+
+	if (setenv("XDG_STATE_HOME", "/xdg", 1) == -1 ||
+	    setenv("STATE_DIRECTORY", "/sd/one:/sd/two", 1) == -1)
+		exit(99);
+	r = try_load(path, &e, chk_systemd_state, &why);
+	tap_ok(r == 0 && why == NULL, "STATE_DIRECTORY before XDG, its first "
+	    "path # %s", why != NULL ? why : e.msg);
+	r = try_load(with_key, &e, chk_state_dir, &why);
+	tap_ok(r == 0 && why == NULL, "state_dir before STATE_DIRECTORY # %s",
+	    why != NULL ? why : e.msg);
+	r = try_load_dir(with_key, "/opt/st", &e, chk_option_state, &why);
+	tap_ok(r == 0 && why == NULL, "--state-dir before all # %s",
+	    why != NULL ? why : e.msg);
+	r = try_load_dir(path, "opt/st", &e, NULL, &why);
+	tap_ok(r == -1 && e.code == EX_USAGE && strcmp(e.msg, "--state-dir: "
+	    "\"opt/st\" is not an absolute path") == 0,
+	    "relative --state-dir refused # %s", e.msg);
+	if (setenv("STATE_DIRECTORY", "sd", 1) == -1)
+		exit(99);
+	r = try_load(path, &e, NULL, &why);
+	tap_ok(r == -1 && e.code == EX_CONFIG && strstr(e.msg,
+	    ": STATE_DIRECTORY=\"sd\" is not an absolute path") != NULL,
+	    "relative STATE_DIRECTORY refused # %s", e.msg);
+	if (setenv("STATE_DIRECTORY", "", 1) == -1)
+		exit(99);
+	r = try_load(path, &e, chk_xdg_state, &why);
+	tap_ok(r == 0 && why == NULL, "empty STATE_DIRECTORY: unset # %s",
+	    why != NULL ? why : e.msg);
+	if (unsetenv("STATE_DIRECTORY") == -1 ||
+	    unsetenv("XDG_STATE_HOME") == -1)
+		exit(99);
+}
+
 static void
 test_state_dir(void)
 {
@@ -1071,14 +1138,41 @@ test_state_dir(void)
 	    e.msg);
 	if (setenv("HOME", HOME, 1) == -1)
 		exit(99);
+	test_state_dir_order(path, p2);
 	remove_temp(p2);
 	remove_temp(path);
+}
+
+/*
+ * Without user's file: the system one if this machine has it, else an
+ * error naming the user's file tried first.
+ */
+static void
+no_default_path(const char *user)
+{
+	struct err e;
+	char *p, *want;
+
+	err_clear(&e);
+	if ((p = config_default_path(&e)) != NULL) {
+		tap_ok(strlen(p) > 14 && strcmp(p + strlen(p) - 14,
+		    "/popfetch.conf") == 0, "default path without a user "
+		    "file: %s", p);
+		free(p);
+		return;
+	}
+	want = xasprintf("no configuration file: tried %s and ", user);
+	tap_ok(e.code == EX_NOINPUT && strncmp(e.msg, want, strlen(want)) == 0
+	    && strstr(e.msg, "/popfetch.conf.example to one of them, or name "
+	    "one with -c") != NULL, "no default path: %s", e.msg);
+	free(want);
 }
 
 static void
 test_default_path(void)
 {
-	char *dir, *sub, *file, *p;
+	char *dir, *sub, *file, *p, *home;
+	struct err e;
 	int fd;
 
 	dir = xasprintf("%s/test_config.d.XXXXXX", tmpdir());
@@ -1088,22 +1182,19 @@ test_default_path(void)
 	file = xasprintf("%s/config", sub);
 	if (setenv("XDG_CONFIG_HOME", dir, 1) == -1)
 		exit(99);
-	p = config_default_path();
-	tap_ok(strlen(p) > 14 && strcmp(p + strlen(p) - 14, "/popfetch.conf")
-	    == 0, "default path without a user file: %s", p);
-	free(p);
+	no_default_path(file);
 	if (mkdir(sub, 0700) == -1 ||
 	    (fd = open(file, O_WRONLY | O_CREAT, 0600)) == -1 || close(fd))
 		exit(99);
-	p = config_default_path();
-	tap_ok(strcmp(p, file) == 0, "default path: XDG_CONFIG_HOME: %s", p);
+	p = config_default_path(&e);
+	tap_ok(p != NULL && strcmp(p, file) == 0, "default path: "
+	    "XDG_CONFIG_HOME: %s", p != NULL ? p : e.msg);
 	free(p);
 	if (unsetenv("XDG_CONFIG_HOME") == -1 || setenv("HOME", dir, 1))
 		exit(99);
-	p = config_default_path();
-	tap_ok(strcmp(p, file) != 0 && strstr(p, "/.config/") == NULL,
-	    "default path: no ~/.config file: %s", p);
-	free(p);
+	home = xasprintf("%s/.config/popfetch/config", dir);
+	no_default_path(home);
+	free(home);
 	if (setenv("HOME", HOME, 1) == -1 || unlink(file) == -1 ||
 	    rmdir(sub) == -1 || rmdir(dir) == -1)
 		exit(99);
@@ -1175,7 +1266,8 @@ main(void)
 {
 	size_t i;
 
-	if (setenv("HOME", HOME, 1) == -1 || unsetenv("XDG_STATE_HOME") == -1)
+	if (setenv("HOME", HOME, 1) == -1 || unsetenv("XDG_STATE_HOME") == -1 ||
+	    unsetenv("STATE_DIRECTORY") == -1)
 		return 99;
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
 		run_row(&rows[i]);

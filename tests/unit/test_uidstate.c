@@ -172,7 +172,7 @@ open_ok(const char *what, struct rec *r)
 	struct err e;
 
 	err_clear(&e);
-	if (uidstate_open(&s, sdir, ACCT, recover_cb, r, &e) == -1) {
+	if (uidstate_open(&s, sdir, ACCT, recover_cb, r, &e) != 0) {
 		tap_ok(0, "%s: open failed: %s", what, e.msg);
 		return NULL;
 	}
@@ -363,16 +363,17 @@ test_lock(void)
 			uidstate_close(c);
 		/* Our copy only: the parent's descriptor keeps the lock. */
 		uidstate_close(s);
-		_exit(rc == -1 ? e.code : 0);
+		_exit(rc == UIDSTATE_BUSY ? e.code : rc == 0 ? 0 : 1);
 	}
 	waitpid(pid, &status, 0);
 	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == EX_TEMPFAIL,
-	    "a second process cannot open a held account: EX_TEMPFAIL "
+	    "a second process cannot open a held account: UIDSTATE_BUSY, "
+	    "EX_TEMPFAIL "
 	    "(exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 
 	err_clear(&e);
-	tap_ok(uidstate_open(&s2, sdir, ACCT, recover_cb, &r, &e) == -1 &&
-	    e.code == EX_TEMPFAIL && e.msg[0] != '\0', "nor a second open in "
+	tap_ok(uidstate_open(&s2, sdir, ACCT, recover_cb, &r, &e) ==
+	    UIDSTATE_BUSY && e.code == EX_TEMPFAIL && e.msg[0] != '\0', "nor a second open in "
 	    "the same process (%s)", e.msg);
 	tap_ok(uidstate_count(s) == 0, "the holder is unaffected");
 
