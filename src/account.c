@@ -186,6 +186,11 @@ account_login(struct run *r, struct err *e)
 	l.tls = a->tls;
 	l.ca_file = a->ca_file;
 	l.fingerprint = a->fingerprint;
+	l.cert_fingerprint = a->cert_fingerprint;
+	l.pin_only = a->pin_only;
+	l.tls_min = a->tls_min;
+	l.tls_cert = a->tls_cert;
+	l.tls_key = a->tls_key;
 	l.user = a->user;
 	l.secret = secret;
 	l.auth = a->auth;

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "fsutil.h"
 #include "xmalloc.h"
 
 #ifndef SYSCONFDIR
@@ -48,15 +49,18 @@ enum key {
 	K_AUTH, K_MAILDIR, K_KEEP, K_KEEP_DAYS, K_MAX_SIZE, K_TIMEOUT,
 	K_INTERVAL, K_OAUTH2_TOKEN_COMMAND, K_MAX_MESSAGES,
 	K_ADD_RECEIVED_HEADER, K_PROXY, K_KEEPALIVE, K_MDA, K_LMTP, K_MBOX,
-	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_COUNT
+	K_RECIPIENT, K_ON_NEW_MAIL, K_ENABLED, K_VERIFY_CA, K_TLS_MIN_VERSION,
+	K_TLS_CERT, K_TLS_KEY, K_COUNT
 };
+_Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 
-#define BIT(k)		(1u << (k))
+#define BIT(k)		((uint64_t)1 << (k))
 #define PW_KEYS		(BIT(K_PASSWORD) | BIT(K_PASSWORD_FILE) | \
 			    BIT(K_PASSWORD_COMMAND) | BIT(K_OAUTH2_TOKEN_COMMAND))
 #define TARGET_KEYS	(BIT(K_MAILDIR) | BIT(K_MDA) | BIT(K_LMTP) | \
 			    BIT(K_MBOX))
 #define ARGV_MAX	256		/* arguments of a command */
+#define PEM_MAX		(1024 * 1024)	/* bytes of a PEM file read */
 
 /* What one config_load needs to know while it walks the file. */
 struct ctx {
@@ -71,8 +75,8 @@ struct ctx {
 /* An account being assembled, with where each key came from. */
 struct acfg {
 	struct account		 a;
-	unsigned		 own;	/* keys set in the account's group */
-	unsigned		 inh;	/* keys inherited from the top level */
+	uint64_t		 own;	/* keys set in the account's group */
+	uint64_t		 inh;	/* keys inherited from the top level */
 	const config_setting_t	*src[K_COUNT];
 };
 
@@ -137,6 +141,14 @@ static int	key_recipient(struct ctx *, const config_setting_t *,
 		    struct account *);
 static int	key_on_new_mail(struct ctx *, const config_setting_t *,
 		    struct account *);
+static int	key_verify_ca(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_tls_min_version(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_tls_cert(struct ctx *, const config_setting_t *,
+		    struct account *);
+static int	key_tls_key(struct ctx *, const config_setting_t *,
+		    struct account *);
 
 /* In the order of enum key. */
 static const struct keydef {
@@ -175,9 +187,14 @@ static const struct keydef {
 	{ "recipient",		K_RECIPIENT,		key_recipient },
 	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
 	{ "enabled",		K_ENABLED,		key_enabled },
+	{ "verify_ca",		K_VERIFY_CA,		key_verify_ca },
+	{ "tls_min_version",	K_TLS_MIN_VERSION,	key_tls_min_version },
+	{ "tls_cert",		K_TLS_CERT,		key_tls_cert },
+	{ "tls_key",		K_TLS_KEY,		key_tls_key },
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
+static const char *const tls_min_names[] = { "1.2", "1.3" };
 static const char *const auth_names[] = {
 	"auto", "user", "apop", "plain", "login", "cram-md5", "xoauth2",
 	"oauthbearer"
@@ -323,6 +340,18 @@ get_bool(struct ctx *c, const config_setting_t *s, bool *vp)
 	return 0;
 }
 
+/* A boolean kept negated: enabled = false sets disabled. */
+static int
+get_bool_negated(struct ctx *c, const config_setting_t *s, bool *vp)
+{
+	bool on;
+
+	if (get_bool(c, s, &on) == -1)
+		return -1;
+	*vp = !on;
+	return 0;
+}
+
 /* Returns the index of string s in names, or -1 after an error. */
 static int
 get_enum(struct ctx *c, const config_setting_t *s, const char *const *names,
@@ -387,6 +416,18 @@ set_str(char **dst, char *v)
 {
 	free(*dst);
 	*dst = v;
+}
+
+/* A path (get_path) into *dst, replacing what was there. */
+static int
+set_path(struct ctx *c, const config_setting_t *s, char **dst)
+{
+	char *v;
+
+	if (get_path(c, s, &v) == -1)
+		return -1;
+	set_str(dst, v);
+	return 0;
 }
 
 static int
@@ -485,12 +526,7 @@ key_allow_plaintext(struct ctx *c, const config_setting_t *s,
 static int
 key_ca_file(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->ca_file, v);
-	return 0;
+	return set_path(c, s, &a->ca_file);
 }
 
 /* One pin: "sha256//" and the base64 of 32 bytes (43 digits and "="). */
@@ -510,29 +546,130 @@ valid_pin(const char *p, size_t n)
 	return strchr("AEIMQUYcgkosw048", p[n - 2]) != NULL;
 }
 
+/*
+ * How many bytes of hex, in pairs separated by ":", p holds in its n
+ * characters (as "AB:CD:..."), or 0 when it is not of that form.
+ */
+static size_t
+hex_colon_bytes(const char *p, size_t n)
+{
+	size_t i;
+
+	if (n < 2 || (n + 1) % 3 != 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (i % 3 == 2 ? p[i] != ':' : !isxdigit((unsigned char)p[i]))
+			return 0;
+	return (n + 1) / 3;
+}
+
+/*
+ * A certificate fingerprint as mpop's tls_fingerprint and "openssl x509
+ * -fingerprint -sha256" give it: 32 bytes. Shorter ones are SHA-1 or MD5.
+ * p and n: the one to check; v: the whole value, for the error.
+ */
+static int
+check_cert_fp(struct ctx *c, const config_setting_t *s, const char *v,
+    const char *p, size_t n)
+{
+	char e1[512], *one;
+	size_t bytes = hex_colon_bytes(p, n);
+
+	if (bytes == 32)
+		return 0;
+	one = xstrndup(p, n);
+	if (bytes == 20 || bytes == 16)
+		cfg_error(c, s, "fingerprint: \"%s\" is %s fingerprint, "
+		    "too weak to trust a server by; give its SHA-256 one "
+		    "(openssl x509 -noout -fingerprint -sha256)",
+		    esc(e1, sizeof(e1), one), bytes == 20 ? "a SHA-1" :
+		    "an MD5");
+	else
+		cfg_error(c, s, "fingerprint: \"%s\" is neither a public-key "
+		    "pin sha256//BASE64 (44 characters of base64 of a SHA-256 "
+		    "digest) nor a certificate's SHA-256 fingerprint "
+		    "AB:CD:... (32 bytes in hex, separated by \":\"); several "
+		    "of one kind are separated by \";\"",
+		    esc(e1, sizeof(e1), v));
+	free(one);
+	return -1;
+}
+
+/*
+ * Public-key pins go to libcurl as they are; certificate fingerprints
+ * are ours to check (upper case, compared as text). The two kinds would
+ * be checked one after the other, so a list holds one kind only.
+ */
 static int
 key_fingerprint(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v, *p;
-	char e1[512];
-	size_t n;
+	size_t n, i, pins = 0, fps = 0;
+	char *up;
 
 	if (get_string(c, s, &v) == -1)
 		return -1;
 	for (p = v;; p += n + 1) {
 		n = strcspn(p, ";");
-		if (!valid_pin(p, n)) {
-			cfg_error(c, s, "fingerprint: \"%s\" is not of the "
-			    "form sha256//BASE64 (44 characters of base64 of a "
-			    "SHA-256 digest; several separated by \";\")",
-			    esc(e1, sizeof(e1), v));
+		if (valid_pin(p, n))
+			pins++;
+		else if (check_cert_fp(c, s, v, p, n) == 0)
+			fps++;
+		else
 			return -1;
-		}
 		if (p[n] == '\0')
 			break;
 	}
-	set_str(&a->fingerprint, xstrdup(v));
+	if (pins > 0 && fps > 0) {
+		cfg_error(c, s, "fingerprint: give public-key pins (sha256//...) "
+		    "or certificate fingerprints (AB:CD:...), not both");
+		return -1;
+	}
+	up = xstrdup(v);
+	for (i = 0; fps > 0 && up[i] != '\0'; i++)
+		up[i] = (char)toupper((unsigned char)up[i]);
+	set_str(&a->fingerprint, pins > 0 ? up : NULL);
+	set_str(&a->cert_fingerprint, fps > 0 ? up : NULL);
 	return 0;
+}
+
+static int
+key_verify_ca(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return get_bool_negated(c, s, &a->pin_only);
+}
+
+static int
+key_tls_min_version(struct ctx *c, const config_setting_t *s,
+    struct account *a)
+{
+	const char *v;
+	int i;
+
+	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
+	    (v = config_setting_get_string(s)) != NULL &&
+	    (strcmp(v, "1.0") == 0 || strcmp(v, "1.1") == 0)) {
+		cfg_error(c, s, "tls_min_version: TLS %s is not offered: TLS "
+		    "1.0 and 1.1 are broken and deprecated (RFC 8996); "
+		    "expected \"1.2\" or \"1.3\"", v);
+		return -1;
+	}
+	if ((i = get_enum(c, s, tls_min_names, 2)) == -1)
+		return -1;
+	a->tls_min = (enum tls_min)i;
+	return 0;
+}
+
+static int
+key_tls_cert(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return set_path(c, s, &a->tls_cert);
+}
+
+static int
+key_tls_key(struct ctx *c, const config_setting_t *s, struct account *a)
+{
+	return set_path(c, s, &a->tls_key);
 }
 
 static int
@@ -557,21 +694,22 @@ check_secret_mode(struct ctx *c, const config_setting_t *s)
 	const char *key = config_setting_name(s);
 	const char *file = config_setting_source_file(s);
 	struct stat st;
-	char *path, *p;
+	char *path, *p, *what;
+	struct err e;
 	int rv = -1;
 
 	path = src_path(c, file);
 	p = buf_escape(path, strlen(path), 256);
+	what = xasprintf("%s holds a password but", p);
 	st.st_mode = c->mode;
 	if (file != NULL && stat(path, &st) == -1)
 		cfg_error(c, s, "%s: cannot check the permissions of "
 		    "%s: %s", key, p, strerror(errno));
-	else if ((st.st_mode & 077) != 0)
-		cfg_error(c, s, "%s: %s holds a password but is "
-		    "accessible to group or others (mode %04o); run: chmod 600 "
-		    "%s", key, p, (unsigned)(st.st_mode & 07777), p);
+	else if (fs_check_private(st.st_mode, what, p, &e) == -1)
+		cfg_error(c, s, "%s: %s", key, e.msg);
 	else
 		rv = 0;
+	free(what);
 	free(p);
 	free(path);
 	return rv;
@@ -599,12 +737,7 @@ static int
 key_password_file(struct ctx *c, const config_setting_t *s,
     struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->password_file, v);
-	return 0;
+	return set_path(c, s, &a->password_file);
 }
 
 static int
@@ -635,23 +768,13 @@ key_auth(struct ctx *c, const config_setting_t *s, struct account *a)
 static int
 key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->maildir, v);
-	return 0;
+	return set_path(c, s, &a->maildir);
 }
 
 static int
 key_enabled(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	bool on;
-
-	if (get_bool(c, s, &on) == -1)
-		return -1;
-	a->disabled = !on;
-	return 0;
+	return get_bool_negated(c, s, &a->disabled);
 }
 
 static int
@@ -905,12 +1028,7 @@ key_on_new_mail(struct ctx *c, const config_setting_t *s, struct account *a)
 static int
 key_mbox(struct ctx *c, const config_setting_t *s, struct account *a)
 {
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(&a->mbox, v);
-	return 0;
+	return set_path(c, s, &a->mbox);
 }
 
 /* "unix:/PATH", or "HOST:PORT" (an IPv6 address as "[ADDR]:PORT"). */
@@ -1105,6 +1223,9 @@ account_clear(struct account *a)
 	free(a->host);
 	free(a->ca_file);
 	free(a->fingerprint);
+	free(a->cert_fingerprint);
+	free(a->tls_cert);
+	free(a->tls_key);
 	free(a->user);
 	xfree_secret(a->password);
 	free(a->password_file);
@@ -1139,6 +1260,9 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.host = dup_or_null(d->host);
 	ac->a.ca_file = dup_or_null(d->ca_file);
 	ac->a.fingerprint = dup_or_null(d->fingerprint);
+	ac->a.cert_fingerprint = dup_or_null(d->cert_fingerprint);
+	ac->a.tls_cert = dup_or_null(d->tls_cert);
+	ac->a.tls_key = dup_or_null(d->tls_key);
 	ac->a.user = dup_or_null(d->user);
 	ac->a.password = dup_or_null(d->password);
 	ac->a.password_file = dup_or_null(d->password_file);
@@ -1153,7 +1277,7 @@ acfg_inherit(struct acfg *ac, const struct acfg *def)
 	ac->a.on_new_mail = argv_dup(d->on_new_mail);
 }
 
-static int	count_bits(unsigned);
+static int	count_bits(uint64_t);
 
 /* A delivery target set in the account replaces the inherited one. */
 static void
@@ -1185,7 +1309,7 @@ static void
 acfg_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     const char *label)
 {
-	unsigned set = (ac->own | ac->inh) & TARGET_KEYS;
+	uint64_t set = (ac->own | ac->inh) & TARGET_KEYS;
 	const config_setting_t *at = g;
 	int k;
 
@@ -1245,7 +1369,7 @@ acfg_password_override(struct acfg *ac)
 }
 
 static int
-count_bits(unsigned v)
+count_bits(uint64_t v)
 {
 	int n;
 
@@ -1254,13 +1378,147 @@ count_bits(unsigned v)
 	return n;
 }
 
+/*
+ * Reads the PEM file path, named by setting s, into *text (NUL-terminated,
+ * at most PEM_MAX bytes; free with xfree_secret) and its mode into *mode.
+ * Returns 0, or -1 after an error.
+ */
+static int
+read_pem(struct ctx *c, const config_setting_t *s, const char *label,
+    const char *path, mode_t *mode, char **text)
+{
+	const char *why = NULL;
+	char *ep, *buf = NULL;
+	struct stat st;
+	size_t len = 0;
+	ssize_t n = 0;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO must not hang the open; fstat refuses it. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd == -1 || fstat(fd, &st) == -1)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else {
+		buf = xmalloc(PEM_MAX + 1);
+		while (len < PEM_MAX && ((n = read(fd, buf + len,
+		    PEM_MAX - len)) > 0 || (n == -1 && errno == EINTR)))
+			len += n > 0 ? (size_t)n : 0;
+		if (n == -1)
+			why = strerror(errno);
+		buf[len] = '\0';
+	}
+	if (fd != -1)
+		close(fd);
+	if (why != NULL) {
+		ep = buf_escape(path, strlen(path), 256);
+		cfg_error(c, s, "%s: %s: %s: %s", label, config_setting_name(s),
+		    ep, why);
+		free(ep);
+		xfree_secret(buf);
+		return -1;
+	}
+	*mode = st.st_mode;
+	*text = buf;
+	return 0;
+}
+
+/* Whether PEM text holds a private key ("-----BEGIN ...PRIVATE KEY"). */
+static bool
+pem_has_key(const char *text)
+{
+	const char *p, *end;
+	size_t n;
+
+	for (p = text; (p = strstr(p, "-----BEGIN ")) != NULL; p = end + 5) {
+		p += 11;
+		if ((end = strstr(p, "-----")) == NULL)
+			return false;
+		n = (size_t)(end - p);
+		if (n >= 11 && memcmp(end - 11, "PRIVATE KEY", 11) == 0 &&
+		    memchr(p, '\n', n) == NULL)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The client certificate's key (in tls_key, else in tls_cert): there, in
+ * PEM, unencrypted, and only its owner may read it.
+ */
+static void
+acfg_check_client_cert(struct ctx *c, struct acfg *ac, const char *label)
+{
+	const struct account *a = &ac->a;
+	const char *kf = a->tls_key != NULL ? a->tls_key : a->tls_cert;
+	const config_setting_t *ks = ac->src[a->tls_key != NULL ? K_TLS_KEY :
+	    K_TLS_CERT];
+	char *text, *ep, *what;
+	struct err e;
+	mode_t mode;
+
+	if (a->tls_cert == NULL) {
+		if (a->tls_key != NULL)
+			cfg_error(c, ks, "%s: tls_key without tls_cert",
+			    label);
+		return;
+	}
+	if (read_pem(c, ks, label, kf, &mode, &text) == -1)
+		return;
+	ep = buf_escape(kf, strlen(kf), 256);
+	what = xasprintf("%s holds a private key but", ep);
+	if (!pem_has_key(text))
+		cfg_error(c, ks, "%s: %s: %s holds no PEM private key%s", label,
+		    config_setting_name(ks), ep, a->tls_key == NULL ?
+		    "; set tls_key to the file that does" : "");
+	else if (fs_check_private(mode, what, ep, &e) == -1)
+		cfg_error(c, ks, "%s: %s: %s", label, config_setting_name(ks),
+		    e.msg);
+	else if (strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----") !=
+	    NULL || strstr(text, "Proc-Type: 4,ENCRYPTED") != NULL)
+		cfg_error(c, ks, "%s: %s: %s is encrypted, and popfetch takes "
+		    "no passphrase: keep the key unencrypted, readable by you "
+		    "alone: (umask 077; openssl pkey -in %s -out NEWFILE)",
+		    label, config_setting_name(ks), ep, ep);
+	free(what);
+	free(ep);
+	xfree_secret(text);
+}
+
+/* What no single TLS key can check: verify_ca, fingerprints, proxies. */
+static void
+acfg_check_tls(struct ctx *c, struct acfg *ac, const char *label)
+{
+	const struct account *a = &ac->a;
+
+	if (a->pin_only && a->fingerprint == NULL &&
+	    a->cert_fingerprint == NULL)
+		cfg_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
+		    "trusts the server by its fingerprint alone, and none is "
+		    "set: set fingerprint (popfetch.conf(5) says how to get "
+		    "it)", label);
+	else if (a->pin_only && a->ca_file != NULL)
+		cfg_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
+		    "and ca_file contradict each other: either the "
+		    "certificate's authority is checked (against ca_file) or "
+		    "it is not; remove one", label);
+	if (a->cert_fingerprint != NULL && a->proxy != NULL &&
+	    strncasecmp(a->proxy, "https://", 8) == 0)
+		cfg_error(c, ac->src[K_FINGERPRINT], "%s: a certificate "
+		    "fingerprint is not checked through an https:// proxy (the "
+		    "proxy's certificate would be taken for the server's): pin "
+		    "the server's public key instead (sha256//...)", label);
+	acfg_check_client_cert(c, ac, label);
+}
+
 /* Checks what no single key can: required keys and combinations. */
 static void
 acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     const char *label)
 {
 	static const enum key req[] = { K_NAME, K_HOST, K_USER };
-	unsigned set = ac->own | ac->inh;
+	uint64_t set = ac->own | ac->inh;
 	size_t i;
 
 	for (i = 0; i < sizeof(req) / sizeof(req[0]); i++)
@@ -1293,6 +1551,7 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 		    "deleted as soon as they are delivered)", label);
 	if ((set & BIT(K_PORT)) == 0)
 		ac->a.port = ac->a.tls == TLS_IMPLICIT ? 995 : 110;
+	acfg_check_tls(c, ac, label);
 }
 
 static void

@@ -13,6 +13,12 @@ enum tls_mode {
 	TLS_NONE		/* cleartext: only with allow_plaintext */
 };
 
+/* The oldest TLS version accepted (tls_min_version). */
+enum tls_min {
+	TLS_MIN_1_2,		/* the default */
+	TLS_MIN_1_3
+};
+
 enum auth_mech {
 	AUTH_AUTO,		/* chosen from CAPA and the greeting */
 	AUTH_USER,		/* USER/PASS */
@@ -43,7 +49,17 @@ struct account {
 	enum tls_mode	 tls;
 	bool		 allow_plaintext;
 	char		*ca_file;	/* may be NULL */
-	char		*fingerprint;	/* "sha256//BASE64", may be NULL */
+	/* fingerprint: public-key pins or certificate fingerprints */
+	char		*fingerprint;	/* "sha256//BASE64", ";"-separated,
+					   or NULL */
+	char		*cert_fingerprint; /* "AB:CD:...", the SHA-256 of a
+					   certificate in upper case,
+					   ";"-separated, or NULL */
+	bool		 pin_only;	/* verify_ca = false: one of the two
+					   above is set, ca_file is not */
+	enum tls_min	 tls_min;
+	char		*tls_cert;	/* client certificate (PEM), or NULL */
+	char		*tls_key;	/* its key (PEM); NULL: in tls_cert */
 	char		*user;
 	/* at most one of the next four is non-NULL; none: ~/.netrc */
 	char		*password;
@@ -90,8 +106,9 @@ struct config {
  * state_dir is not absolute) and a message that starts "FILE:LINE: " when
  * a line is known. Every mistake is an error: unknown keys, wrong types,
  * missing required keys, duplicate names, tls = "none" without
- * allow_plaintext = true, and a file that holds a password while readable
- * by group or others.
+ * allow_plaintext = true, verify_ca = false without a fingerprint, and a
+ * file that holds a password or a private key (tls_key) while readable by
+ * group or others.
  * The state directory is state_dir (--state-dir) if not NULL, else the
  * file's state_dir, else $STATE_DIRECTORY (systemd's StateDirectory=; the
  * first if it lists several, and it must be absolute), else

@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "cred.h"
+#include "fsutil.h"
 #include "netrc.h"
 #include "xmalloc.h"
 
@@ -82,6 +83,8 @@ static int
 check_file(int fd, const char *ep, struct err *e)
 {
 	struct stat st;
+	char *what;
+	int rc;
 
 	if (fstat(fd, &st) == -1) {
 		err_set(e, EX_CONFIG, "password_file %s: %s", ep,
@@ -93,13 +96,10 @@ check_file(int fd, const char *ep, struct err *e)
 		    ep);
 		return -1;
 	}
-	if ((st.st_mode & 077) != 0) {
-		err_set(e, EX_CONFIG, "password_file %s is accessible to group "
-		    "or others (mode %04o); run: chmod 600 %s", ep,
-		    (unsigned)(st.st_mode & 07777), ep);
-		return -1;
-	}
-	return 0;
+	what = xasprintf("password_file %s", ep);
+	rc = fs_check_private(st.st_mode, what, ep, e);
+	free(what);
+	return rc;
 }
 
 static int

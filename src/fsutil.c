@@ -43,6 +43,17 @@ out:
 	return rc;
 }
 
+int
+fs_check_private(mode_t mode, const char *what, const char *path,
+    struct err *e)
+{
+	if ((mode & 077) == 0)
+		return 0;
+	err_set(e, EX_CONFIG, "%s is accessible to group or others (mode "
+	    "%04o); run: chmod 600 %s", what, (unsigned)(mode & 07777), path);
+	return -1;
+}
+
 static int
 fs_mkdir(const char *path, const char *what, struct err *e)
 {

@@ -2,6 +2,8 @@
 #ifndef POPFETCH_FSUTIL_H
 #define POPFETCH_FSUTIL_H
 
+#include <sys/types.h>
+
 #include <stdbool.h>
 
 #include "err.h"
@@ -33,6 +35,17 @@ int	fs_writable(const char *dir, const char *what, struct err *e);
  * or -1 with e filled in (EX_IOERR, "cannot sync WHAT DIR: reason").
  */
 int	fs_sync_parent(const char *path, bool created, const char *what,
+	    struct err *e);
+
+/*
+ * Refuses a file that holds a secret (a password, a private key) when
+ * group or others may access it: returns 0 when mode (a st_mode) gives
+ * them nothing, else -1 with e filled in: EX_CONFIG, "WHAT is accessible
+ * to group or others (mode 0644); run: chmod 600 PATH". what begins the
+ * message ("password_file /p", "/p holds a password but"); path is the
+ * file as shown, escaped by the caller.
+ */
+int	fs_check_private(mode_t mode, const char *what, const char *path,
 	    struct err *e);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fsutil.h"
 #include "netrc.h"
 #include "xmalloc.h"
 
@@ -519,19 +520,19 @@ check_type(int fd, const char *ep, struct stat *st, struct err *e)
 static int
 check_private(const struct stat *st, const char *ep, struct err *e)
 {
+	char *what;
+	int rc;
+
 	if (st->st_uid != geteuid()) {
 		err_set(e, EX_CONFIG, "%s holds a password but is owned by "
 		    "uid %lu, not by uid %lu that runs popfetch", ep,
 		    (unsigned long)st->st_uid, (unsigned long)geteuid());
 		return -1;
 	}
-	if ((st->st_mode & 077) != 0) {
-		err_set(e, EX_CONFIG, "%s holds a password but is accessible "
-		    "to group or others (mode %04o); run: chmod 600 %s", ep,
-		    (unsigned)(st->st_mode & 07777), ep);
-		return -1;
-	}
-	return 0;
+	what = xasprintf("%s holds a password but", ep);
+	rc = fs_check_private(st->st_mode, what, ep, e);
+	free(what);
+	return rc;
 }
 
 static int

@@ -16,7 +16,9 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "pop3.h"
+#include "tlspeer.h"
 #include "xmalloc.h"
 
 #define POP3_INBUF	(256 * 1024)	/* bytes read per recv at most */
@@ -81,6 +83,8 @@ struct pop3 {
 	bool		 tls_port_guard; /* port 995 without implicit TLS */
 	bool		 tls_port;	/* it stayed silent: given up */
 	int64_t		 connected_ms;	/* when the guard saw TCP connected */
+	struct tlspeer	 peer;		/* the server's certificate */
+	bool		 pin_only;	/* trusted by its pin alone */
 
 	/* the engine: a FIFO of commands awaiting their responses */
 	struct pop3_req	*reqs;
@@ -436,6 +440,68 @@ pop3_connect_error(struct pop3 *p, const struct pop3_login *l,
 		    l->host, l->port, why);
 }
 
+/* A refused server certificate, with its pin to compare if we saw it. */
+static void
+pop3_untrusted(const struct pop3 *p, const char *why, struct err *e)
+{
+	if (p->peer.mismatch)
+		err_set(e, EX_NOPERM, "server certificate not trusted: its "
+		    "SHA-256 fingerprint %s is not one of fingerprint",
+		    p->peer.fp);
+	else if (p->peer.pin[0] != '\0')
+		err_set(e, EX_NOPERM, "server certificate not trusted: %s "
+		    "(the server's key pin: %s; see fingerprint in "
+		    "popfetch.conf(5))", why, p->peer.pin);
+	else
+		err_set(e, EX_NOPERM, "server certificate not trusted: %s",
+		    why);
+}
+
+/*
+ * Whether the server's TLS alert refuses our client certificate, or the
+ * lack of one. Only a server sends these about a certificate that is
+ * not its own; TLS 1.3 sends them after the handshake, as we first read.
+ */
+static bool
+pop3_client_cert_refused(const struct pop3 *p, const struct pop3_login *l,
+    CURLcode rc)
+{
+	static const char *const alerts[] = {
+		"alert certificate required", "alert bad certificate",
+		"alert unknown ca", "alert certificate unknown",
+		"alert certificate expired", "alert certificate revoked",
+		"alert unsupported certificate"
+	};
+	size_t i;
+
+	if (rc == CURLE_SSL_CLIENTCERT)
+		return true;
+	if (rc != CURLE_SSL_CONNECT_ERROR && rc != CURLE_RECV_ERROR &&
+	    rc != CURLE_GOT_NOTHING)
+		return false;
+	for (i = 0; i < sizeof(alerts) / sizeof(alerts[0]); i++)
+		if (strstr(p->errbuf, alerts[i]) != NULL)
+			return i == 0 || l->tls_cert != NULL;
+	return false;
+}
+
+static void
+pop3_client_cert_error(const struct pop3_login *l, const char *why,
+    struct err *e)
+{
+	char *ep;
+
+	if (l->tls_cert == NULL) {
+		err_set(e, EX_NOPERM, "the server wants a client certificate, "
+		    "and the account has none (tls_cert): %s", why);
+		return;
+	}
+	ep = buf_escape(l->tls_cert, strlen(l->tls_cert), 256);
+	err_set(e, EX_NOPERM, "the server refused the client certificate "
+	    "(tls_cert %s): %s", ep, why);
+	free(ep);
+}
+
 static void
 pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
     struct err *e)
@@ -447,7 +513,10 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 	char *last = pop3_last(p), *reason = NULL;
 	int code;
 
-	switch (rc) {
+	switch (pop3_client_cert_refused(p, l, rc) ? CURLE_SSL_CLIENTCERT : rc) {
+	case CURLE_SSL_CLIENTCERT:
+		pop3_client_cert_error(l, why, e);
+		break;
 	case CURLE_LOGIN_DENIED:
 		code = pop3_err_code(p->last, p->lastlen, EX_NOPERM);
 		if (pop3_mech_missing(p)) {
@@ -487,8 +556,7 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-		err_set(e, EX_NOPERM, "server certificate not trusted: %s",
-		    why);
+		pop3_untrusted(p, why, e);
 		break;
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CERTPROBLEM:
@@ -503,6 +571,12 @@ pop3_curl_error(struct pop3 *p, const struct pop3_login *l, CURLcode rc,
 			    "plaintext, not TLS: a port that greets first "
 			    "(as 110 does) takes tls = \"starttls\" (%s)",
 			    l->host, l->port, why);
+		else if (strstr(p->errbuf, "protocol version") != NULL ||
+		    strstr(p->errbuf, "unsupported protocol") != NULL)
+			err_set(e, EX_PROTOCOL, "TLS handshake failed: the "
+			    "server's TLS version is below tls_min_version = "
+			    "\"%s\" (%s)", l->tls_min == TLS_MIN_1_3 ? "1.3" :
+			    "1.2", why);
 		else
 			err_set(e, EX_PROTOCOL, "TLS handshake failed: %s",
 			    why);
@@ -604,7 +678,6 @@ pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 {
 	struct pop3 *p = arg;
 	curl_off_t ct = 0;
-	struct timespec ts;
 	int64_t now;
 
 	(void)dt;
@@ -616,8 +689,7 @@ pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	if (p->tls_port_guard && p->lines_in == 0 &&
 	    curl_easy_getinfo(p->curl, CURLINFO_CONNECT_TIME_T, &ct) ==
 	    CURLE_OK && ct > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		now = clock_ms();
 		if (p->connected_ms == 0)
 			p->connected_ms = now;
 		else if (now - p->connected_ms >= TLS_PORT_WAIT * 1000)
@@ -625,6 +697,17 @@ pop3_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	}
 	return p->bad_greeting || p->tls_port ||
 	    (p->cancel != NULL && *p->cancel) ? 1 : 0;
+}
+
+/*
+ * Whether tlspeer sees the handshake: only with libcurl on our OpenSSL,
+ * and never through an https:// proxy, whose own handshake it would see.
+ */
+static bool
+pop3_hook_tls(const struct pop3_login *l)
+{
+	return tlspeer_usable() && (l->proxy == NULL ||
+	    strncasecmp(l->proxy, "https://", 8) != 0);
 }
 
 /* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
@@ -645,9 +728,22 @@ pop3_setopts(struct pop3 *p, const struct pop3_login *l, enum auth_mech auth,
 	 * the server does not offer STLS. */
 	SET(CURLOPT_USE_SSL, (long)(l->tls == TLS_NONE ? CURLUSESSL_NONE :
 	    CURLUSESSL_ALL));
-	SET(CURLOPT_SSL_VERIFYPEER, 1L);
-	SET(CURLOPT_SSL_VERIFYHOST, 2L);
-	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	/* verify_ca = false: a pinned key is the server's identity, which
+	 * no name and no CA can add to; libcurl checks the pin all the
+	 * same (lib/vtls/openssl.c, servercert()), and tlspeer_ssl_ctx a
+	 * pinned certificate. */
+	SET(CURLOPT_SSL_VERIFYPEER, l->pin_only ? 0L : 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, l->pin_only ? 0L : 2L);
+	SET(CURLOPT_SSLVERSION, (long)(l->tls_min == TLS_MIN_1_3 ?
+	    CURL_SSLVERSION_TLSv1_3 : CURL_SSLVERSION_TLSv1_2));
+	if (l->tls != TLS_NONE && pop3_hook_tls(l)) {
+		SET(CURLOPT_SSL_CTX_FUNCTION, tlspeer_ssl_ctx);
+		SET(CURLOPT_SSL_CTX_DATA, &p->peer);
+	}
+	if (l->tls_cert != NULL) {
+		SET(CURLOPT_SSLCERT, l->tls_cert);
+		SET(CURLOPT_SSLKEY, l->tls_key);
+	}
 	if (l->ca_file != NULL) {
 		/*
 		 * ca_file is the only anchor. libcurl also searches the CA
@@ -1125,9 +1221,20 @@ pop3_login_once(struct pop3 *p, const struct pop3_login *l, struct err *e)
 	curl_socket_t fd = CURL_SOCKET_BAD;
 	enum auth_mech auth = l->auth;
 	const char *opts = pop3_login_options(auth);
+	const char *sv = curl_version_info(CURLVERSION_NOW)->ssl_version;
 	CURLcode rc;
 	char *url;
 
+	memset(&p->peer, 0, sizeof(p->peer));
+	p->peer.cert_fps = l->cert_fingerprint;
+	p->peer.pin_only = p->pin_only = l->pin_only;
+	if (l->cert_fingerprint != NULL && !pop3_hook_tls(l)) {
+		err_set(e, EX_UNAVAILABLE, "a certificate fingerprint cannot "
+		    "be checked: libcurl's TLS library (%s) is not the OpenSSL "
+		    "popfetch was built with; pin the server's public key "
+		    "instead (sha256//...)", sv != NULL ? sv : "none");
+		return -1;
+	}
 	if ((p->curl = curl_easy_init()) == NULL) {
 		err_set(e, EX_SOFTWARE, "curl_easy_init failed");
 		return -1;
@@ -1379,11 +1486,14 @@ pop3_capa_text(const struct pop3 *p)
 	    "(CAPA not supported)");
 }
 
-/* "CN=name" of a certificate, and in how many days it expires. */
+/*
+ * "CN=name" of a certificate, how it was trusted, in how many days it
+ * expires, and its key's pin: the value fingerprint takes.
+ */
 static void
-pop3_cert_info(X509 *cert, char *out, size_t size)
+pop3_cert_info(const struct pop3 *p, X509 *cert, char *out, size_t size)
 {
-	char cn[256];
+	char cn[256], pin[TLSPEER_PINLEN], days_left[32] = "";
 	int days = 0, secs = 0;
 	char *esc;
 
@@ -1393,27 +1503,14 @@ pop3_cert_info(X509 *cert, char *out, size_t size)
 	/* The server chose this text: it is escaped. */
 	esc = buf_escape(cn, strlen(cn), 100);
 	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(cert)) == 1)
-		snprintf(out, size, "certificate CN=%s, verified, expires in "
-		    "%d days", esc, days);
-	else
-		snprintf(out, size, "certificate CN=%s, verified", esc);
+		snprintf(days_left, sizeof(days_left), ", expires in %d days",
+		    days);
+	tlspeer_key_pin(cert, pin);
+	snprintf(out, size, "certificate CN=%s, %s%s, key pin %s", esc,
+	    p->pin_only ? "trusted by its fingerprint alone (CA and name not "
+	    "checked)" : "verified", days_left, pin[0] != '\0' ? pin :
+	    "unknown");
 	free(esc);
-}
-
-/* Whether libcurl's TLS library is the OpenSSL this program uses. */
-static bool
-pop3_same_openssl(void)
-{
-	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-	const char *ours = OpenSSL_version(OPENSSL_VERSION), *sp;
-	char want[64];
-
-	/* libcurl says "OpenSSL/3.0.17"; OpenSSL "OpenSSL 3.0.17 1 Jul..." */
-	if (cv->ssl_version == NULL || (sp = strchr(ours, ' ')) == NULL)
-		return false;
-	snprintf(want, sizeof(want), "OpenSSL/%.*s", (int)strcspn(sp + 1,
-	    " "), sp + 1);
-	return strcmp(cv->ssl_version, want) == 0;
 }
 
 char *
@@ -1426,7 +1523,7 @@ pop3_tls_info(const struct pop3 *p)
 
 	/* libcurl's SSL object is ours to read only when its TLS library
 	 * is the very OpenSSL we link (LibreSSL says OPENSSL too). */
-	if (!pop3_same_openssl() || p->curl == NULL ||
+	if (!tlspeer_usable() || p->curl == NULL ||
 	    curl_easy_getinfo(p->curl, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK ||
 	    ti == NULL || ti->backend != CURLSSLBACKEND_OPENSSL ||
 	    ti->internals == NULL)
@@ -1438,7 +1535,7 @@ pop3_tls_info(const struct pop3 *p)
 	x = SSL_get1_peer_certificate(ssl);
 #endif
 	if (x != NULL) {
-		pop3_cert_info(x, cert, sizeof(cert));
+		pop3_cert_info(p, x, cert, sizeof(cert));
 		X509_free(x);
 	}
 	return xasprintf("%s, %s%s%s", SSL_get_version(ssl),
@@ -1832,20 +1929,11 @@ pop3_fill(struct pop3 *p, struct err *e)
 	return 1;
 }
 
-static int64_t
-pop3_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int
 pop3_step(struct pop3 *p, struct err *e)
 {
 	unsigned long before = p->completed;
-	int64_t deadline = pop3_now_ms() + (int64_t)p->timeout * 1000, left;
+	int64_t deadline = clock_ms() + (int64_t)p->timeout * 1000, left;
 	struct pollfd pfd;
 	int r;
 
@@ -1865,12 +1953,12 @@ pop3_step(struct pop3 *p, struct err *e)
 				return -1;
 			if (p->completed != before || p->rcount == 0)
 				return 0;
-			deadline = pop3_now_ms() + (int64_t)p->timeout * 1000;
+			deadline = clock_ms() + (int64_t)p->timeout * 1000;
 			continue;
 		}
 		if (p->rcount == 0 && p->out.len == 0)
 			return 0;
-		if ((left = deadline - pop3_now_ms()) <= 0) {
+		if ((left = deadline - clock_ms()) <= 0) {
 			err_set(e, EX_TEMPFAIL, "timed out after %u s waiting "
 			    "for the server%s%s", p->timeout, p->rcount > 0 ?
 			    " to answer " : "", p->rcount > 0 ?

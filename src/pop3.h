@@ -39,7 +39,13 @@ struct pop3_login {
 	unsigned	 port;
 	enum tls_mode	 tls;
 	const char	*ca_file;	/* the only anchor; NULL: the system's */
-	const char	*fingerprint;	/* NULL or "sha256//..." */
+	const char	*fingerprint;	/* NULL or "sha256//...;..." */
+	const char	*cert_fingerprint;	/* NULL or "AB:CD:...;..." */
+	bool		 pin_only;	/* one of the two above is the only
+					   trust: no CA, no name checked */
+	enum tls_min	 tls_min;
+	const char	*tls_cert;	/* client certificate, or NULL */
+	const char	*tls_key;	/* its key; NULL: in tls_cert */
 	const char	*proxy;		/* NULL, or a libcurl proxy URL */
 	const char	*user;
 	const char	*secret;	/* password or bearer token */
@@ -60,9 +66,11 @@ struct pop3_login {
  * Connects and logs in, then asks CAPA. Returns 0 with the session in
  * *pp, or -1 with e filled in: EX_TEMPFAIL (cannot connect, timeout,
  * [IN-USE], [SYS/TEMP], [LOGIN-DELAY]), EX_NOPERM (login refused, server
- * certificate or pin not trusted), EX_PROTOCOL (no STLS where required,
- * a TLS handshake that fails, a reply that is not POP3), EX_CONFIG (an
- * unusable ca_file), EX_UNAVAILABLE (libcurl cannot do it at all). No
+ * certificate or pin not trusted, client certificate refused by the
+ * server), EX_PROTOCOL (no STLS where required, a TLS handshake that
+ * fails, a server below tls_min, a reply that is not POP3), EX_CONFIG
+ * (an unusable ca_file, tls_cert or tls_key), EX_UNAVAILABLE (libcurl
+ * cannot do it at all, or cannot check a certificate fingerprint). No
  * credential is ever sent before TLS unless tls is TLS_NONE. With
  * AUTH_AUTO the method is chosen from the greeting and CAPA as
  * popfetch.conf(5) says under "auth": one that sends the password over
@@ -131,8 +139,9 @@ enum pop3_utf8 pop3_utf8(const struct pop3 *, const char **reply);
 char	*pop3_capa_text(const struct pop3 *);
 
 /*
- * The TLS version, cipher, and the server certificate's CN and days to
- * expiry, as text the caller frees; NULL without TLS.
+ * The TLS version, cipher, the server certificate's CN, how it was
+ * trusted, its days to expiry and its public-key pin ("sha256//..."), as
+ * text the caller frees; NULL without TLS.
  */
 char	*pop3_tls_info(const struct pop3 *);
 

@@ -484,9 +484,16 @@ class Session:
     def start_tls(self):
         self.sock.settimeout(10)
         try:
-            self.sock = self.srv.ctx.wrap_socket(self.sock, server_side=True)
+            # The handshake apart: a failed wrap_socket closes the socket.
+            self.sock = self.srv.ctx.wrap_socket(
+                self.sock, server_side=True, do_handshake_on_connect=False)
+            self.sock.do_handshake()
         except (OSError, ValueError) as e:
             self.event("tls-failed", error=str(e))
+            if self.args.client_ca:
+                # As a real server would, let the client read the alert
+                # (a close with its bytes unread resets the connection).
+                time.sleep(1)
             raise Closed()
         self.sock.settimeout(None)
         self.tls = True
@@ -1005,6 +1012,11 @@ class Server:
         if args.tls_implicit or args.stls:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ctx.load_cert_chain(args.cert, args.key)
+            if args.tls_max == "1.2":
+                self.ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            if args.client_ca:
+                self.ctx.verify_mode = ssl.CERT_REQUIRED
+                self.ctx.load_verify_locations(args.client_ca)
 
     def serve(self):
         a = self.args
@@ -1076,6 +1088,10 @@ def main():
     ap.add_argument("--stls", action="store_true", help="support STLS")
     ap.add_argument("--cert", help="certificate (PEM) for TLS")
     ap.add_argument("--key", help="private key (PEM) for TLS")
+    ap.add_argument("--tls-max", choices=["1.2"],
+                    help="speak no TLS version above this one")
+    ap.add_argument("--client-ca", metavar="PEM",
+                    help="require a client certificate from this CA")
     ap.add_argument("--apop", action="store_true",
                     help="<timestamp> in the greeting, APOP accepted")
     ap.add_argument("--sasl", default="",

@@ -40,6 +40,14 @@
 	"   maildir = \"/m\"; password_command = \"x\"; }\n" \
 	");\n"
 
+/* A certificate's SHA-256 fingerprint, as mpop and openssl x509 give it. */
+#define CFP	"ED:E2:49:FE:83:05:59:19:99:3A:E7:FB:E9:34:EC:9E:" \
+		"63:C9:6D:D6:CA:90:E9:1A:7A:80:67:78:BE:33:D3:C1"
+#define CFP_LC	"ed:e2:49:fe:83:05:59:19:99:3a:e7:fb:e9:34:ec:9e:" \
+		"63:c9:6d:d6:ca:90:e9:1a:7a:80:67:78:be:33:d3:c1"
+#define SHA1FP	"12:77:2A:0B:DC:75:7E:3E:B4:A1:C2:0C:38:25:EA:9E:2B:58:A9:B4"
+#define MD5FP	"12:77:2A:0B:DC:75:7E:3E:B4:A1:C2:0C:38:25:EA:9E"
+
 typedef const char *(*check_fn)(const struct config *);
 
 struct row {
@@ -70,8 +78,12 @@ chk_defaults(const struct config *c)
 	if (a->password != NULL || a->password_file != NULL ||
 	    strcmp(a->password_command, "pass x") != 0)
 		return "password";
-	if (a->ca_file != NULL || a->fingerprint != NULL)
-		return "ca_file/fingerprint";
+	if (a->ca_file != NULL || a->fingerprint != NULL ||
+	    a->cert_fingerprint != NULL || a->pin_only)
+		return "ca_file/fingerprint/verify_ca";
+	if (a->tls_min != TLS_MIN_1_2 || a->tls_cert != NULL ||
+	    a->tls_key != NULL)
+		return "tls_min_version/tls_cert/tls_key";
 	if (c->max_parallel != 8 || c->max_per_host != 4)
 		return "max_parallel/max_per_host";
 	if (strcmp(c->state_dir, HOME "/.local/state/popfetch") != 0)
@@ -255,6 +267,33 @@ chk_fingerprint(const struct config *c)
 }
 
 static const char *
+chk_pin_only(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	return a->pin_only && a->fingerprint != NULL &&
+	    a->cert_fingerprint == NULL && a->ca_file == NULL ? NULL :
+	    "pin_only";
+}
+
+/* mpop's form, in lower case, is kept in upper case. */
+static const char *
+chk_cert_fp(const struct config *c)
+{
+	const struct account *a = &c->accounts[0];
+
+	if (a->fingerprint != NULL || a->cert_fingerprint == NULL)
+		return "kind";
+	return strcmp(a->cert_fingerprint, CFP ";" CFP) == 0 ? NULL : "case";
+}
+
+static const char *
+chk_tls13(const struct config *c)
+{
+	return c->accounts[0].tls_min == TLS_MIN_1_3 ? NULL : "tls_min";
+}
+
+static const char *
 chk_auth(const struct config *c)
 {
 	return c->accounts[0].auth == AUTH_CRAM_MD5 ? NULL : "auth";
@@ -310,6 +349,17 @@ static const struct row rows[] = {
 	    NULL, chk_fingerprint, 0 },
 	{ "two fingerprints", ACC(" fingerprint = \"" PIN ";" PIN2 "\";\n"),
 	    EX_OK, 0, NULL, chk_fingerprint, 0 },
+	{ "verify_ca = false with a pin",
+	    ACC(" fingerprint = \"" PIN "\";\n verify_ca = false;\n"), EX_OK,
+	    0, NULL, chk_pin_only, 0 },
+	{ "verify_ca = false inherited",
+	    "verify_ca = false;\nfingerprint = \"" PIN2 "\";\n" ACC(""),
+	    EX_OK, 0, NULL, chk_pin_only, 0 },
+	{ "certificate fingerprints",
+	    ACC(" fingerprint = \"" CFP_LC ";" CFP "\";\n"), EX_OK, 0, NULL,
+	    chk_cert_fp, 0 },
+	{ "tls_min_version 1.3", ACC(" tls_min_version = \"1.3\";\n"), EX_OK,
+	    0, NULL, chk_tls13, 0 },
 	{ "auth cram-md5", ACC(" auth = \"cram-md5\";\n"), EX_OK, 0, NULL,
 	    chk_auth, 0 },
 	{ "two accounts", ACC2("a", "b"), EX_OK, 0, NULL, chk_two, 0 },
@@ -575,6 +625,54 @@ static const struct row rows[] = {
 	{ "fingerprint, bad second pin",
 	    ACC(" fingerprint = \"" PIN ";sha256//x\";\n"), EX_CONFIG, 7,
 	    "fingerprint", NULL, 0 },
+	{ "verify_ca = false without fingerprint",
+	    ACC(" verify_ca = false;\n"), EX_CONFIG, 7,
+	    "verify_ca = false trusts the server by its fingerprint alone",
+	    NULL, 0 },
+	{ "verify_ca = false with ca_file",
+	    ACC(" verify_ca = false;\n fingerprint = \"" PIN "\";\n"
+	    " ca_file = \"/ca.pem\";\n"), EX_CONFIG, 7,
+	    "verify_ca = false and ca_file contradict", NULL, 0 },
+	{ "verify_ca = false, ca_file inherited",
+	    "ca_file = \"/ca.pem\";\n" HEAD REQ PWC
+	    " verify_ca = false;\n fingerprint = \"" PIN "\";\n" TAIL,
+	    EX_CONFIG, 8, "contradict", NULL, 0 },
+	{ "verify_ca a string", ACC(" verify_ca = \"no\";\n"), EX_CONFIG, 7,
+	    "verify_ca: expected a boolean", NULL, 0 },
+	{ "tls_min_version 1.0", ACC(" tls_min_version = \"1.0\";\n"),
+	    EX_CONFIG, 7, "TLS 1.0 is not offered", NULL, 0 },
+	{ "tls_min_version 1.1", ACC(" tls_min_version = \"1.1\";\n"),
+	    EX_CONFIG, 7, "RFC 8996", NULL, 0 },
+	{ "tls_min_version 1.4", ACC(" tls_min_version = \"1.4\";\n"),
+	    EX_CONFIG, 7, "expected one of \"1.2\", \"1.3\"", NULL, 0 },
+	{ "tls_min_version a float", ACC(" tls_min_version = 1.3;\n"),
+	    EX_CONFIG, 7, "expected a string, got a float", NULL, 0 },
+	{ "fingerprint SHA-1", ACC(" fingerprint = \"" SHA1FP "\";\n"),
+	    EX_CONFIG, 7, "is a SHA-1 fingerprint", NULL, 0 },
+	{ "fingerprint MD5", ACC(" fingerprint = \"" MD5FP "\";\n"),
+	    EX_CONFIG, 7, "is an MD5 fingerprint", NULL, 0 },
+	{ "fingerprint, hex without colons",
+	    ACC(" fingerprint = \"EDE249FE8305591999\";\n"), EX_CONFIG, 7,
+	    "is neither a public-key pin", NULL, 0 },
+	{ "fingerprint, a colon too many",
+	    ACC(" fingerprint = \"" CFP ":\";\n"), EX_CONFIG, 7,
+	    "is neither", NULL, 0 },
+	{ "fingerprint, not hex", ACC(" fingerprint = \"" "GD:E2:49:FE:83:"
+	    "05:59:19:99:3A:E7:FB:E9:34:EC:9E:63:C9:6D:D6:CA:90:E9:1A:7A:80:"
+	    "67:78:BE:33:D3:C1\";\n"), EX_CONFIG, 7, "is neither", NULL, 0 },
+	{ "fingerprint, both kinds",
+	    ACC(" fingerprint = \"" PIN ";" CFP "\";\n"), EX_CONFIG, 7,
+	    "not both", NULL, 0 },
+	{ "certificate fingerprint through an https proxy",
+	    ACC(" fingerprint = \"" CFP "\";\n proxy = \"https://p:3128\";\n"),
+	    EX_CONFIG, 7, "pin the server's public key instead", NULL, 0 },
+	{ "tls_key without tls_cert", ACC(" tls_key = \"/k.pem\";\n"),
+	    EX_CONFIG, 7, "tls_key without tls_cert", NULL, 0 },
+	{ "tls_cert relative", ACC(" tls_cert = \"c.pem\";\n"), EX_CONFIG, 7,
+	    "tls_cert: \"c.pem\" must be an absolute path", NULL, 0 },
+	{ "tls_cert missing", ACC(" tls_cert = \"/nonexistent/c.pem\";\n"),
+	    EX_CONFIG, 7, "tls_cert: /nonexistent/c.pem: No such file", NULL,
+	    0 },
 	{ "fingerprint, non-canonical base64",
 	    ACC(" fingerprint = \"sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	    "AAAAAAAAB=\";\n"),
@@ -825,6 +923,79 @@ test_files(void)
 	expect_fail("unreadable file: EX_NOINPUT", path, EX_NOINPUT,
 	    strerror(EACCES));
 	remove_temp(path);
+}
+
+#define PEM_CERT	"-----BEGIN CERTIFICATE-----\nMIIB\n" \
+			"-----END CERTIFICATE-----\n"
+#define PEM_KEY		"-----BEGIN PRIVATE KEY-----\nMIGH\n" \
+			"-----END PRIVATE KEY-----\n"
+#define PEM_RSA_ENC	"-----BEGIN RSA PRIVATE KEY-----\n" \
+			"Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\n" \
+			"MIIE\n-----END RSA PRIVATE KEY-----\n"
+#define PEM_ENC		"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHs\n" \
+			"-----END ENCRYPTED PRIVATE KEY-----\n"
+
+/*
+ * Loads an account with tls_cert (cert_text, cert_mode) and, when
+ * key_text is not NULL, tls_key (key_text, key_mode); word NULL: it must
+ * load, else fail on line 7 or 8 with word in the message.
+ */
+static void
+client_key_row(const char *what, const char *cert_text, mode_t cert_mode,
+    const char *key_text, mode_t key_mode, int line, const char *word)
+{
+	char *cert = write_temp(cert_text, cert_mode), *key = NULL, *text;
+	char *conf, prefix[600];
+	const char *why;
+	struct err e;
+	int r;
+
+	if (key_text != NULL)
+		key = write_temp(key_text, key_mode);
+	text = xasprintf(HEAD REQ PWC " tls_cert = \"%s\";\n%s%s%s" TAIL,
+	    cert, key != NULL ? " tls_key = \"" : "", key != NULL ? key : "",
+	    key != NULL ? "\";\n" : "");
+	conf = write_temp(text, 0600);
+	r = try_load(conf, &e, NULL, &why);
+	snprintf(prefix, sizeof(prefix), "%s:%d: account \"a\": ", conf,
+	    line);
+	if (word == NULL)
+		tap_ok(r == 0, "%s # %s", what, e.msg);
+	else
+		tap_ok(r == -1 && e.code == EX_CONFIG &&
+		    strncmp(e.msg, prefix, strlen(prefix)) == 0 &&
+		    strstr(e.msg, word) != NULL, "%s # %s", what, e.msg);
+	remove_temp(conf);
+	remove_temp(cert);
+	if (key != NULL)
+		remove_temp(key);
+	free(text);
+}
+
+/* tls_cert and tls_key: the key's file is read when the file is. */
+static void
+test_client_key(void)
+{
+	client_key_row("client certificate and key", PEM_CERT, 0644,
+	    PEM_KEY, 0600, 0, NULL);
+	client_key_row("client certificate holding its key", PEM_CERT PEM_KEY,
+	    0600, NULL, 0, 0, NULL);
+	client_key_row("key readable by group", PEM_CERT, 0644, PEM_KEY, 0640,
+	    8, "holds a private key but is accessible to group or others "
+	    "(mode 0640); run: chmod 600");
+	client_key_row("certificate with its key readable by others",
+	    PEM_CERT PEM_KEY, 0604, NULL, 0, 7, "tls_cert: ");
+	client_key_row("certificate without its key", PEM_CERT, 0644, NULL, 0,
+	    7, "holds no PEM private key; set tls_key");
+	client_key_row("key file without a key", PEM_CERT, 0644, PEM_CERT,
+	    0600, 8, "tls_key: ");
+	client_key_row("encrypted PKCS#8 key", PEM_CERT, 0644, PEM_ENC, 0600,
+	    8, "is encrypted, and popfetch takes no passphrase");
+	client_key_row("encrypted traditional key", PEM_CERT, 0644,
+	    PEM_RSA_ENC, 0600, 8, "is encrypted");
+	client_key_row("traditional key", PEM_CERT, 0644,
+	    "-----BEGIN EC PRIVATE KEY-----\nMHcC\n"
+	    "-----END EC PRIVATE KEY-----\n", 0600, 0, NULL);
 }
 
 /* @include is relative to the file; errors name the included file. */
@@ -1103,6 +1274,7 @@ main(void)
 	test_sizes();
 	test_files();
 	test_include();
+	test_client_key();
 	test_state_dir();
 	test_default_path();
 	test_example();
