@@ -961,7 +961,7 @@ account_fetch(struct run *r, struct err *e)
 	r->batch = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch));
 	r->batch_idx = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch_idx));
 	r->prog->started_ms = account_now_ms();
-	r->prog->state = 1;
+	r->prog->state = PROGRESS_RUNNING;
 	account_tick(r);
 	for (;;) {
 		while (account_queue_next(r, window, e, &rc))
@@ -1689,7 +1689,7 @@ account_run(const struct config *cfg, const struct account *a,
 	account_report(&r, &e);
 	if (opts->mode == ACCOUNT_FETCH && !res->busy)
 		account_status_save(&r);
-	r.prog->state = 2;
+	r.prog->state = PROGRESS_DONE;
 	account_tick(&r);
 	account_free(&r);
 	return res->code;

@@ -41,7 +41,9 @@ struct account_progress {
 	volatile uint64_t	msgs_done, msgs_total;
 	volatile uint64_t	bytes_done, bytes_total;
 	volatile int64_t	started_ms;	/* CLOCK_MONOTONIC; 0: not yet */
-	volatile int		state;		/* 0 waiting, 1 running, 2 done */
+	volatile enum {
+		PROGRESS_WAITING, PROGRESS_RUNNING, PROGRESS_DONE
+	}			state;
 };
 
 struct account_opts {

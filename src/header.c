@@ -13,14 +13,14 @@
 static void
 pick_finish(struct header_pick *h)
 {
-	if (h->which == 1 && h->from == NULL)
+	if (h->which == HEADER_FROM && h->from == NULL)
 		h->from = h->cur;
-	else if (h->which == 2 && h->subject == NULL)
+	else if (h->which == HEADER_SUBJECT && h->subject == NULL)
 		h->subject = h->cur;
 	else
 		free(h->cur);
 	h->cur = NULL;
-	h->which = 0;
+	h->which = HEADER_NONE;
 }
 
 static void
@@ -43,26 +43,26 @@ header_pick_line(struct header_pick *h, const char *line, size_t n)
 	if (h->done)
 		return;
 	if (n == 0) {
-		if (h->which != 0)
+		if (h->which != HEADER_NONE)
 			pick_finish(h);
 		h->done = 1;
 		return;
 	}
 	if (line[0] == ' ' || line[0] == '\t') {
 		/* Unfolding removes the line break, not the blank. */
-		if (h->which != 0)
+		if (h->which != HEADER_NONE)
 			pick_append(h, line, n);
 		return;
 	}
-	if (h->which != 0)
+	if (h->which != HEADER_NONE)
 		pick_finish(h);
 	if ((colon = memchr(line, ':', n)) == NULL)
 		return;
 	if ((size_t)(colon - line) == 4 && strncasecmp(line, "From", 4) == 0)
-		h->which = 1;
+		h->which = HEADER_FROM;
 	else if ((size_t)(colon - line) == 7 &&
 	    strncasecmp(line, "Subject", 7) == 0)
-		h->which = 2;
+		h->which = HEADER_SUBJECT;
 	else
 		return;
 	colon++;

@@ -14,7 +14,8 @@ struct header_pick {
 	char	*from;		/* raw value, or NULL */
 	char	*subject;
 	char	*cur;		/* the field being unfolded */
-	int	 which;		/* 0 none, 1 from, 2 subject */
+	enum { HEADER_NONE, HEADER_FROM, HEADER_SUBJECT }
+		 which;		/* the field cur belongs to */
 	int	 done;		/* the blank line was seen */
 };
 

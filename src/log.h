@@ -24,7 +24,6 @@ enum log_level {
 
 /* Sets the most verbose level that is printed (default LL_INFO). */
 void	log_set_level(enum log_level);
-enum log_level log_get_level(void);
 
 /*
  * Where lines go: syslog (facility mail) when use_syslog, else standard

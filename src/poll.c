@@ -141,7 +141,7 @@ once_collect(struct pool *p, struct once_job *jobs,
 		job->res = res;
 		/* Also when the worker died mid-way. */
 		if (slots != NULL)
-			slots[job - jobs].state = 2;
+			slots[job - jobs].state = PROGRESS_DONE;
 	}
 }
 

@@ -141,7 +141,7 @@ progress_render(const struct progress *p, int64_t now, size_t width,
 	int compact;
 
 	for (i = 0; i < p->n; i++)
-		if (p->slots[i].state == 1 && p->slots[i].msgs_total > 0)
+		if (p->slots[i].state == PROGRESS_RUNNING && p->slots[i].msgs_total > 0)
 			running++;
 	if (width > size - 1)
 		width = size - 1;
@@ -149,7 +149,7 @@ progress_render(const struct progress *p, int64_t now, size_t width,
 		len = shown = 0;
 		out[0] = '\0';
 		for (i = 0; i < p->n; i++) {
-			if (p->slots[i].state != 1 ||
+			if (p->slots[i].state != PROGRESS_RUNNING ||
 			    p->slots[i].msgs_total == 0)
 				continue;
 			progress_format(p->accts[i]->name, &p->slots[i], now,

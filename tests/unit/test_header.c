@@ -135,7 +135,7 @@ test_progress_line(void)
 	for (i = 0; i < 4; i++) {
 		accts[i].name = (char *)names[i];
 		ap[i] = &accts[i];
-		slots[i].state = 1;
+		slots[i].state = PROGRESS_RUNNING;
 		slots[i].msgs_total = 40;
 		slots[i].msgs_done = 12;
 		slots[i].bytes_total = 10 * 1024 * 1024;
@@ -160,8 +160,8 @@ test_progress_line(void)
 	len = progress_render(pr, 3000, 20, out, sizeof(out));
 	tap_ok(len <= 20 && strcmp(out, "4 accounts") == 0,
 	    "progress line: 20 columns # %s", out);
-	slots[1].state = 2;
-	slots[2].state = 0;
+	slots[1].state = PROGRESS_DONE;
+	slots[2].state = PROGRESS_WAITING;
 	len = progress_render(pr, 3000, 80, out, sizeof(out));
 	tap_ok(len <= 80 && strcmp(out, "personal 12/40 1.5M/s 0:05 | "
 	    "lists 12/40 1.5M/s 0:05") == 0, "progress line: 80 columns, "
