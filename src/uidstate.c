@@ -20,6 +20,10 @@
 /* Version 2 may name its mailbox on its second line; 1 never does. */
 #define STATE_MAGIC	"popfetch-uidstate 2"
 #define STATE_MAGIC_V1	"popfetch-uidstate 1"
+/* A journal's first line. One without (popfetch 0.1's) starts with a
+ * record; another version is refused. */
+#define JOURNAL_MAGIC	"popfetch-journal 1"
+#define JOURNAL_PREFIX	"popfetch-journal "
 #define STATE_MAILBOX	"mailbox "
 #define MAILBOX_MAX	160	/* characters of a mailbox's name */
 /*
@@ -429,6 +433,16 @@ uidstate_replay(struct uidstate *s, struct pending *p, bool *had_journal,
 		 * on it, so it is dropped. */
 		if (!complete)
 			break;
+		if (lineno == 1 && strcmp(line, JOURNAL_MAGIC) == 0)
+			continue;
+		if (lineno == 1 && strncmp(line, JOURNAL_PREFIX,
+		    strlen(JOURNAL_PREFIX)) == 0) {
+			fclose(f);
+			err_set(e, EX_IOERR, "%s: a journal of another version "
+			    "of popfetch (\"%s\"); run that version to settle "
+			    "it", s->journal_path, line);
+			return -1;
+		}
 		if (!uidstate_replay_line(s, line, p)) {
 			malformed = true;
 			break;
@@ -760,12 +774,31 @@ uidstate_count(const struct uidstate *s)
 	return uidmap_count(s->map);
 }
 
-/* Appends text to the journal and makes it durable. */
+/* Writes all of text to fd; -1 with errno set on failure. */
+static int
+uidstate_write_all(int fd, const char *text, size_t len)
+{
+	ssize_t w;
+
+	while (len > 0) {
+		if ((w = write(fd, text, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		text += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Appends text to the journal (a new one starts with its version line)
+ * and makes it durable. */
 static int
 uidstate_append(struct uidstate *s, const char *text, size_t len,
     struct err *e)
 {
-	ssize_t w;
+	struct stat st;
 
 	if (s->jfd == -1) {
 		s->jfd = open(s->journal_path, O_WRONLY | O_APPEND | O_CREAT |
@@ -778,17 +811,15 @@ uidstate_append(struct uidstate *s, const char *text, size_t len,
 		/* The journal's own name must survive a power cut too. */
 		if (uidstate_sync_dir(s, e) == -1)
 			return -1;
-	}
-	while (len > 0) {
-		if ((w = write(s->jfd, text, len)) == -1) {
-			if (errno == EINTR)
-				continue;
+		/* Synced with the first records, below: torn, it is a
+		 * journal of nothing acknowledged. */
+		if (fstat(s->jfd, &st) == -1 || (st.st_size == 0 &&
+		    uidstate_write_all(s->jfd, JOURNAL_MAGIC "\n",
+		    strlen(JOURNAL_MAGIC "\n")) == -1))
 			goto fail;
-		}
-		text += w;
-		len -= (size_t)w;
 	}
-	if (fdatasync(s->jfd) == 0)
+	if (uidstate_write_all(s->jfd, text, len) == 0 &&
+	    fdatasync(s->jfd) == 0)
 		return 0;
 fail:
 	err_set(e, EX_IOERR, "cannot write %s: %s", s->journal_path,
@@ -946,6 +977,7 @@ uidstate_fill_pending(const struct uidstate *s, FILE *f)
 {
 	size_t i;
 
+	fprintf(f, JOURNAL_MAGIC "\n");
 	for (i = 0; i < s->open.n; i++)
 		fprintf(f, "P %s %s\n", s->open.uids[i], s->open.names[i]);
 }

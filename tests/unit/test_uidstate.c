@@ -20,6 +20,7 @@
 #define ACCT	"acct"
 #define MAGIC	"popfetch-uidstate 1\n"
 #define MAGIC2	"popfetch-uidstate 2\n"
+#define JMAGIC	"popfetch-journal 1\n"
 /* Version 2's second line when the state names no mailbox. */
 #define MB0	"mailbox -\n"
 /* The state file's last line, with the number of records. */
@@ -582,6 +583,53 @@ static const struct jrow torn[] = {
 	{ "empty journal", "", NULL, "b" },
 };
 
+/*
+ * The journal's version line: written first, read past; a journal of
+ * another version is refused, untouched; one of popfetch 0.1, without
+ * the line, is still read.
+ */
+static void
+test_journal_version(void)
+{
+	struct uidstate *s = NULL;
+	struct rec r = { 0 };
+	struct err e;
+	char *jo;
+	int rc;
+
+	write_file(journal_path, JMAGIC "D a 100\n", strlen(JMAGIC) + 8);
+	if ((s = open_ok("journal version 1", &r)) != NULL) {
+		tap_ok(has_at(s, "a", 100), "a journal with its version line "
+		    "is read");
+		uidstate_close(s);
+	}
+	rec_free(&r);
+	reset_files();
+	write_file(journal_path, "D a 100\n", 8);
+	if ((s = open_ok("journal of 0.1", &r)) != NULL) {
+		tap_ok(has_at(s, "a", 100), "a journal without the version "
+		    "line (popfetch 0.1) is read");
+		uidstate_close(s);
+	}
+	rec_free(&r);
+	reset_files();
+	write_file(journal_path, "popfetch-journal 2\nD a 100\n", 27);
+	err_clear(&e);
+	s = NULL;
+	rc = uidstate_open(&s, sdir, ACCT, recover_cb, &r, &e);
+	jo = slurp(journal_path, NULL);
+	tap_ok(rc == -1 && e.code == EX_IOERR && strstr(e.msg,
+	    "a journal of another version of popfetch (\"popfetch-journal "
+	    "2\")") != NULL && jo != NULL && strcmp(jo,
+	    "popfetch-journal 2\nD a 100\n") == 0, "a journal of another "
+	    "version is refused and left as it was (%s)", e.msg);
+	free(jo);
+	if (rc == 0)
+		uidstate_close(s);
+	rec_free(&r);
+	reset_files();
+}
+
 static void
 test_torn(void)
 {
@@ -825,7 +873,7 @@ test_sizes(void)
 	if (s == NULL)
 		exit(99);
 	tap_ok(uidstate_delivered(s, uids, sizes, 3, 100, &e) == 0 &&
-	    file_is(journal_path, "D a 100 10\nD b 100 20\n"
+	    file_is(journal_path, JMAGIC "D a 100 10\nD b 100 20\n"
 	    "D c 100 18446744073709551615\n"), "delivered with sizes: "
 	    "\"D UID TIME SIZE\" in the journal (%s)", e.msg);
 	tap_ok(!uidstate_was_deleted(s, "a", NULL), "delivered is not "
@@ -1114,6 +1162,7 @@ main(void)
 	test_crash_recovery();
 	test_recover_fails();
 	test_torn();
+	test_journal_version();
 	test_corrupt();
 	test_sizes();
 	test_old_forms();
