@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -101,6 +102,12 @@ struct run {
 	bool			 local_failed;	/* delivery failed: stop */
 	bool			 commit_due;	/* a full batch, not pipelining */
 	struct err		 local_err;
+
+	/* Out of room (err_no_space): what came before is committed. */
+	bool			 full;
+	struct err		 full_err;	/* the first such error */
+	const char		*full_dir;	/* where room is lacking */
+	const struct msg	*full_msg;	/* the first message left */
 
 	uint64_t		 sizes_done;	/* LIST sizes of those received */
 	unsigned long		 left_over;	/* new, held back by max_messages */
@@ -525,15 +532,60 @@ account_local_fail(struct run *r, struct err *e)
 	return 0;
 }
 
+/*
+ * No room for message m (e says why: err_no_space) in dir: it and every
+ * message after it stay on the server, not recorded; those stored before
+ * it are committed, recorded and deleted as usual, so the session goes
+ * on without RSET, but fetches nothing more. Takes the error out of e.
+ * Returns 0.
+ */
+static int
+account_no_room(struct run *r, const struct msg *m, const char *dir,
+    struct err *e)
+{
+	if (!r->full) {
+		r->full = true;
+		r->full_err = *e;
+		r->full_dir = dir;
+	}
+	/* r->msgs is in server order, as the queue is. */
+	if (r->full_msg == NULL || m < r->full_msg)
+		r->full_msg = m;
+	log_msg(LL_DEBUG, "%s: %s", r->acct->name, e->msg);
+	err_clear(e);
+	return 0;
+}
+
+/* The message being received could not be spooled. Returns 0. */
+static int
+account_spool_fail(struct run *r, const struct msg *m, struct err *e)
+{
+	if (!err_no_space(e))
+		return account_local_fail(r, e);
+	/* Its partial file goes now, and with it the room it took. */
+	maildir_msg_free(r->cur);
+	r->cur = NULL;
+	return account_no_room(r, m, maildir_path(r->md), e);
+}
+
+/* Leaves the batch's messages from i on: removed, not committed. */
+static void
+account_batch_cut(struct run *r, size_t i)
+{
+	size_t j;
+
+	for (j = i; j < r->nbatch; j++) {
+		r->batch_bytes -= maildir_msg_size(r->batch[j]);
+		maildir_msg_free(r->batch[j]);
+	}
+	if (i < r->nbatch)
+		r->nbatch = i;
+}
+
 static void
 account_batch_free(struct run *r)
 {
-	size_t i;
-
-	for (i = 0; i < r->nbatch; i++)
-		maildir_msg_free(r->batch[i]);
-	r->nbatch = 0;
-	r->batch_bytes = 0;
+	account_batch_cut(r, 0);
 }
 
 static void
@@ -599,6 +651,64 @@ account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 }
 
 /*
+ * The first steps of a commit: the batch's files synced, then journaled
+ * as pending. Out of room, the batch is cut to what is ready: the files
+ * synced before the failure; then, when the journal shares the full
+ * disk, as many as leave it room for their records. *np gets the length
+ * of the batch that goes on (0: none). Returns 0 or -1 (e filled in).
+ */
+static int
+account_commit_ready(struct run *r, const char **uids, const char **names,
+    size_t *np, struct err *e)
+{
+	size_t n = *np, k;
+
+	if (deliver_sync(r->dl, r->batch, n, e) == -1) {
+		if (!err_no_space(e))
+			return -1;
+		for (k = 0; k < n && maildir_msg_synced(r->batch[k]); k++)
+			;
+		(void)account_no_room(r, &r->msgs[r->batch_idx[k]],
+		    maildir_path(r->md), e);
+		account_batch_cut(r, k);
+		n = k;
+	}
+	while (n > 0 && r->have_uidl &&
+	    uidstate_pending(r->st, uids, names, n, e) == -1) {
+		if (!err_no_space(e))
+			return -1;
+		/* The message files may share the disk: each one left
+		 * makes room for the records of those before it. */
+		n--;
+		(void)account_no_room(r, &r->msgs[r->batch_idx[n]],
+		    r->cfg->state_dir, e);
+		account_batch_cut(r, n);
+	}
+	*np = n;
+	return 0;
+}
+
+/*
+ * Records n messages of the batch, from i on, as delivered. Out of room,
+ * the messages after them are left (for the other targets their spool is
+ * in the state directory: that makes room), and it is tried once more.
+ * Returns 0 or -1 (e filled in).
+ */
+static int
+account_record(struct run *r, const char **uids, const uint64_t *sizes,
+    size_t i, size_t n, struct err *e)
+{
+	if (uidstate_delivered(r->st, uids, sizes, n, time(NULL), e) == 0)
+		return 0;
+	if (!err_no_space(e) || i + n >= r->nbatch)
+		return -1;
+	(void)account_no_room(r, &r->msgs[r->batch_idx[i + n]],
+	    r->cfg->state_dir, e);
+	account_batch_cut(r, i + n);
+	return uidstate_delivered(r->st, uids, sizes, n, time(NULL), e);
+}
+
+/*
  * Makes a batch durable, in the order that loses nothing: files ready
  * (a Maildir's synced), journaled as pending, handed to the target
  * (renamed into new/ and new/ synced, or piped into the agent...), then
@@ -624,20 +734,27 @@ account_commit_work(struct run *r, struct err *e)
 		sizes[i] = r->msgs[r->batch_idx[i]].size;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
-	if (deliver_sync(r->dl, r->batch, n, e) == -1 ||
-	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1))
+	if (account_commit_ready(r, uids, names, &n, e) == -1)
 		goto out;
-	for (i = 0; i < n; i += taken) {
-		if ((res = deliver_hand(r->dl, r->batch + i, n - i, &taken,
-		    e)) == -1)
-			goto out;
+	/* Out of room, the batch (r->nbatch) may be cut as it goes. */
+	for (i = 0; i < r->nbatch; i += taken) {
+		if ((res = deliver_hand(r->dl, r->batch + i, r->nbatch - i,
+		    &taken, e)) == -1) {
+			if (!err_no_space(e) || deliver_is_maildir(r->dl))
+				goto out;
+			/* An mbox append cut back: this one and the rest. */
+			(void)account_no_room(r, &r->msgs[r->batch_idx[i]],
+			    r->acct->mbox != NULL ? r->acct->mbox :
+			    maildir_path(r->md), e);
+			break;
+		}
 		if (res != DELIVER_TAKEN) {
 			account_not_taken(r, i, res, e);
 			err_clear(e);
 			continue;
 		}
-		if (r->have_uidl && uidstate_delivered(r->st, uids + i,
-		    sizes + i, taken, time(NULL), e) == -1)
+		if (r->have_uidl && account_record(r, uids + i, sizes + i, i,
+		    taken, e) == -1)
 			goto out;
 		account_stored(r, i, taken);
 	}
@@ -814,7 +931,8 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 	struct run *r = m->run;
 	char *esc;
 
-	if (r->local_failed)
+	/* Out of room, the replies still in flight are read, not kept. */
+	if (r->local_failed || r->full)
 		return 0;
 	if (!ok) {
 		esc = buf_escape(line, n, 200);
@@ -827,7 +945,7 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 	}
 	if (maildir_msg_begin(r->md, &r->cur, e) == -1 ||
 	    (r->acct->add_received_header && account_received(r, m, e) == -1))
-		return account_local_fail(r, e);
+		return account_spool_fail(r, m, e);
 	return 0;
 }
 
@@ -838,7 +956,7 @@ account_retr_data(void *arg, const char *p, size_t n, struct err *e)
 	struct run *r = m->run;
 
 	if (r->cur != NULL && maildir_msg_write(r->cur, p, n, e) == -1)
-		return account_local_fail(r, e);
+		return account_spool_fail(r, m, e);
 	/* Decoded bytes (LF for CRLF): close enough to LIST's octets. */
 	if (r->prog->bytes_done - r->sizes_done < m->size)
 		r->prog->bytes_done += n;
@@ -860,7 +978,7 @@ account_retr_end(void *arg, struct err *e)
 	if (r->cur == NULL)
 		return 0;
 	if (maildir_msg_finish(r->cur, e) == -1)
-		return account_local_fail(r, e);
+		return account_spool_fail(r, m, e);
 	r->batch[r->nbatch] = r->cur;
 	r->batch_idx[r->nbatch++] = (size_t)(m - r->msgs);
 	r->batch_bytes += maildir_msg_size(r->cur);
@@ -917,7 +1035,7 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 		*rc = pop3_queue(r->pop, POP3_SINGLE, &dele_cb, m, 0, cmd, e);
 		return *rc == 0;
 	}
-	if (r->next_fetch >= r->nqueue)
+	if (r->full || r->next_fetch >= r->nqueue)
 		return false;
 	m = &r->msgs[r->queue[r->next_fetch]];
 	if (pop3_inflight(r->pop) > 0 &&
@@ -1080,6 +1198,67 @@ account_report(struct run *r, const struct err *e)
 		snprintf(r->res->error, sizeof(r->res->error), "%.*s",
 		    (int)sizeof(r->res->error) - 1, e->msg);
 	r->res->code = err_worse(r->res->code, e->code);
+}
+
+/* n bytes as one reads them: KiB below a MiB, else MiB or GiB. */
+static void
+account_size_text(uint64_t n, char *buf, size_t size)
+{
+	if (n < (1u << 20))
+		snprintf(buf, size, "%" PRIu64 " KiB", (n + 1023) / 1024);
+	else if (n < (1u << 30))
+		snprintf(buf, size, "%.1f MiB", (double)n / (1u << 20));
+	else
+		snprintf(buf, size, "%.1f GiB", (double)n / (1u << 30));
+}
+
+/*
+ * The one line that says the run stopped for want of room: where, how
+ * much is free there, what was stored, and what the rest needs.
+ */
+static void
+account_no_room_report(struct run *r)
+{
+	const struct msg *m;
+	struct statvfs sv;
+	char where[PATH_MAX + 64], free_s[32], next_s[32], all_s[32];
+	uint64_t bytes = 0;
+	size_t left = 0, i;
+	struct err e;
+
+	for (i = 0; i < r->nqueue; i++) {
+		m = &r->msgs[r->queue[i]];
+		if (!m->stored) {
+			left++;
+			bytes += m->size;
+		}
+	}
+	if (r->full_err.errnum == EDQUOT)
+		snprintf(where, sizeof(where), "the disk quota is used up (%s)",
+		    r->full_dir);
+	else if (r->full_err.errnum == EFBIG)
+		snprintf(where, sizeof(where), "a file would grow past its "
+		    "limit in %s (%s)", r->full_dir, strerror(EFBIG));
+	else if (statvfs(r->full_dir, &sv) == 0) {
+		account_size_text((uint64_t)sv.f_bavail * sv.f_frsize, free_s,
+		    sizeof(free_s));
+		snprintf(where, sizeof(where), "the disk is full (%s: %s "
+		    "free)", r->full_dir, free_s);
+	} else
+		snprintf(where, sizeof(where), "the disk is full (%s)",
+		    r->full_dir);
+	account_size_text(r->full_msg->size, next_s, sizeof(next_s));
+	account_size_text(bytes, all_s, sizeof(all_s));
+	if (left == 1)
+		err_set(&e, EX_IOERR, "%s: stored %lu of %zu new messages; 1 "
+		    "is left on the server for the next run: it needs %s",
+		    where, r->res->fetched, r->nqueue, next_s);
+	else
+		err_set(&e, EX_IOERR, "%s: stored %lu of %zu new messages; %zu "
+		    "are left on the server for the next run: the next needs "
+		    "%s, all %zu need %s", where, r->res->fetched, r->nqueue,
+		    left, next_s, left, all_s);
+	account_report(r, &e);
 }
 
 static void
@@ -1484,9 +1663,16 @@ account_run(const struct config *cfg, const struct account *a,
 		uidmap_free(r.refused);
 		r.refused = refused_load(cfg->state_dir, a->name);
 		account_session(&r, &e, &scanned);
-		/* Whatever happened, what was delivered is recorded. */
-		if (account_save_state(&r, scanned, &se) == -1)
+		if (r.full && !r.local_failed)
+			account_no_room_report(&r);
+		/* Whatever happened, what was delivered is recorded. Out of
+		 * room, the state may not be rewritten now; its journal
+		 * holds every record, and the next run folds it in. */
+		if (account_save_state(&r, scanned, &se) == -1 &&
+		    !(r.full && err_no_space(&se)))
 			account_report(&r, &se);
+		else if (se.code != EX_OK)
+			log_msg(LL_DEBUG, "%s: %s", a->name, se.msg);
 		account_on_new_mail(&r);
 	}
 	account_report(&r, &e);
