@@ -63,6 +63,7 @@ struct msg {
 	bool		 listed:1;	/* LIST had a line for it */
 	bool		 uid_listed:1;	/* UIDL had a line for it */
 	bool		 stored:1;	/* durably in the Maildir */
+	bool		 skipped:1;	/* counted in res->skipped */
 	bool		 deleted:1;	/* DELE answered +OK */
 };
 
@@ -103,11 +104,13 @@ struct run {
 	bool			 commit_due;	/* a full batch, not pipelining */
 	struct err		 local_err;
 
-	/* Out of room (err_no_space): what came before is committed. */
-	bool			 full;
+	/* The target takes nothing more (out of room, an MDA's 73 or 75):
+	 * what came before is committed; the rest stays on the server. */
+	bool			 held;
+	const struct msg	*held_msg;	/* the first message left */
+	bool			 full;		/* held for want of room */
 	struct err		 full_err;	/* the first such error */
 	const char		*full_dir;	/* where room is lacking */
-	const struct msg	*full_msg;	/* the first message left */
 
 	uint64_t		 sizes_done;	/* LIST sizes of those received */
 	unsigned long		 left_over;	/* new, held back by max_messages */
@@ -533,11 +536,47 @@ account_local_fail(struct run *r, struct err *e)
 }
 
 /*
- * No room for message m (e says why: err_no_space) in dir: it and every
- * message after it stay on the server, not recorded; those stored before
- * it are committed, recorded and deleted as usual, so the session goes
- * on without RSET, but fetches nothing more. Takes the error out of e.
- * Returns 0.
+ * The target takes nothing more in this run, from message m on: m and
+ * every message after it stay on the server, not recorded; those stored
+ * before it are committed, recorded and deleted as usual, so the session
+ * goes on without RSET, but fetches nothing more.
+ */
+static void
+account_hold(struct run *r, const struct msg *m)
+{
+	r->held = true;
+	/* r->msgs is in server order, as the queue is. */
+	if (r->held_msg == NULL || m < r->held_msg)
+		r->held_msg = m;
+}
+
+/*
+ * How many messages of the queue were held back, and their size (LIST's)
+ * in *bytes; each is counted as skipped.
+ */
+static size_t
+account_held_back(struct run *r, uint64_t *bytes)
+{
+	struct msg *m;
+	size_t n = 0, i;
+
+	*bytes = 0;
+	for (i = 0; r->held && i < r->nqueue; i++) {
+		m = &r->msgs[r->queue[i]];
+		if (m < r->held_msg || m->stored)
+			continue;
+		n++;
+		*bytes += m->size;
+		if (!m->skipped)
+			r->res->skipped++;
+		m->skipped = true;
+	}
+	return n;
+}
+
+/*
+ * No room for message m (e says why: err_no_space) in dir: the run is
+ * held from m on (account_hold). Takes the error out of e. Returns 0.
  */
 static int
 account_no_room(struct run *r, const struct msg *m, const char *dir,
@@ -548,9 +587,7 @@ account_no_room(struct run *r, const struct msg *m, const char *dir,
 		r->full_err = *e;
 		r->full_dir = dir;
 	}
-	/* r->msgs is in server order, as the queue is. */
-	if (r->full_msg == NULL || m < r->full_msg)
-		r->full_msg = m;
+	account_hold(r, m);
 	log_msg(LL_DEBUG, "%s: %s", r->acct->name, e->msg);
 	err_clear(e);
 	return 0;
@@ -622,10 +659,11 @@ account_stored(struct run *r, size_t i, size_t n)
 static void
 account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 {
-	const struct msg *m = &r->msgs[r->batch_idx[i]];
+	struct msg *m = &r->msgs[r->batch_idx[i]];
 	bool before;
 
 	r->res->skipped++;
+	m->skipped = true;
 	if (result == DELIVER_TEMPFAIL) {
 		log_msg(LL_WARN, "%s: message %lu: %s; left on the server for "
 		    "the next run", r->acct->name, (unsigned long)m->num,
@@ -648,6 +686,30 @@ account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 		(void)uidmap_put(r->refused, m->uid, 0);
 		r->refused_dirty = true;
 	}
+}
+
+/*
+ * The target takes nothing more now (DELIVER_HELD, e says why): message
+ * i of the batch and every one after it are left for the next run.
+ */
+static void
+account_target_held(struct run *r, size_t i, const struct err *e)
+{
+	const struct msg *m = &r->msgs[r->batch_idx[i]];
+	uint64_t bytes;
+	size_t left;
+
+	account_hold(r, m);
+	left = account_held_back(r, &bytes);
+	if (left > 1)
+		log_msg(LL_WARN, "%s: message %lu: %s; it and the %zu after it "
+		    "are left on the server for the next run", r->acct->name,
+		    (unsigned long)m->num, e->msg, left - 1);
+	else
+		log_msg(LL_WARN, "%s: message %lu: %s; left on the server for "
+		    "the next run", r->acct->name, (unsigned long)m->num,
+		    e->msg);
+	r->res->code = err_worse(r->res->code, e->code);
 }
 
 /*
@@ -746,6 +808,11 @@ account_commit_work(struct run *r, struct err *e)
 			(void)account_no_room(r, &r->msgs[r->batch_idx[i]],
 			    r->acct->mbox != NULL ? r->acct->mbox :
 			    maildir_path(r->md), e);
+			break;
+		}
+		if (res == DELIVER_HELD) {
+			account_target_held(r, i, e);
+			err_clear(e);
 			break;
 		}
 		if (res != DELIVER_TAKEN) {
@@ -932,7 +999,7 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 	char *esc;
 
 	/* Out of room, the replies still in flight are read, not kept. */
-	if (r->local_failed || r->full)
+	if (r->local_failed || r->held)
 		return 0;
 	if (!ok) {
 		esc = buf_escape(line, n, 200);
@@ -940,6 +1007,7 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 		    "server", r->acct->name, (unsigned long)m->num, esc);
 		free(esc);
 		r->res->skipped++;
+		m->skipped = true;
 		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
 		return 0;
 	}
@@ -1035,7 +1103,7 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 		*rc = pop3_queue(r->pop, POP3_SINGLE, &dele_cb, m, 0, cmd, e);
 		return *rc == 0;
 	}
-	if (r->full || r->next_fetch >= r->nqueue)
+	if (r->held || r->next_fetch >= r->nqueue)
 		return false;
 	m = &r->msgs[r->queue[r->next_fetch]];
 	if (pop3_inflight(r->pop) > 0 &&
@@ -1219,20 +1287,12 @@ account_size_text(uint64_t n, char *buf, size_t size)
 static void
 account_no_room_report(struct run *r)
 {
-	const struct msg *m;
 	struct statvfs sv;
 	char where[PATH_MAX + 64], free_s[32], next_s[32], all_s[32];
-	uint64_t bytes = 0;
-	size_t left = 0, i;
+	uint64_t bytes;
+	size_t left = account_held_back(r, &bytes);
 	struct err e;
 
-	for (i = 0; i < r->nqueue; i++) {
-		m = &r->msgs[r->queue[i]];
-		if (!m->stored) {
-			left++;
-			bytes += m->size;
-		}
-	}
 	if (r->full_err.errnum == EDQUOT)
 		snprintf(where, sizeof(where), "the disk quota is used up (%s)",
 		    r->full_dir);
@@ -1247,7 +1307,7 @@ account_no_room_report(struct run *r)
 	} else
 		snprintf(where, sizeof(where), "the disk is full (%s)",
 		    r->full_dir);
-	account_size_text(r->full_msg->size, next_s, sizeof(next_s));
+	account_size_text(r->held_msg->size, next_s, sizeof(next_s));
 	account_size_text(bytes, all_s, sizeof(all_s));
 	if (left == 1)
 		err_set(&e, EX_IOERR, "%s: stored %lu of %zu new messages; 1 "
