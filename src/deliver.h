@@ -71,9 +71,8 @@ int	deliver_sync(struct deliver *, struct maildir_msg **msgs, size_t n,
  * DELIVER_REFUSED (other targets only: msgs[0] was not delivered, e says
  * why, and the next message may still be tried); DELIVER_HELD (an MDA:
  * msgs[0] was not delivered, e says why, and no later message should be
- * tried in this run); or -1 when delivery
- * itself is broken (e filled in: stop the account, nothing of this call
- * counts as delivered).
+ * tried in this run); or -1 when delivery itself is broken (e filled in:
+ * stop the account, nothing of this call counts as delivered).
  */
 int	deliver_hand(struct deliver *, struct maildir_msg **msgs, size_t n,
 	    size_t *taken, struct err *e);
