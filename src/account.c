@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -62,6 +63,7 @@ struct msg {
 	bool		 listed:1;	/* LIST had a line for it */
 	bool		 uid_listed:1;	/* UIDL had a line for it */
 	bool		 stored:1;	/* durably in the Maildir */
+	bool		 skipped:1;	/* counted in res->skipped */
 	bool		 deleted:1;	/* DELE answered +OK */
 	bool		 oversize:1;	/* over max_size: skipped */
 };
@@ -103,6 +105,14 @@ struct run {
 	bool			 local_failed;	/* delivery failed: stop */
 	bool			 commit_due;	/* a full batch, not pipelining */
 	struct err		 local_err;
+
+	/* The target takes nothing more (out of room, an MDA's 73 or 75):
+	 * what came before is committed; the rest stays on the server. */
+	bool			 held;
+	const struct msg	*held_msg;	/* the first message left */
+	bool			 full;		/* held for want of room */
+	struct err		 full_err;	/* the first such error */
+	const char		*full_dir;	/* where room is lacking */
 
 	uint64_t		 sizes_done;	/* LIST sizes of those received */
 	unsigned long		 left_over;	/* new, held back by max_messages */
@@ -533,15 +543,94 @@ account_local_fail(struct run *r, struct err *e)
 	return 0;
 }
 
+/*
+ * The target takes nothing more in this run, from message m on: m and
+ * every message after it stay on the server, not recorded; those stored
+ * before it are committed, recorded and deleted as usual, so the session
+ * goes on without RSET, but fetches nothing more.
+ */
+static void
+account_hold(struct run *r, const struct msg *m)
+{
+	r->held = true;
+	/* r->msgs is in server order, as the queue is. */
+	if (r->held_msg == NULL || m < r->held_msg)
+		r->held_msg = m;
+}
+
+/*
+ * How many messages of the queue were held back, and their size (LIST's)
+ * in *bytes; each is counted as skipped.
+ */
+static size_t
+account_held_back(struct run *r, uint64_t *bytes)
+{
+	struct msg *m;
+	size_t n = 0, i;
+
+	*bytes = 0;
+	for (i = 0; r->held && i < r->nqueue; i++) {
+		m = &r->msgs[r->queue[i]];
+		if (m < r->held_msg || m->stored)
+			continue;
+		n++;
+		*bytes += m->size;
+		if (!m->skipped)
+			r->res->skipped++;
+		m->skipped = true;
+	}
+	return n;
+}
+
+/*
+ * No room for message m (e says why: err_no_space) in dir: the run is
+ * held from m on (account_hold). Takes the error out of e. Returns 0.
+ */
+static int
+account_no_room(struct run *r, const struct msg *m, const char *dir,
+    struct err *e)
+{
+	if (!r->full) {
+		r->full = true;
+		r->full_err = *e;
+		r->full_dir = dir;
+	}
+	account_hold(r, m);
+	log_msg(LL_DEBUG, "%s: %s", r->acct->name, e->msg);
+	err_clear(e);
+	return 0;
+}
+
+/* The message being received could not be spooled. Returns 0. */
+static int
+account_spool_fail(struct run *r, const struct msg *m, struct err *e)
+{
+	if (!err_no_space(e))
+		return account_local_fail(r, e);
+	/* Its partial file goes now, and with it the room it took. */
+	maildir_msg_free(r->cur);
+	r->cur = NULL;
+	return account_no_room(r, m, maildir_path(r->md), e);
+}
+
+/* Leaves the batch's messages from i on: removed, not committed. */
+static void
+account_batch_cut(struct run *r, size_t i)
+{
+	size_t j;
+
+	for (j = i; j < r->nbatch; j++) {
+		r->batch_bytes -= maildir_msg_size(r->batch[j]);
+		maildir_msg_free(r->batch[j]);
+	}
+	if (i < r->nbatch)
+		r->nbatch = i;
+}
+
 static void
 account_batch_free(struct run *r)
 {
-	size_t i;
-
-	for (i = 0; i < r->nbatch; i++)
-		maildir_msg_free(r->batch[i]);
-	r->nbatch = 0;
-	r->batch_bytes = 0;
+	account_batch_cut(r, 0);
 }
 
 static void
@@ -582,10 +671,11 @@ account_stored(struct run *r, size_t i, size_t n)
 static void
 account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 {
-	const struct msg *m = &r->msgs[r->batch_idx[i]];
+	struct msg *m = &r->msgs[r->batch_idx[i]];
 	bool before;
 
 	r->res->skipped++;
+	m->skipped = true;
 	if (result == DELIVER_TEMPFAIL) {
 		log_msg(LL_WARN, "%s: message %lu: %s; left on the server for "
 		    "the next run", r->acct->name, (unsigned long)m->num,
@@ -608,6 +698,88 @@ account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 	if (m->uid != NULL)
 		status_note_add(&r->status, m->uid, NOTE_REFUSED, m->size,
 		    (int64_t)time(NULL), e->msg);
+}
+
+/*
+ * The target takes nothing more now (DELIVER_HELD, e says why): message
+ * i of the batch and every one after it are left for the next run.
+ */
+static void
+account_target_held(struct run *r, size_t i, const struct err *e)
+{
+	const struct msg *m = &r->msgs[r->batch_idx[i]];
+	uint64_t bytes;
+	size_t left;
+
+	account_hold(r, m);
+	left = account_held_back(r, &bytes);
+	if (left > 1)
+		log_msg(LL_WARN, "%s: message %lu: %s; it and the %zu after it "
+		    "are left on the server for the next run", r->acct->name,
+		    (unsigned long)m->num, e->msg, left - 1);
+	else
+		log_msg(LL_WARN, "%s: message %lu: %s; left on the server for "
+		    "the next run", r->acct->name, (unsigned long)m->num,
+		    e->msg);
+	r->res->code = err_worse(r->res->code, e->code);
+}
+
+/*
+ * The first steps of a commit: the batch's files synced, then journaled
+ * as pending. Out of room, the batch is cut to what is ready: the files
+ * synced before the failure; then, when the journal shares the full
+ * disk, as many as leave it room for their records. *np gets the length
+ * of the batch that goes on (0: none). Returns 0 or -1 (e filled in).
+ */
+static int
+account_commit_ready(struct run *r, const char **uids, const char **names,
+    size_t *np, struct err *e)
+{
+	size_t n = *np, k;
+
+	if (deliver_sync(r->dl, r->batch, n, e) == -1) {
+		if (!err_no_space(e))
+			return -1;
+		for (k = 0; k < n && maildir_msg_synced(r->batch[k]); k++)
+			;
+		(void)account_no_room(r, &r->msgs[r->batch_idx[k]],
+		    maildir_path(r->md), e);
+		account_batch_cut(r, k);
+		n = k;
+	}
+	while (n > 0 && r->have_uidl &&
+	    uidstate_pending(r->st, uids, names, n, e) == -1) {
+		if (!err_no_space(e))
+			return -1;
+		/* The message files may share the disk: each one left
+		 * makes room for the records of those before it. */
+		n--;
+		(void)account_no_room(r, &r->msgs[r->batch_idx[n]],
+		    r->cfg->state_dir, e);
+		account_batch_cut(r, n);
+	}
+	*np = n;
+	return 0;
+}
+
+/*
+ * Records n messages of the batch, from i on, as delivered. Out of room,
+ * the messages after them are left (for the other targets their spool is
+ * in the state directory: that makes room), and it is tried once more.
+ * Returns 0 or -1 (e filled in).
+ */
+static int
+account_record(struct run *r, const char **uids, const uint64_t *sizes,
+    size_t i, size_t n, struct err *e)
+{
+	if (uidstate_delivered(r->st, uids, sizes, n, time(NULL), e) == 0)
+		return 0;
+	if (!err_no_space(e) || i + n >= r->nbatch)
+		return -1;
+	(void)account_no_room(r, &r->msgs[r->batch_idx[i + n]],
+	    r->cfg->state_dir, e);
+	account_batch_cut(r, i + n);
+	return uidstate_delivered(r->st, uids, sizes, n, time(NULL), e);
 }
 
 /*
@@ -636,20 +808,32 @@ account_commit_work(struct run *r, struct err *e)
 		sizes[i] = r->msgs[r->batch_idx[i]].size;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
-	if (deliver_sync(r->dl, r->batch, n, e) == -1 ||
-	    (r->have_uidl && uidstate_pending(r->st, uids, names, n, e) == -1))
+	if (account_commit_ready(r, uids, names, &n, e) == -1)
 		goto out;
-	for (i = 0; i < n; i += taken) {
-		if ((res = deliver_hand(r->dl, r->batch + i, n - i, &taken,
-		    e)) == -1)
-			goto out;
+	/* Out of room, the batch (r->nbatch) may be cut as it goes. */
+	for (i = 0; i < r->nbatch; i += taken) {
+		if ((res = deliver_hand(r->dl, r->batch + i, r->nbatch - i,
+		    &taken, e)) == -1) {
+			if (!err_no_space(e) || deliver_is_maildir(r->dl))
+				goto out;
+			/* An mbox append cut back: this one and the rest. */
+			(void)account_no_room(r, &r->msgs[r->batch_idx[i]],
+			    r->acct->mbox != NULL ? r->acct->mbox :
+			    maildir_path(r->md), e);
+			break;
+		}
+		if (res == DELIVER_HELD) {
+			account_target_held(r, i, e);
+			err_clear(e);
+			break;
+		}
 		if (res != DELIVER_TAKEN) {
 			account_not_taken(r, i, res, e);
 			err_clear(e);
 			continue;
 		}
-		if (r->have_uidl && uidstate_delivered(r->st, uids + i,
-		    sizes + i, taken, time(NULL), e) == -1)
+		if (r->have_uidl && account_record(r, uids + i, sizes + i, i,
+		    taken, e) == -1)
 			goto out;
 		account_stored(r, i, taken);
 	}
@@ -826,7 +1010,8 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 	struct run *r = m->run;
 	char *esc;
 
-	if (r->local_failed)
+	/* Out of room, the replies still in flight are read, not kept. */
+	if (r->local_failed || r->held)
 		return 0;
 	if (!ok) {
 		esc = buf_escape(line, n, 200);
@@ -834,12 +1019,13 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 		    "server", r->acct->name, (unsigned long)m->num, esc);
 		free(esc);
 		r->res->skipped++;
+		m->skipped = true;
 		r->res->code = err_worse(r->res->code, EX_TEMPFAIL);
 		return 0;
 	}
 	if (maildir_msg_begin(r->md, &r->cur, e) == -1 ||
 	    (r->acct->add_received_header && account_received(r, m, e) == -1))
-		return account_local_fail(r, e);
+		return account_spool_fail(r, m, e);
 	return 0;
 }
 
@@ -850,7 +1036,7 @@ account_retr_data(void *arg, const char *p, size_t n, struct err *e)
 	struct run *r = m->run;
 
 	if (r->cur != NULL && maildir_msg_write(r->cur, p, n, e) == -1)
-		return account_local_fail(r, e);
+		return account_spool_fail(r, m, e);
 	/* Decoded bytes (LF for CRLF): close enough to LIST's octets. */
 	if (r->prog->bytes_done - r->sizes_done < m->size)
 		r->prog->bytes_done += n;
@@ -872,7 +1058,7 @@ account_retr_end(void *arg, struct err *e)
 	if (r->cur == NULL)
 		return 0;
 	if (maildir_msg_finish(r->cur, e) == -1)
-		return account_local_fail(r, e);
+		return account_spool_fail(r, m, e);
 	r->batch[r->nbatch] = r->cur;
 	r->batch_idx[r->nbatch++] = (size_t)(m - r->msgs);
 	r->batch_bytes += maildir_msg_size(r->cur);
@@ -929,7 +1115,7 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 		*rc = pop3_queue(r->pop, POP3_SINGLE, &dele_cb, m, 0, cmd, e);
 		return *rc == 0;
 	}
-	if (r->next_fetch >= r->nqueue)
+	if (r->held || r->next_fetch >= r->nqueue)
 		return false;
 	m = &r->msgs[r->queue[r->next_fetch]];
 	if (pop3_inflight(r->pop) > 0 &&
@@ -1107,6 +1293,59 @@ account_report(struct run *r, const struct err *e)
 		snprintf(r->res->error, sizeof(r->res->error), "%.*s",
 		    (int)sizeof(r->res->error) - 1, e->msg);
 	r->res->code = err_worse(r->res->code, e->code);
+}
+
+/* n bytes as one reads them: KiB below a MiB, else MiB or GiB. */
+static void
+account_size_text(uint64_t n, char *buf, size_t size)
+{
+	if (n < (1u << 20))
+		snprintf(buf, size, "%" PRIu64 " KiB", (n + 1023) / 1024);
+	else if (n < (1u << 30))
+		snprintf(buf, size, "%.1f MiB", (double)n / (1u << 20));
+	else
+		snprintf(buf, size, "%.1f GiB", (double)n / (1u << 30));
+}
+
+/*
+ * The one line that says the run stopped for want of room: where, how
+ * much is free there, what was stored, and what the rest needs.
+ */
+static void
+account_no_room_report(struct run *r)
+{
+	struct statvfs sv;
+	char where[PATH_MAX + 64], free_s[32], next_s[32], all_s[32];
+	uint64_t bytes;
+	size_t left = account_held_back(r, &bytes);
+	struct err e;
+
+	if (r->full_err.errnum == EDQUOT)
+		snprintf(where, sizeof(where), "the disk quota is used up (%s)",
+		    r->full_dir);
+	else if (r->full_err.errnum == EFBIG)
+		snprintf(where, sizeof(where), "a file would grow past its "
+		    "limit in %s (%s)", r->full_dir, strerror(EFBIG));
+	else if (statvfs(r->full_dir, &sv) == 0) {
+		account_size_text((uint64_t)sv.f_bavail * sv.f_frsize, free_s,
+		    sizeof(free_s));
+		snprintf(where, sizeof(where), "the disk is full (%s: %s "
+		    "free)", r->full_dir, free_s);
+	} else
+		snprintf(where, sizeof(where), "the disk is full (%s)",
+		    r->full_dir);
+	account_size_text(r->held_msg->size, next_s, sizeof(next_s));
+	account_size_text(bytes, all_s, sizeof(all_s));
+	if (left == 1)
+		err_set(&e, EX_IOERR, "%s: stored %lu of %zu new messages; 1 "
+		    "is left on the server for the next run: it needs %s",
+		    where, r->res->fetched, r->nqueue, next_s);
+	else
+		err_set(&e, EX_IOERR, "%s: stored %lu of %zu new messages; %zu "
+		    "are left on the server for the next run: the next needs "
+		    "%s, all %zu need %s", where, r->res->fetched, r->nqueue,
+		    left, next_s, left, all_s);
+	account_report(r, &e);
 }
 
 static void
@@ -1673,9 +1912,16 @@ account_run(const struct config *cfg, const struct account *a,
 		status_free(&r.status);
 		(void)status_load(&r.status, cfg->state_dir, a->name);
 		account_session(&r, &e, &scanned);
-		/* Whatever happened, what was delivered is recorded. */
-		if (account_save_state(&r, scanned, &se) == -1)
+		if (r.full && !r.local_failed)
+			account_no_room_report(&r);
+		/* Whatever happened, what was delivered is recorded. Out of
+		 * room, the state may not be rewritten now; its journal
+		 * holds every record, and the next run folds it in. */
+		if (account_save_state(&r, scanned, &se) == -1 &&
+		    !(r.full && err_no_space(&se)))
 			account_report(&r, &se);
+		else if (se.code != EX_OK)
+			log_msg(LL_DEBUG, "%s: %s", a->name, se.msg);
 		account_on_new_mail(&r);
 	}
 	if (rc == UIDSTATE_BUSY) {

@@ -32,7 +32,10 @@ struct deliver;
 enum deliver_result {
 	DELIVER_TAKEN = 0,	/* delivered: record it, then DELE */
 	DELIVER_TEMPFAIL = 1,	/* try again later: leave it on the server */
-	DELIVER_REFUSED = 2	/* refused for good: leave it, report once */
+	DELIVER_REFUSED = 2,	/* refused for good: leave it, report once */
+	DELIVER_HELD = 3	/* the target takes nothing now (an MDA's exit
+				   73 or 75: a full disk, a quota): leave it
+				   and the rest for the next run */
 };
 
 /*
@@ -66,9 +69,10 @@ int	deliver_sync(struct deliver *, struct maildir_msg **msgs, size_t n,
  * call handled (n for a Maildir, 1 for the others). Returns
  * DELIVER_TAKEN when they were delivered; DELIVER_TEMPFAIL or
  * DELIVER_REFUSED (other targets only: msgs[0] was not delivered, e says
- * why, and the next message may still be tried); or -1 when delivery
- * itself is broken (e filled in: stop the account, nothing of this call
- * counts as delivered).
+ * why, and the next message may still be tried); DELIVER_HELD (an MDA:
+ * msgs[0] was not delivered, e says why, and no later message should be
+ * tried in this run); or -1 when delivery itself is broken (e filled in:
+ * stop the account, nothing of this call counts as delivered).
  */
 int	deliver_hand(struct deliver *, struct maildir_msg **msgs, size_t n,
 	    size_t *taken, struct err *e);

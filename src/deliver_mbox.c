@@ -254,8 +254,8 @@ mbox_append(struct deliver *d, struct mbox_out *o, int msgfd, off_t old,
 		goto fail;
 	return 0;
 fail:
-	err_set(e, EX_IOERR, "cannot append to mbox %s: %s; cut back to "
-	    "its old length", d->acct->mbox, strerror(errno));
+	err_errno(e, EX_IOERR, errno, "cannot append to mbox %s: %s; cut "
+	    "back to its old length", d->acct->mbox, strerror(errno));
 	/* No half message stays behind (nor is it left unsynced). */
 	if (ftruncate(d->fd, old) == -1 || fsync(d->fd) == -1)
 		err_set(e, EX_IOERR, "cannot append to mbox %s, nor cut it "

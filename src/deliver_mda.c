@@ -12,8 +12,11 @@
 #include "deliver_impl.h"
 #include "xmalloc.h"
 
-/* EX_TEMPFAIL from an MDA: "try again later" (sysexits.h). */
+/* From an MDA (sysexits.h): "try again later", "cannot create the
+ * output" (procmail, maildrop, dovecot-lda and others, on a full disk or
+ * quota, or when a lock cannot be had). */
 #define MDA_TEMPFAIL	75
+#define MDA_CANTCREAT	73
 
 /*
  * One argument with %F (sender), %T (recipient) and %% expanded. The
@@ -64,9 +67,16 @@ mda_result(const struct agent_result *ar, const struct account *a,
 	}
 	agent_describe(ar, a->timeout, how, sizeof(how));
 	err_set(e, EX_UNAVAILABLE, "mda %s: %s", a->mda[0], how);
-	if (ar->timed_out || (ar->spawned && WIFEXITED(ar->status) &&
-	    WEXITSTATUS(ar->status) == MDA_TEMPFAIL))
+	if (ar->timed_out)
 		return DELIVER_TEMPFAIL;
+	/* Not about this message: the next would fare no better now. */
+	if (ar->spawned && WIFEXITED(ar->status) &&
+	    (WEXITSTATUS(ar->status) == MDA_TEMPFAIL ||
+	    WEXITSTATUS(ar->status) == MDA_CANTCREAT)) {
+		e->code = WEXITSTATUS(ar->status) == MDA_TEMPFAIL ?
+		    EX_TEMPFAIL : EX_CANTCREAT;
+		return DELIVER_HELD;
+	}
 	return DELIVER_REFUSED;
 }
 

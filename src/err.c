@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 #include "autoconf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,15 +14,36 @@ err_set(struct err *e, int code, const char *fmt, ...)
 	va_list ap;
 
 	e->code = code;
+	e->errnum = 0;
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
 	va_end(ap);
 }
 
 void
+err_errno(struct err *e, int code, int errnum, const char *fmt, ...)
+{
+	va_list ap;
+
+	e->code = code;
+	e->errnum = errnum;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+bool
+err_no_space(const struct err *e)
+{
+	return e->code != EX_OK && (e->errnum == ENOSPC ||
+	    e->errnum == EDQUOT || e->errnum == EFBIG);
+}
+
+void
 err_clear(struct err *e)
 {
 	e->code = EX_OK;
+	e->errnum = 0;
 	e->msg[0] = '\0';
 }
 

@@ -2,6 +2,7 @@
 #ifndef POPFETCH_ERR_H
 #define POPFETCH_ERR_H
 
+#include <stdbool.h>
 #include <sysexits.h>
 
 /*
@@ -20,12 +21,27 @@
  */
 struct err {
 	int	code;		/* EX_OK when nothing went wrong */
+	int	errnum;		/* the errno behind it (err_errno), or 0 */
 	char	msg[1024];
 };
 
 /* Sets code and message (printf-style; truncated to fit). */
 void	err_set(struct err *, int code, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
+
+/*
+ * As err_set, and records errnum, the errno that caused it, for callers
+ * that act on the cause (err_no_space). The message should name it.
+ */
+void	err_errno(struct err *, int code, int errnum, const char *fmt, ...)
+	    __attribute__((format(printf, 4, 5)));
+
+/*
+ * True when e was caused by a lack of room: ENOSPC (the file system is
+ * full), EDQUOT (the user's quota) or EFBIG (a file past its limit).
+ * What was stored before it is sound; nothing after it can be.
+ */
+bool	err_no_space(const struct err *);
 
 /* Resets to EX_OK with an empty message. */
 void	err_clear(struct err *);

@@ -44,6 +44,7 @@ struct maildir_msg {
 	int		 fd;
 	uint64_t	 size;
 	bool		 finished;
+	bool		 synced;	/* its fdatasync succeeded */
 	bool		 committed;
 };
 
@@ -158,6 +159,12 @@ maildir_close(struct maildir *md)
 	free(md);
 }
 
+const char *
+maildir_path(const struct maildir *md)
+{
+	return md->path;
+}
+
 int
 maildir_msg_begin(struct maildir *md, struct maildir_msg **msgp,
     struct err *e)
@@ -180,7 +187,7 @@ maildir_msg_begin(struct maildir *md, struct maildir_msg **msgp,
 			break;
 	}
 	if (m->fd == -1) {
-		err_set(e, EX_CANTCREAT, "cannot create %s/tmp/%s: %s",
+		err_errno(e, EX_CANTCREAT, errno, "cannot create %s/tmp/%s: %s",
 		    md->path, m->name, strerror(errno));
 		free(m);
 		return -1;
@@ -201,8 +208,8 @@ maildir_msg_write(struct maildir_msg *m, const void *p, size_t n,
 		if ((w = write(m->fd, s, n)) == -1) {
 			if (errno == EINTR)
 				continue;
-			err_set(e, EX_IOERR, "cannot write %s/tmp/%s: %s",
-			    m->md->path, m->name, strerror(errno));
+			err_errno(e, EX_IOERR, errno, "cannot write %s/tmp/%s: "
+			    "%s", m->md->path, m->name, strerror(errno));
 			return -1;
 		}
 		s += w;
@@ -251,6 +258,12 @@ maildir_msg_size(const struct maildir_msg *m)
 }
 
 bool
+maildir_msg_synced(const struct maildir_msg *m)
+{
+	return m->synced;
+}
+
+bool
 maildir_msg_committed(const struct maildir_msg *m)
 {
 	return m->committed;
@@ -293,8 +306,11 @@ maildir_sync_some(void *arg)
 
 	while (!atomic_load(&j->stop) &&
 	    (i = atomic_fetch_add(&j->next, 1)) < j->n) {
-		if (fdatasync(j->msgs[i]->fd) == 0)
+		if (fdatasync(j->msgs[i]->fd) == 0) {
+			/* Only this thread took i; read after the join. */
+			j->msgs[i]->synced = true;
 			continue;
+		}
 		errnum = errno;
 		pthread_mutex_lock(&j->mu);
 		if (i < j->failed) {
@@ -336,8 +352,8 @@ maildir_sync(struct maildir *md, struct maildir_msg **msgs, size_t n,
 	pthread_mutex_destroy(&j.mu);
 	if (j.failed == n)
 		return 0;
-	err_set(e, EX_IOERR, "cannot sync %s/tmp/%s: %s", md->path,
-	    msgs[j.failed]->name, strerror(j.errnum));
+	err_errno(e, EX_IOERR, j.errnum, "cannot sync %s/tmp/%s: %s",
+	    md->path, msgs[j.failed]->name, strerror(j.errnum));
 	return -1;
 }
 
@@ -350,8 +366,9 @@ maildir_commit(struct maildir *md, struct maildir_msg **msgs, size_t n,
 	for (i = 0; i < n; i++) {
 		if (renameat(md->tmpfd, msgs[i]->name, md->newfd,
 		    msgs[i]->name) == -1) {
-			err_set(e, EX_IOERR, "cannot move %s into %s/new: %s",
-			    msgs[i]->name, md->path, strerror(errno));
+			err_errno(e, EX_IOERR, errno, "cannot move %s into "
+			    "%s/new: %s", msgs[i]->name, md->path,
+			    strerror(errno));
 			return -1;
 		}
 		msgs[i]->committed = true;

@@ -16,7 +16,9 @@
  * that was not complete and fsynced first.
  *
  * Errors: EX_CANTCREAT when a directory or file cannot be created,
- * EX_IOERR when writing, syncing or renaming fails (ENOSPC, EDQUOT, EIO).
+ * EX_IOERR when writing, syncing or renaming fails (ENOSPC, EDQUOT, EIO);
+ * a message file's creation, write, sync or rename that fails records
+ * its errno in the error (err_no_space tells a full disk).
  */
 struct maildir;
 struct maildir_msg;
@@ -31,6 +33,9 @@ int	maildir_open(struct maildir **mdp, const char *path, struct err *e);
 
 /* Closes the Maildir; NULL is a no-op. Messages must be freed first. */
 void	maildir_close(struct maildir *);
+
+/* The path it was opened with; owned by the handle. */
+const char *maildir_path(const struct maildir *);
 
 /*
  * Starts a message in tmp/ (mode 0600). Only one message may be open for
@@ -60,6 +65,13 @@ int	maildir_msg_open_read(const struct maildir_msg *, struct err *e);
 
 /* Bytes written so far. */
 uint64_t maildir_msg_size(const struct maildir_msg *);
+
+/*
+ * True once maildir_sync made the message durable. After a failed
+ * maildir_sync, every message before the one its error names is synced:
+ * a batch cut short by a full disk can still commit those.
+ */
+bool	maildir_msg_synced(const struct maildir_msg *);
 
 /* True once maildir_commit moved the message into new/. */
 bool	maildir_msg_committed(const struct maildir_msg *);

@@ -60,6 +60,7 @@ struct uidstate {
 	int		 dirfd;
 	int		 lockfd;
 	int		 jfd;		/* journal, opened on first use */
+	bool		 jtorn;		/* it ends in a failed append */
 	struct uidmap	*map;		/* uid -> index in recs */
 	struct uidrec	*recs;		/* forgotten UIDs' slots stay */
 	size_t		 nrecs, recsize;
@@ -792,14 +793,25 @@ uidstate_write_all(int fd, const char *text, size_t len)
 	return 0;
 }
 
-/* Appends text to the journal (a new one starts with its version line)
- * and makes it durable. */
+/*
+ * Appends text to the journal (a new one starts with its version line)
+ * and makes it durable. A failed append (a full disk) is cut off again,
+ * so that a later one does not follow a torn line: the journal would
+ * read as corrupt.
+ */
 static int
 uidstate_append(struct uidstate *s, const char *text, size_t len,
     struct err *e)
 {
 	struct stat st;
+	off_t start = -1;
+	int errnum;
 
+	if (s->jtorn) {
+		err_set(e, EX_IOERR, "cannot write %s: it ends in a failed "
+		    "write", s->journal_path);
+		return -1;
+	}
 	if (s->jfd == -1) {
 		s->jfd = open(s->journal_path, O_WRONLY | O_APPEND | O_CREAT |
 		    O_CLOEXEC, 0600);
@@ -811,19 +823,26 @@ uidstate_append(struct uidstate *s, const char *text, size_t len,
 		/* The journal's own name must survive a power cut too. */
 		if (uidstate_sync_dir(s, e) == -1)
 			return -1;
-		/* Synced with the first records, below: torn, it is a
-		 * journal of nothing acknowledged. */
-		if (fstat(s->jfd, &st) == -1 || (st.st_size == 0 &&
-		    uidstate_write_all(s->jfd, JOURNAL_MAGIC "\n",
-		    strlen(JOURNAL_MAGIC "\n")) == -1))
-			goto fail;
 	}
-	if (uidstate_write_all(s->jfd, text, len) == 0 &&
-	    fdatasync(s->jfd) == 0)
+	if (fstat(s->jfd, &st) == -1)
+		goto fail;
+	start = st.st_size;
+	/* A new journal's version line is synced with its first records:
+	 * torn, it is a journal of nothing acknowledged. */
+	if ((start == 0 && uidstate_write_all(s->jfd, JOURNAL_MAGIC "\n",
+	    strlen(JOURNAL_MAGIC "\n")) == -1) ||
+	    uidstate_write_all(s->jfd, text, len) == -1)
+		goto fail;
+	if (fdatasync(s->jfd) == 0)
 		return 0;
 fail:
-	err_set(e, EX_IOERR, "cannot write %s: %s", s->journal_path,
-	    strerror(errno));
+	errnum = errno;
+	err_errno(e, EX_IOERR, errnum, "cannot write %s: %s", s->journal_path,
+	    strerror(errnum));
+	/* Shrinking needs no room. Failing that, the torn line must stay
+	 * the last one (a replay drops it): nothing more is appended. */
+	if (start != -1 && ftruncate(s->jfd, start) == -1)
+		s->jtorn = true;
 	return -1;
 }
 
@@ -939,7 +958,7 @@ uidstate_replace(struct uidstate *s, const char *path,
 	if (fclose(f) != 0)
 		bad = true;
 	if (bad || rename(tmp, path) != 0) {
-		err_set(e, EX_IOERR, "cannot write %s: %s", tmp,
+		err_errno(e, EX_IOERR, errno, "cannot write %s: %s", tmp,
 		    strerror(errno));
 		unlink(tmp);
 		goto out;
@@ -995,6 +1014,7 @@ uidstate_commit(struct uidstate *s, struct err *e)
 		close(s->jfd);
 		s->jfd = -1;
 	}
+	s->jtorn = false;
 	if (s->open.n > 0) {
 		if (uidstate_replace(s, s->journal_path, uidstate_fill_pending,
 		    e) == -1)

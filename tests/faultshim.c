@@ -14,6 +14,10 @@
  *                            once B bytes were written there in all
  *   FAULTSHIM_EIO_SYNC=1     fsync and fdatasync of files under DIR, and
  *                            syncfs of a directory under DIR, fail with EIO
+ *   FAULTSHIM_ENOSPC_SYNC=B  fsync and fdatasync of a file under DIR of
+ *                            more than B bytes fail with ENOSPC (NFS and
+ *                            FUSE may find out at the sync that the disk
+ *                            is full)
  *   FAULTSHIM_SLOW_SYNC=MS   the same calls take MS milliseconds longer
  *                            (a slow disk)
  *
@@ -152,6 +156,8 @@ static void slow_sync(void);
 static int
 sync_fault(int fd)
 {
+	const char *big = getenv("FAULTSHIM_ENOSPC_SYNC");
+	struct stat st;
 	int under;
 
 	(void)classify(fd, &under);
@@ -159,6 +165,11 @@ sync_fault(int fd)
 		slow_sync();
 	if (under && getenv("FAULTSHIM_EIO_SYNC") != NULL) {
 		errno = EIO;
+		return -1;
+	}
+	if (under && big != NULL && fstat(fd, &st) == 0 &&
+	    (unsigned long long)st.st_size > strtoull(big, NULL, 10)) {
+		errno = ENOSPC;
 		return -1;
 	}
 	return 0;
