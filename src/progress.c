@@ -26,27 +26,22 @@ struct progress {
 	bool				 drawn;
 };
 
+/* "1.5 MiB", or in the compact form "1.5M" ("512K", "10B"). */
 static void
-human(uint64_t v, char *out, size_t size)
+human(uint64_t v, bool compact, char *out, size_t size)
 {
-	if (v >= 1024 * 1024)
-		snprintf(out, size, "%.1f MiB", (double)v / (1024 * 1024));
-	else if (v >= 1024)
-		snprintf(out, size, "%.1f KiB", (double)v / 1024);
-	else
-		snprintf(out, size, "%" PRIu64 " B", v);
-}
+	static const char *const unit[2][3] = {
+		{ " B", " KiB", " MiB" }, { "B", "K", "M" }
+	};
 
-/* "512K" and the like, for the compact form. */
-static void
-human_short(uint64_t v, char *out, size_t size)
-{
 	if (v >= 1024 * 1024)
-		snprintf(out, size, "%.1fM", (double)v / (1024 * 1024));
+		snprintf(out, size, "%.1f%s", (double)v / (1024 * 1024),
+		    unit[compact][2]);
 	else if (v >= 1024)
-		snprintf(out, size, "%.0fK", (double)v / 1024);
+		snprintf(out, size, compact ? "%.0f%s" : "%.1f%s",
+		    (double)v / 1024, unit[compact][1]);
 	else
-		snprintf(out, size, "%" PRIu64 "B", v);
+		snprintf(out, size, "%" PRIu64 "%s", v, unit[compact][0]);
 }
 
 void
@@ -61,8 +56,8 @@ progress_format(const char *name, const struct account_progress *s,
 
 	if (done > total)
 		total = done;		/* LIST sizes may be wrong */
-	human(done, d, sizeof(d));
-	human(total, t, sizeof(t));
+	human(done, false, d, sizeof(d));
+	human(total, false, t, sizeof(t));
 	secs = start > 0 && now_ms > start ? (double)(now_ms - start) / 1000 :
 	    0;
 	if (secs >= 0.5)
@@ -81,13 +76,13 @@ progress_format(const char *name, const struct account_progress *s,
 	secs = (double)(total - done) / rate + 0.5;
 	left = secs > 359999 ? 359999 : (unsigned)secs;
 	if (compact) {
-		human_short((uint64_t)rate, r, sizeof(r));
+		human((uint64_t)rate, true, r, sizeof(r));
 		snprintf(out, size, "%.12s %" PRIu64 "/%" PRIu64 " %s/s %u:%02u",
 		    name, (uint64_t)s->msgs_done, (uint64_t)s->msgs_total, r,
 		    left / 60, left % 60);
 		return;
 	}
-	human((uint64_t)rate, r, sizeof(r));
+	human((uint64_t)rate, false, r, sizeof(r));
 	snprintf(out, size, "%s %" PRIu64 "/%" PRIu64 ", %s/%s, %s/s, "
 	    "%u:%02u left", name, (uint64_t)s->msgs_done,
 	    (uint64_t)s->msgs_total, d, t, r, left / 60, left % 60);
