@@ -217,6 +217,13 @@ child_exec(char **argv, int nullfd, int outfd)
 	_exit(127);
 }
 
+/*
+ * The argv of the child being started. A child whose exec fails exits
+ * with it still referenced from here, not only from registers its exit
+ * may have clobbered: memory checkers then see no leak in it.
+ */
+static char **spawn_argv;
+
 static int
 spawn(char **argv, const char *what, struct child *ch, struct err *e)
 {
@@ -229,13 +236,16 @@ spawn(char **argv, const char *what, struct child *ch, struct err *e)
 		    strerror(errno));
 		goto fail;
 	}
+	spawn_argv = argv;
 	if ((ch->pid = fork()) == -1) {
+		spawn_argv = NULL;
 		err_set(e, EX_TEMPFAIL, "%s: fork: %s", what,
 		    strerror(errno));
 		goto fail;
 	}
 	if (ch->pid == 0)
-		child_exec(argv, nullfd, p[1]);
+		child_exec(spawn_argv, nullfd, p[1]);
+	spawn_argv = NULL;
 	(void)close(nullfd);	/* only the child needed these */
 	(void)close(p[1]);
 	ch->fd = p[0];
