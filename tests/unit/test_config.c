@@ -14,6 +14,7 @@
 #include "err.h"
 #include "xmalloc.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define HOME	"/home/tester"
 
@@ -720,28 +721,11 @@ static const struct row rows[] = {
 	    "\"host\" is set twice in the same group", NULL, 0 },
 };
 
-static const char *
-tmpdir(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	return t != NULL && t[0] == '/' ? t : "/tmp";
-}
-
 /* Writes text to a new temporary file of the given mode; returns its path. */
 static char *
 write_temp(const char *text, mode_t mode)
 {
-	char *path = xasprintf("%s/test_config.XXXXXX", tmpdir());
-	size_t len = strlen(text);
-	int fd;
-
-	if ((fd = mkstemp(path)) == -1 || fchmod(fd, mode) == -1 ||
-	    write(fd, text, len) != (ssize_t)len || close(fd) == -1) {
-		fprintf(stderr, "write_temp: %s\n", strerror(errno));
-		exit(99);
-	}
-	return path;
+	return tu_write_temp(text, strlen(text), mode);
 }
 
 static int
@@ -897,24 +881,17 @@ expect_fail(const char *what, const char *path, int code, const char *word)
 }
 
 static void
-remove_temp(char *path)
-{
-	if (unlink(path) == -1)
-		fprintf(stderr, "unlink %s: %s\n", path, strerror(errno));
-	free(path);
-}
-
-static void
 test_files(void)
 {
 	char *path;
 
-	path = xasprintf("%s/test_config.missing.%ld", tmpdir(),
+	path = xasprintf("%s/test_config.missing.%ld", tu_tmpdir(),
 	    (long)getpid());
 	expect_fail("missing file: EX_NOINPUT", path, EX_NOINPUT,
 	    strerror(ENOENT));
 	free(path);
-	expect_fail("directory: EX_NOINPUT", tmpdir(), EX_NOINPUT, "regular");
+	expect_fail("directory: EX_NOINPUT", tu_tmpdir(), EX_NOINPUT,
+	    "regular");
 	if (geteuid() == 0) {
 		tap_ok(1, "unreadable file # skip: running as root");
 		return;
@@ -922,7 +899,7 @@ test_files(void)
 	path = write_temp(ACC(""), 0);
 	expect_fail("unreadable file: EX_NOINPUT", path, EX_NOINPUT,
 	    strerror(EACCES));
-	remove_temp(path);
+	tu_remove_temp(path);
 }
 
 #define PEM_CERT	"-----BEGIN CERTIFICATE-----\nMIIB\n" \
@@ -965,10 +942,10 @@ client_key_row(const char *what, const char *cert_text, mode_t cert_mode,
 		tap_ok(r == -1 && e.code == EX_CONFIG &&
 		    strncmp(e.msg, prefix, strlen(prefix)) == 0 &&
 		    strstr(e.msg, word) != NULL, "%s # %s", what, e.msg);
-	remove_temp(conf);
-	remove_temp(cert);
+	tu_remove_temp(conf);
+	tu_remove_temp(cert);
 	if (key != NULL)
-		remove_temp(key);
+		tu_remove_temp(key);
 	free(text);
 }
 
@@ -1020,8 +997,8 @@ test_include(void)
 	tap_ok(r == 0, "password in an included 0600 file # %s", e.msg);
 	free(want);
 	free(text);
-	remove_temp(top);
-	remove_temp(inc);
+	tu_remove_temp(top);
+	tu_remove_temp(inc);
 
 	inc = write_temp("\n port = ;\n", 0600);
 	text = xasprintf(HEAD REQ PWC "@include \"%s\"\n" TAIL,
@@ -1031,8 +1008,8 @@ test_include(void)
 	expect_fail("syntax error in an included file", top, EX_CONFIG, want);
 	free(want);
 	free(text);
-	remove_temp(top);
-	remove_temp(inc);
+	tu_remove_temp(top);
+	tu_remove_temp(inc);
 }
 
 static const char *
@@ -1139,8 +1116,8 @@ test_state_dir(void)
 	if (setenv("HOME", HOME, 1) == -1)
 		exit(99);
 	test_state_dir_order(path, p2);
-	remove_temp(p2);
-	remove_temp(path);
+	tu_remove_temp(p2);
+	tu_remove_temp(path);
 }
 
 /*
@@ -1175,9 +1152,7 @@ test_default_path(void)
 	struct err e;
 	int fd;
 
-	dir = xasprintf("%s/test_config.d.XXXXXX", tmpdir());
-	if (mkdtemp(dir) == NULL)
-		exit(99);
+	dir = tu_mkdtemp();
 	sub = xasprintf("%s/popfetch", dir);
 	file = xasprintf("%s/config", sub);
 	if (setenv("XDG_CONFIG_HOME", dir, 1) == -1)
@@ -1203,31 +1178,6 @@ test_default_path(void)
 	free(dir);
 }
 
-/* Reads a whole file into a new string, or returns NULL. */
-static char *
-slurp(const char *path)
-{
-	char *text = NULL;
-	size_t len = 0;
-	FILE *fp;
-	char buf[4096];
-	size_t n;
-
-	if ((fp = fopen(path, "r")) == NULL)
-		return NULL;
-	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0) {
-		text = xreallocarray(text, len + n + 1, 1);
-		memcpy(text + len, buf, n);
-		len += n;
-		text[len] = '\0';
-	}
-	if (ferror(fp) || fclose(fp) != 0) {
-		free(text);
-		return NULL;
-	}
-	return text;
-}
-
 /* The shipped example must load as it stands (copied to a 0600 file). */
 static void
 test_example(void)
@@ -1243,13 +1193,13 @@ test_example(void)
 		if ((dir = getenv(vars[i])) == NULL)
 			continue;
 		path = xasprintf("%s/etc/popfetch.conf.example", dir);
-		text = slurp(path);
+		text = tu_slurp(path, NULL);
 		free(path);
 	}
 	if (text == NULL)
-		text = slurp("etc/popfetch.conf.example");
+		text = tu_slurp("etc/popfetch.conf.example", NULL);
 	if (text == NULL)
-		text = slurp("../../etc/popfetch.conf.example");
+		text = tu_slurp("../../etc/popfetch.conf.example", NULL);
 	if (text == NULL) {
 		tap_ok(1, "etc/popfetch.conf.example # skip: not found");
 		return;
@@ -1257,7 +1207,7 @@ test_example(void)
 	tmp = write_temp(text, 0600);
 	r = try_load(tmp, &e, NULL, &why);
 	tap_ok(r == 0, "etc/popfetch.conf.example loads # %s", e.msg);
-	remove_temp(tmp);
+	tu_remove_temp(tmp);
 	free(text);
 }
 

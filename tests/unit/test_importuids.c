@@ -12,6 +12,7 @@
 #include "importuids.h"
 #include "xmalloc.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define FILE_	"F"
 #define X10	"xxxxxxxxxx"
@@ -516,8 +517,7 @@ test_check_name(void)
 int
 main(void)
 {
-	char top[] = "/tmp/test_importuids.XXXXXX";
-	char *cmd;
+	char *top;
 	size_t i;
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -525,14 +525,9 @@ main(void)
 	test_long_line();
 	test_names();
 	test_check_name();
-	if (mkdtemp(top) == NULL) {
-		tap_ok(0, "mkdtemp");
-		return tap_done();
-	}
+	top = tu_mkdtemp();
 	test_defaults(top);
-	cmd = xasprintf("rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", top);
-	free(cmd);
+	tu_rm_rf(top);
+	free(top);
 	return tap_done();
 }
