@@ -2,9 +2,11 @@
 #include "autoconf.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <ftw.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +123,56 @@ tu_rm_rf(const char *path)
 		return;
 	if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) == -1)
 		die("remove", path);
+}
+
+/* In the child: drops root for good, or says why not and exits 126. */
+static void
+drop_root(void)
+{
+	if (setgroups(0, NULL) == -1 || setgid(TU_NOBODY) == -1 ||
+	    setuid(TU_NOBODY) == -1) {
+		fprintf(stderr, "%s: dropping root: %s\n",
+		    program_invocation_short_name, strerror(errno));
+		_exit(126);
+	}
+	if (setuid(0) != -1 || geteuid() == 0 || getegid() == 0) {
+		fprintf(stderr, "%s: root not dropped\n",
+		    program_invocation_short_name);
+		_exit(126);
+	}
+}
+
+int
+tu_unprivileged(int (*fn)(void *), void *arg)
+{
+	int status, r;
+	pid_t pid;
+
+	if (geteuid() != 0)
+		return fn(arg);
+	/* What is buffered must not be written twice. */
+	(void)fflush(NULL);	/* a lost line shows in the plan */
+	if ((pid = fork()) == -1) {
+		fprintf(stderr, "%s: fork: %s\n",
+		    program_invocation_short_name, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		drop_root();
+		r = fn(arg);
+		(void)fflush(NULL);	/* the status says the result */
+		_exit(r >= 0 && r <= 125 ? r : 125);
+	}
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			fprintf(stderr, "%s: waitpid: %s\n",
+			    program_invocation_short_name, strerror(errno));
+			return -1;
+		}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) == 126) {
+		fprintf(stderr, "%s: the unprivileged child failed (status "
+		    "%#x)\n", program_invocation_short_name, (unsigned)status);
+		return -1;
+	}
+	return WEXITSTATUS(status);
 }

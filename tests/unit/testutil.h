@@ -14,6 +14,9 @@
 
 #include <stddef.h>
 
+/* The uid and gid tu_unprivileged() takes: nobody, on Linux. */
+#define TU_NOBODY	65534
+
 /* $TMPDIR if it is an absolute path, else "/tmp". */
 const char	*tu_tmpdir(void);
 
@@ -52,5 +55,19 @@ char	*tu_slurp(const char *path, size_t *np);
  * a path that does not exist is no error. Exits with 99 on failure.
  */
 void	 tu_rm_rf(const char *path);
+
+/*
+ * Runs fn(arg) as an ordinary user, for checks that file permissions
+ * must decide: root may read a file of mode 000, and CI runs as root.
+ * Not root: fn runs in this process. Root: in a child that drops every
+ * supplementary group and takes gid and uid TU_NOBODY (and checks that
+ * it cannot take uid 0 back) before it calls fn, whose return value is
+ * its exit status; such an fn must return 0 to 125, and must not call
+ * tap_ok() (the child's count is lost): it returns what it found, and
+ * the caller checks that. Files fn needs must be where TU_NOBODY can
+ * reach them. Returns what fn returned, or -1 if the child could not
+ * be started, could not drop root or did not exit (said on stderr).
+ */
+int	 tu_unprivileged(int (*fn)(void *), void *arg);
 
 #endif
