@@ -341,7 +341,7 @@ run_perm_row(const struct perm_row *r)
 	tu_remove_temp(path);
 }
 
-/* Only root can give a file away; others skip. */
+/* Only root can give a file away; others skip both checks. */
 static void
 test_owner(void)
 {
@@ -350,7 +350,9 @@ test_owner(void)
 	int rv;
 
 	if (geteuid() != 0) {
-		tap_ok(1, "owned by another user # SKIP not root");
+		tap_skip("owned by another user: only root can chown");
+		tap_skip("another user's, without secrets: only root can "
+		    "chown");
 		return;
 	}
 	path = tu_write_temp("machine h password hunter1\n", 27, 0600);
@@ -440,7 +442,10 @@ test_default_path(void)
 	if (setenv("HOME", "", 1) == -1)
 		exit(99);
 	if ((pw = getpwuid(geteuid())) == NULL) {
-		tap_ok(1, "default path: passwd # SKIP no passwd entry");
+		tap_skip("default path: empty $HOME, passwd: uid %ld has no "
+		    "passwd entry", (long)geteuid());
+		tap_skip("default path: no $HOME, passwd: uid %ld has no "
+		    "passwd entry", (long)geteuid());
 		return;
 	}
 	want = xasprintf("%s%s.netrc", pw->pw_dir,
