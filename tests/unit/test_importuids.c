@@ -312,6 +312,11 @@ test_row(const struct row *r)
 	run(r, len ? len : 1, 0, &whole);
 	tap_ok(matches(r, &whole), "%s: %s", r->name, whole.rc == 0 ?
 	    whole.uids : whole.msg);
+	/* Under two bytes, pieces are the whole: nothing more to check. */
+	if (len < 2) {
+		outcome_free(&whole);
+		return;
+	}
 	run(r, 1, 0, &other);
 	bytes_ok = same_outcome(&whole, &other);
 	outcome_free(&other);
