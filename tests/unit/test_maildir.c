@@ -171,16 +171,16 @@ test_open(void)
 	free(p);
 
 	/* A relative path, created in the current directory. */
-	if ((cwd = open(".", O_RDONLY | O_DIRECTORY)) != -1 &&
-	    chdir(top) == 0) {
-		tap_ok(maildir_open(&md, "rel/Maildir", &e) == 0 &&
-		    is_dir_mode("rel/Maildir/new", 0700), "a relative path");
-		maildir_close(md);
-		if (fchdir(cwd) == -1)
-			exit(99);
+	if ((cwd = open(".", O_RDONLY | O_DIRECTORY)) == -1 ||
+	    chdir(top) == -1) {
+		perror(top);
+		exit(99);
 	}
-	if (cwd != -1)
-		close(cwd);
+	tap_ok(maildir_open(&md, "rel/Maildir", &e) == 0 &&
+	    is_dir_mode("rel/Maildir/new", 0700), "a relative path");
+	maildir_close(md);
+	if (fchdir(cwd) == -1 || close(cwd) == -1)
+		exit(99);
 	maildir_close(NULL);
 }
 
@@ -215,7 +215,8 @@ test_open_fails(void)
 
 		if (r->mkdir != NULL) {
 			p = join(top, r->mkdir);
-			mkdir(p, 0700);
+			if (mkdir(p, 0700) == -1)
+				exit(99);
 			free(p);
 		}
 		if (r->make != NULL) {
