@@ -114,8 +114,9 @@ check_state(const struct buf *b, const char *what, size_t si,
 
 	tap_ok(same, "%s, step %zu: holds the expected %zu bytes (has %zu)",
 	    what, si, st->wantlen, b->len);
-	tap_ok(b->data == NULL || b->data[b->len] == '\0',
-	    "%s, step %zu: NUL-terminated", what, si);
+	tap_ok(b->data == NULL ? b->len == 0 && b->size == 0 :
+	    b->data[b->len] == '\0', "%s, step %zu: NUL-terminated, or "
+	    "empty without memory", what, si);
 	tap_ok(b->len <= b->cap && (b->data == NULL || b->size <= b->cap + 1),
 	    "%s, step %zu: len %zu, size %zu within cap %zu", what, si,
 	    b->len, b->size, b->cap);

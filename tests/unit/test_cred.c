@@ -16,6 +16,7 @@
 #include "err.h"
 #include "xmalloc.h"
 #include "tap.h"
+#include "testutil.h"
 
 struct cmd_row {
 	const char	*what;
@@ -101,28 +102,6 @@ run_cmd_row(const struct cmd_row *r)
 	xfree_secret(pw);
 }
 
-static const char *
-tmpdir(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	return t != NULL && t[0] == '/' ? t : "/tmp";
-}
-
-static char *
-write_temp(const char *data, size_t len, mode_t mode)
-{
-	char *path = xasprintf("%s/test_cred.XXXXXX", tmpdir());
-	int fd;
-
-	if ((fd = mkstemp(path)) == -1 || fchmod(fd, mode) == -1 ||
-	    write(fd, data, len) != (ssize_t)len || close(fd) == -1) {
-		fprintf(stderr, "write_temp: %s\n", strerror(errno));
-		exit(99);
-	}
-	return path;
-}
-
 struct file_row {
 	const char	*what;
 	const char	*data;		/* NULL: a line of linelen "x" */
@@ -163,7 +142,7 @@ run_file_row(const struct file_row *r)
 		memset(data, 'x', len);
 		memcpy(data + len, "\n", 2);
 	}
-	path = write_temp(data, strlen(data), r->mode);
+	path = tu_write_temp(data, strlen(data), r->mode);
 	memset(&a, 0, sizeof(a));
 	a.password_file = path;
 	err_clear(&e);
@@ -177,9 +156,7 @@ run_file_row(const struct file_row *r)
 		    strstr(e.msg, "secret") == NULL;
 	tap_ok(ok, "password_file: %s # %s", r->what, e.msg);
 	xfree_secret(pw);
-	if (unlink(path) == -1)
-		exit(99);
-	free(path);
+	tu_remove_temp(path);
 	free(data);
 }
 
@@ -198,7 +175,7 @@ test_file_misc(void)
 	tap_ok(rv == -1 && e.code == EX_CONFIG &&
 	    strstr(e.msg, strerror(ENOENT)) != NULL,
 	    "password_file: missing # %s", e.msg);
-	a.password_file = (char *)(uintptr_t)tmpdir();
+	a.password_file = (char *)(uintptr_t)tu_tmpdir();
 	rv = cred_password(&a, 5, &pw, &e);
 	tap_ok(rv == -1 && e.code == EX_CONFIG &&
 	    strstr(e.msg, "regular") != NULL,

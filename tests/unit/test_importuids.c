@@ -12,6 +12,7 @@
 #include "importuids.h"
 #include "xmalloc.h"
 #include "tap.h"
+#include "testutil.h"
 
 #define FILE_	"F"
 #define X10	"xxxxxxxxxx"
@@ -311,6 +312,11 @@ test_row(const struct row *r)
 	run(r, len ? len : 1, 0, &whole);
 	tap_ok(matches(r, &whole), "%s: %s", r->name, whole.rc == 0 ?
 	    whole.uids : whole.msg);
+	/* Under two bytes, pieces are the whole: nothing more to check. */
+	if (len < 2) {
+		outcome_free(&whole);
+		return;
+	}
 	run(r, 1, 0, &other);
 	bytes_ok = same_outcome(&whole, &other);
 	outcome_free(&other);
@@ -516,8 +522,7 @@ test_check_name(void)
 int
 main(void)
 {
-	char top[] = "/tmp/test_importuids.XXXXXX";
-	char *cmd;
+	char *top;
 	size_t i;
 
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
@@ -525,14 +530,9 @@ main(void)
 	test_long_line();
 	test_names();
 	test_check_name();
-	if (mkdtemp(top) == NULL) {
-		tap_ok(0, "mkdtemp");
-		return tap_done();
-	}
+	top = tu_mkdtemp();
 	test_defaults(top);
-	cmd = xasprintf("rm -rf '%s'", top);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", top);
-	free(cmd);
+	tu_rm_rf(top);
+	free(top);
 	return tap_done();
 }

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include "maildir.h"
 #include "xmalloc.h"
 #include "tap.h"
+#include "testutil.h"
 
 /* As in src/maildir.c: the mark our tmp/ file names carry. */
 #define MARK	"_popfetch."
@@ -28,22 +28,6 @@ static char *
 join(const char *a, const char *b)
 {
 	return xasprintf("%s/%s", a, b);
-}
-
-static int
-rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	/* nftw(3) passes these; removal needs only the path. */
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-static void
-rm_rf(const char *p)
-{
-	(void)nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static bool
@@ -89,24 +73,11 @@ entries(const char *dir, const char *sub)
 }
 
 static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	if (f == NULL) {
-		perror(path);
-		exit(99);
-	}
-	fputs(text, f);
-	fclose(f);
-}
-
-static void
 touch(const char *dir, const char *sub, const char *name)
 {
 	char *p = xasprintf("%s/%s/%s", dir, sub, name);
 
-	write_file(p, "x\n");
+	tu_write_file(p, "x\n", 2);
 	free(p);
 }
 
@@ -200,16 +171,16 @@ test_open(void)
 	free(p);
 
 	/* A relative path, created in the current directory. */
-	if ((cwd = open(".", O_RDONLY | O_DIRECTORY)) != -1 &&
-	    chdir(top) == 0) {
-		tap_ok(maildir_open(&md, "rel/Maildir", &e) == 0 &&
-		    is_dir_mode("rel/Maildir/new", 0700), "a relative path");
-		maildir_close(md);
-		if (fchdir(cwd) == -1)
-			exit(99);
+	if ((cwd = open(".", O_RDONLY | O_DIRECTORY)) == -1 ||
+	    chdir(top) == -1) {
+		perror(top);
+		exit(99);
 	}
-	if (cwd != -1)
-		close(cwd);
+	tap_ok(maildir_open(&md, "rel/Maildir", &e) == 0 &&
+	    is_dir_mode("rel/Maildir/new", 0700), "a relative path");
+	maildir_close(md);
+	if (fchdir(cwd) == -1 || close(cwd) == -1)
+		exit(99);
 	maildir_close(NULL);
 }
 
@@ -244,12 +215,13 @@ test_open_fails(void)
 
 		if (r->mkdir != NULL) {
 			p = join(top, r->mkdir);
-			mkdir(p, 0700);
+			if (mkdir(p, 0700) == -1)
+				exit(99);
 			free(p);
 		}
 		if (r->make != NULL) {
 			f = join(top, r->make);
-			write_file(f, "not a directory\n");
+			tu_write_file(f, "not a directory\n", 16);
 			free(f);
 		}
 		p = r->sub == NULL ? xstrdup("") : join(top, r->sub);
@@ -693,14 +665,7 @@ test_stale(void)
 int
 main(void)
 {
-	const char *t = getenv("TMPDIR");
-	char *tmpl = xasprintf("%s/test_maildir.XXXXXX",
-	    t != NULL && t[0] != '\0' ? t : "/tmp");
-
-	if ((top = mkdtemp(tmpl)) == NULL) {
-		perror(tmpl);
-		return 99;
-	}
+	top = tu_mkdtemp();
 	umask(022);
 	test_open();
 	test_open_fails();
@@ -710,8 +675,9 @@ main(void)
 	test_commit_fails();
 	test_recover();
 	test_stale();
-	if (chdir("/") == 0)
-		rm_rf(top);
-	free(tmpl);
+	if (chdir("/") == -1)
+		exit(99);
+	tu_rm_rf(top);
+	free(top);
 	return tap_done();
 }

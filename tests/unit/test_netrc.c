@@ -14,6 +14,7 @@
 #include "netrc.h"
 #include "xmalloc.h"
 #include "tap.h"
+#include "testutil.h"
 
 /*
  * Every password in the rows contains "hunter", and no error message may:
@@ -196,36 +197,6 @@ static const struct row rows[] = {
 	    ":2: password without a value" },
 };
 
-static const char *
-tmpdir(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	return t != NULL && t[0] == '/' ? t : "/tmp";
-}
-
-static char *
-write_temp(const char *data, size_t len, mode_t mode)
-{
-	char *path = xasprintf("%s/test_netrc.XXXXXX", tmpdir());
-	int fd;
-
-	if ((fd = mkstemp(path)) == -1 || fchmod(fd, mode) == -1 ||
-	    write(fd, data, len) != (ssize_t)len || close(fd) == -1) {
-		fprintf(stderr, "write_temp: %s\n", strerror(errno));
-		exit(99);
-	}
-	return path;
-}
-
-static void
-remove_temp(char *path)
-{
-	if (unlink(path) == -1)
-		exit(99);
-	free(path);
-}
-
 /* Does one outcome meet the row? */
 static int
 check(int rv, const char *pw, const struct err *e, int want_rv,
@@ -283,7 +254,7 @@ run_row(const struct row *r)
 		}
 		xfree_secret(pw);
 	}
-	path = write_temp(r->data, len, 0600);
+	path = tu_write_temp(r->data, len, 0600);
 	err_clear(&e);
 	rv = netrc_lookup(path, r->host, r->user, &pw, &e);
 	if (!check(rv, pw, &e, r->rv, r->want)) {
@@ -291,7 +262,7 @@ run_row(const struct row *r)
 		ok = 0;
 	}
 	xfree_secret(pw);
-	remove_temp(path);
+	tu_remove_temp(path);
 	tap_ok(ok, "%s # %s", r->what, e.msg);
 }
 
@@ -361,16 +332,16 @@ run_perm_row(const struct perm_row *r)
 	struct err e;
 	int rv;
 
-	path = write_temp(r->data, strlen(r->data), r->mode);
+	path = tu_write_temp(r->data, strlen(r->data), r->mode);
 	err_clear(&e);
 	rv = netrc_lookup(path, "h", "u", &pw, &e);
 	tap_ok(check(rv, pw, &e, r->rv, r->want), "mode %s # %s", r->what,
 	    e.msg);
 	xfree_secret(pw);
-	remove_temp(path);
+	tu_remove_temp(path);
 }
 
-/* Only root can give a file away; others skip. */
+/* Only root can give a file away; others skip both checks. */
 static void
 test_owner(void)
 {
@@ -379,10 +350,12 @@ test_owner(void)
 	int rv;
 
 	if (geteuid() != 0) {
-		tap_ok(1, "owned by another user # SKIP not root");
+		tap_skip("owned by another user: only root can chown");
+		tap_skip("another user's, without secrets: only root can "
+		    "chown");
 		return;
 	}
-	path = write_temp("machine h password hunter1\n", 27, 0600);
+	path = tu_write_temp("machine h password hunter1\n", 27, 0600);
 	if (chown(path, 65534, (gid_t)-1) == -1)
 		exit(99);
 	err_clear(&e);
@@ -390,13 +363,13 @@ test_owner(void)
 	tap_ok(check(rv, pw, &e, -1, "owned by uid 65534"),
 	    "owned by another user # %s", e.msg);
 	xfree_secret(pw);
-	remove_temp(path);
-	path = write_temp("machine h login u\n", 18, 0644);
+	tu_remove_temp(path);
+	path = tu_write_temp("machine h login u\n", 18, 0644);
 	if (chown(path, 65534, (gid_t)-1) == -1)
 		exit(99);
 	rv = netrc_lookup(path, "h", "u", &pw, &e);
 	tap_ok(rv == 0 && pw == NULL, "another user's, without secrets");
-	remove_temp(path);
+	tu_remove_temp(path);
 }
 
 static void
@@ -413,7 +386,7 @@ test_files(void)
 	tap_ok(rv == 0 && pw == NULL, "a path through a file: 0");
 	rv = netrc_lookup("/dev/null", "h", "u", &pw, &e);
 	tap_ok(rv == 0 && pw == NULL, "/dev/null: 0");
-	rv = netrc_lookup(tmpdir(), "h", "u", &pw, &e);
+	rv = netrc_lookup(tu_tmpdir(), "h", "u", &pw, &e);
 	tap_ok(rv == -1 && pw == NULL && e.code == EX_CONFIG &&
 	    strstr(e.msg, "not a regular file") != NULL,
 	    "directory refused # %s", e.msg);
@@ -422,19 +395,19 @@ test_files(void)
 	big = xmalloc(1024 * 1024 + 1);
 	memset(big, '\n', 1024 * 1024 + 1);
 	memcpy(big, "machine h password hunter1", 26);
-	path = write_temp(big, 1024 * 1024, 0600);
+	path = tu_write_temp(big, 1024 * 1024, 0600);
 	err_clear(&e);
 	rv = netrc_lookup(path, "h", "u", &pw, &e);
 	tap_ok(rv == 1 && strcmp(pw, "hunter1") == 0, "1 MiB file # %s",
 	    e.msg);
 	xfree_secret(pw);
-	remove_temp(path);
-	path = write_temp(big, 1024 * 1024 + 1, 0600);
+	tu_remove_temp(path);
+	path = tu_write_temp(big, 1024 * 1024 + 1, 0600);
 	rv = netrc_lookup(path, "h", "u", &pw, &e);
 	tap_ok(rv == -1 && pw == NULL && e.code == EX_CONFIG &&
 	    strstr(e.msg, "larger than 1 MiB") != NULL,
 	    "1 MiB + 1 refused # %s", e.msg);
-	remove_temp(path);
+	tu_remove_temp(path);
 	free(big);
 }
 
@@ -469,7 +442,10 @@ test_default_path(void)
 	if (setenv("HOME", "", 1) == -1)
 		exit(99);
 	if ((pw = getpwuid(geteuid())) == NULL) {
-		tap_ok(1, "default path: passwd # SKIP no passwd entry");
+		tap_skip("default path: empty $HOME, passwd: uid %ld has no "
+		    "passwd entry", (long)geteuid());
+		tap_skip("default path: no $HOME, passwd: uid %ld has no "
+		    "passwd entry", (long)geteuid());
 		return;
 	}
 	want = xasprintf("%s%s.netrc", pw->pw_dir,

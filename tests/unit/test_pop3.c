@@ -268,6 +268,7 @@ struct exchange {
 	const char	*server;
 	const char	*want;		/* transcript; NULL: must fail */
 	int		 code;		/* the error code when it fails */
+	int		 fail_at_end;	/* > 0: end callback N fails */
 };
 
 static const struct exchange exchanges[] = {
@@ -277,21 +278,23 @@ static const struct exchange exchanges[] = {
 	    "-ERR no such message\r\n"
 	    "+OK deleted\r\n+OK bye\r\n",
 	    "S+:+OK caps|L:UIDL|L:PIPELINING|E|S+:+OK 9 octets|ab\n.c\nE|"
-	    "S-:-ERR no such message|S+:+OK deleted|S+:+OK bye|", 0 },
+	    "S-:-ERR no such message|S+:+OK deleted|S+:+OK bye|", 0, 0 },
 	{ "bare +OK and -ERR",
 	    "+OK\r\n.\r\n+OK\r\n.\r\n-ERR\r\n+OK\r\n+OK\r\n",
-	    "S+:+OK|E|S+:+OK|E|S-:-ERR|S+:+OK|S+:+OK|", 0 },
+	    "S+:+OK|E|S+:+OK|E|S-:-ERR|S+:+OK|S+:+OK|", 0, 0 },
 	{ "LF-only status lines are accepted",
 	    "+OK\n.\r\n+OK\n.\r\n-ERR x\n+OK\n+OK\n",
-	    "S+:+OK|E|S+:+OK|E|S-:-ERR x|S+:+OK|S+:+OK|", 0 },
-	{ "garbage status line", "+OK\r\n.\r\nHELLO\r\n", NULL, EX_PROTOCOL },
-	{ "+OKAY is not +OK", "+OKAY\r\n", NULL, EX_PROTOCOL },
-	{ "-ERROR is not -ERR", "+OK\r\n.\r\n-ERROR\r\n", NULL, EX_PROTOCOL },
+	    "S+:+OK|E|S+:+OK|E|S-:-ERR x|S+:+OK|S+:+OK|", 0, 0 },
+	{ "garbage status line", "+OK\r\n.\r\nHELLO\r\n", NULL, EX_PROTOCOL,
+	    0 },
+	{ "+OKAY is not +OK", "+OKAY\r\n", NULL, EX_PROTOCOL, 0 },
+	{ "-ERROR is not -ERR", "+OK\r\n.\r\n-ERROR\r\n", NULL, EX_PROTOCOL,
+	    0 },
 	{ "unsolicited data after the last reply",
 	    "+OK\r\n.\r\n+OK\r\n.\r\n-ERR\r\n+OK\r\n+OK\r\n+OK extra\r\n",
-	    NULL, EX_PROTOCOL },
+	    NULL, EX_PROTOCOL, 0 },
 	{ "a callback failing stops the session",
-	    "+OK\r\n.\r\n+OK\r\nx\r\n.\r\n", NULL, EX_IOERR },
+	    "+OK\r\n.\r\n+OK\r\nx\r\n.\r\n", NULL, EX_IOERR, 2 },
 };
 
 static const char *
@@ -303,8 +306,7 @@ run_exchange(const struct exchange *x, size_t first, size_t step,
 	int rc = 0;
 
 	memset(s, 0, sizeof(*s));
-	if (strcmp(x->name, "a callback failing stops the session") == 0)
-		s->fail_at_end = 2;
+	s->fail_at_end = x->fail_at_end;
 	err_clear(e);
 	if (pop3_queue(p, POP3_LINES, &lines_cb, s, 0, "CAPA", e) == -1 ||
 	    pop3_queue(p, POP3_STREAM, &stream_cb, s, 9, "RETR 1", e) == -1 ||
