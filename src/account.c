@@ -687,7 +687,7 @@ account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 	 * tried at each, so a mended agent delivers it. */
 	before = m->uid != NULL &&
 	    status_note_find(&r->status, m->uid, NOTE_REFUSED) != NULL;
-	log_msg(before ? LL_DEBUG : LL_ERROR, "%s: message %lu%s%s%s: %s; "
+	log_msg(before ? LL_DEBUG : LL_NOTICE, "%s: message %lu%s%s%s: %s; "
 	    "left on the server%s", r->acct->name, (unsigned long)m->num,
 	    m->uid != NULL ? " (UID " : "", m->uid != NULL ? m->uid : "",
 	    m->uid != NULL ? ")" : "", e->msg, before ? " (reported before)" :
@@ -1842,7 +1842,10 @@ account_status_save(struct run *r)
 		snprintf(st->error, sizeof(st->error), "%s", res->error);
 	}
 	err_clear(&e);
-	if (status_save(st, r->cfg->state_dir, r->acct->name, &e) == -1)
+	/* A run that failed before making the state directory has nothing
+	 * to add to the error it reported. */
+	if (status_save(st, r->cfg->state_dir, r->acct->name, &e) == -1 &&
+	    access(r->cfg->state_dir, F_OK) == 0)
 		log_msg(LL_WARN, "%s: %s (--status does not show this run)",
 		    r->acct->name, e.msg);
 }
