@@ -19,12 +19,11 @@
  * with maildir_msg_begin/write/finish on deliver_spool(); nothing is
  * handed on before its last byte was received.
  *
- * The order that loses nothing lives in the caller (account.c), per
- * batch: deliver_sync, uidstate_pending, deliver_hand (repeatedly, until
- * the batch is taken), uidstate_delivered for what was taken, and only
- * then DELE. A Maildir takes a whole batch in one deliver_hand (rename
- * into new/, fsync of new/); the other targets take one message per call,
- * so that each can be recorded as delivered right after its handover.
+ * The order that loses nothing is the caller's, kept and stated at
+ * account_commit_work (account.c). A Maildir takes a whole batch in one
+ * deliver_hand (rename into new/, fsync of new/); the other targets take
+ * one message per call, so that each can be recorded as delivered right
+ * after its handover.
  */
 struct deliver;
 

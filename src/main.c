@@ -104,80 +104,30 @@ curl_has_pop3(void)
 	return pop3 && pop3s && (cv->features & CURL_VERSION_SSL);
 }
 
-static int
-parse_args(int argc, char **argv, struct options *o)
+/* The option that ch sets to true, or NULL when ch is not such. */
+static bool *
+option_flag(struct options *o, int ch)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "account", required_argument, NULL, 'a' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "daemon", no_argument, NULL, 'd' },
-		{ "syslog", no_argument, NULL, 'S' },
-		{ "check", no_argument, NULL, 'K' },
-		{ "dry-run", no_argument, NULL, 'D' },
-		{ "status", no_argument, NULL, 'T' },
-		{ "no-progress", no_argument, NULL, 'P' },
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "list-accounts", no_argument, NULL, 'L' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
+	const struct {
+		int	 ch;
+		bool	*flag;
+	} flags[] = {
+		{ 'q', &o->quiet }, { 'd', &o->daemon }, { 'S', &o->syslog },
+		{ 'K', &o->check }, { 'D', &o->dry_run }, { 'T', &o->status },
+		{ 'P', &o->no_progress }, { 'L', &o->list_accounts }
 	};
-	int ch;
+	size_t i;
 
-	while ((ch = getopt_long(argc, argv, "c:a:dvqVh", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			o->config_path = optarg;
-			break;
-		case 'a':
-			o->accounts = xreallocarray(o->accounts,
-			    o->naccounts + 1, sizeof(*o->accounts));
-			o->accounts[o->naccounts++] = optarg;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'd':
-			o->daemon = true;
-			break;
-		case 'S':
-			o->syslog = true;
-			break;
-		case 'K':
-			o->check = true;
-			break;
-		case 'D':
-			o->dry_run = true;
-			break;
-		case 'T':
-			o->status = true;
-			break;
-		case 'P':
-			o->no_progress = true;
-			break;
-		case 's':
-			o->state_dir = optarg;
-			break;
-		case 'L':
-			o->list_accounts = true;
-			break;
-		case 'V':
-			version();
-			exit(EX_OK);
-		case 'h':
-			usage(stdout);
-			exit(EX_OK);
-		default:
-			usage(stderr);
-			return -1;
-		}
-	}
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (flags[i].ch == ch)
+			return flags[i].flag;
+	return NULL;
+}
+
+/* Options that contradict each other: said, and -1 (EX_USAGE). */
+static int
+options_conflict(const struct options *o)
+{
 	if (o->quiet && o->verbose > 0) {
 		fprintf(stderr, "popfetch: -q and -v contradict each other\n");
 		return -1;
@@ -201,6 +151,66 @@ parse_args(int argc, char **argv, struct options *o)
 		    "-c)\n");
 		return -1;
 	}
+	return 0;
+}
+
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "account", required_argument, NULL, 'a' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "syslog", no_argument, NULL, 'S' },
+		{ "check", no_argument, NULL, 'K' },
+		{ "dry-run", no_argument, NULL, 'D' },
+		{ "status", no_argument, NULL, 'T' },
+		{ "no-progress", no_argument, NULL, 'P' },
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "list-accounts", no_argument, NULL, 'L' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	bool *flag;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "c:a:dvqVh", longopts,
+	    NULL)) != -1) {
+		if ((flag = option_flag(o, ch)) != NULL) {
+			*flag = true;
+			continue;
+		}
+		switch (ch) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case 'a':
+			o->accounts = xreallocarray(o->accounts,
+			    o->naccounts + 1, sizeof(*o->accounts));
+			o->accounts[o->naccounts++] = optarg;
+			break;
+		case 'v':
+			o->verbose++;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'V':
+			version();
+			exit(EX_OK);
+		case 'h':
+			usage(stdout);
+			exit(EX_OK);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (options_conflict(o) == -1)
+		return -1;
 	if (optind != argc) {
 		fprintf(stderr, "popfetch: unexpected argument: %s\n",
 		    argv[optind]);
