@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,114 +84,28 @@ struct acfg {
 typedef int (*key_fn)(struct ctx *, const config_setting_t *,
     struct account *);
 
-static int	key_name(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_host(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_port(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_allow_plaintext(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_ca_file(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_fingerprint(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_user(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_password(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_password_file(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_password_command(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_auth(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_maildir(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_keep(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_enabled(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_keep_days(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_max_size(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_timeout(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_interval(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_oauth2_token_command(struct ctx *,
-		    const config_setting_t *, struct account *);
-static int	key_max_messages(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_add_received_header(struct ctx *,
-		    const config_setting_t *, struct account *);
-static int	key_proxy(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_keepalive(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_mda(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_lmtp(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_mbox(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_recipient(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_on_new_mail(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_verify_ca(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls_min_version(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls_cert(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls_key(struct ctx *, const config_setting_t *,
-		    struct account *);
+/* How a key's value is read and where it is stored (struct keydef). */
+enum kind {
+	KIND_UINT,	/* an integer in [min, max], into an unsigned */
+	KIND_BOOL,	/* a boolean, into a bool */
+	KIND_NOT,	/* a boolean kept negated: enabled = false sets
+			   disabled */
+	KIND_STR,	/* a non-empty string, into a char * */
+	KIND_PATH,	/* a path (get_path), into a char * */
+	KIND_ARGV,	/* a command (get_argv), into a char ** */
+	KIND_ENUM,	/* one of names, into an enum */
+	KIND_FN		/* a key with rules of its own: fn */
+};
 
-/* In the order of enum key. */
-static const struct keydef {
-	const char	*name;
-	enum key	 key;
-	key_fn		 fn;
-} keydefs[] = {
-	{ "name",		K_NAME,			key_name },
-	{ "host",		K_HOST,			key_host },
-	{ "port",		K_PORT,			key_port },
-	{ "tls",		K_TLS,			key_tls },
-	{ "allow_plaintext",	K_ALLOW_PLAINTEXT,	key_allow_plaintext },
-	{ "ca_file",		K_CA_FILE,		key_ca_file },
-	{ "fingerprint",	K_FINGERPRINT,		key_fingerprint },
-	{ "user",		K_USER,			key_user },
-	{ "password",		K_PASSWORD,		key_password },
-	{ "password_file",	K_PASSWORD_FILE,	key_password_file },
-	{ "password_command",	K_PASSWORD_COMMAND,	key_password_command },
-	{ "auth",		K_AUTH,			key_auth },
-	{ "maildir",		K_MAILDIR,		key_maildir },
-	{ "keep",		K_KEEP,			key_keep },
-	{ "keep_days",		K_KEEP_DAYS,		key_keep_days },
-	{ "max_size",		K_MAX_SIZE,		key_max_size },
-	{ "timeout",		K_TIMEOUT,		key_timeout },
-	{ "interval",		K_INTERVAL,		key_interval },
-	{ "oauth2_token_command", K_OAUTH2_TOKEN_COMMAND,
-						key_oauth2_token_command },
-	{ "max_messages",	K_MAX_MESSAGES,		key_max_messages },
-	{ "add_received_header", K_ADD_RECEIVED_HEADER,
-						key_add_received_header },
-	{ "proxy",		K_PROXY,		key_proxy },
-	{ "keepalive",		K_KEEPALIVE,		key_keepalive },
-	{ "mda",		K_MDA,			key_mda },
-	{ "lmtp",		K_LMTP,			key_lmtp },
-	{ "mbox",		K_MBOX,			key_mbox },
-	{ "recipient",		K_RECIPIENT,		key_recipient },
-	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
-	{ "enabled",		K_ENABLED,		key_enabled },
-	{ "verify_ca",		K_VERIFY_CA,		key_verify_ca },
-	{ "tls_min_version",	K_TLS_MIN_VERSION,	key_tls_min_version },
-	{ "tls_cert",		K_TLS_CERT,		key_tls_cert },
-	{ "tls_key",		K_TLS_KEY,		key_tls_key },
+/* A key of an account (or of the top level, as its default). */
+struct keydef {
+	const char		*name;
+	enum kind		 kind;
+	size_t			 off;	/* its member of struct account */
+	long long		 min, max;	/* KIND_UINT */
+	const char *const	*names;		/* KIND_ENUM */
+	size_t			 nnames;
+	key_fn			 fn;		/* KIND_FN */
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -340,18 +255,6 @@ get_bool(struct ctx *c, const config_setting_t *s, bool *vp)
 	return 0;
 }
 
-/* A boolean kept negated: enabled = false sets disabled. */
-static int
-get_bool_negated(struct ctx *c, const config_setting_t *s, bool *vp)
-{
-	bool on;
-
-	if (get_bool(c, s, &on) == -1)
-		return -1;
-	*vp = !on;
-	return 0;
-}
-
 /* Returns the index of string s in names, or -1 after an error. */
 static int
 get_enum(struct ctx *c, const config_setting_t *s, const char *const *names,
@@ -418,18 +321,6 @@ set_str(char **dst, char *v)
 	*dst = v;
 }
 
-/* A path (get_path) into *dst, replacing what was there. */
-static int
-set_path(struct ctx *c, const config_setting_t *s, char **dst)
-{
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(dst, v);
-	return 0;
-}
-
 static int
 name_char(char ch, int first)
 {
@@ -492,41 +383,6 @@ key_host(struct ctx *c, const config_setting_t *s, struct account *a)
 	}
 	set_str(&a->host, xstrdup(v));
 	return 0;
-}
-
-static int
-key_port(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 1, 65535, &v) == -1)
-		return -1;
-	a->port = (unsigned)v;
-	return 0;
-}
-
-static int
-key_tls(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	int i;
-
-	if ((i = get_enum(c, s, tls_names, 3)) == -1)
-		return -1;
-	a->tls = (enum tls_mode)i;
-	return 0;
-}
-
-static int
-key_allow_plaintext(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	return get_bool(c, s, &a->allow_plaintext);
-}
-
-static int
-key_ca_file(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->ca_file);
 }
 
 /* One pin: "sha256//" and the base64 of 32 bytes (43 digits and "="). */
@@ -634,12 +490,6 @@ key_fingerprint(struct ctx *c, const config_setting_t *s, struct account *a)
 }
 
 static int
-key_verify_ca(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_bool_negated(c, s, &a->pin_only);
-}
-
-static int
 key_tls_min_version(struct ctx *c, const config_setting_t *s,
     struct account *a)
 {
@@ -658,18 +508,6 @@ key_tls_min_version(struct ctx *c, const config_setting_t *s,
 		return -1;
 	a->tls_min = (enum tls_min)i;
 	return 0;
-}
-
-static int
-key_tls_cert(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->tls_cert);
-}
-
-static int
-key_tls_key(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->tls_key);
 }
 
 static int
@@ -734,67 +572,6 @@ key_password(struct ctx *c, const config_setting_t *s, struct account *a)
 }
 
 static int
-key_password_file(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	return set_path(c, s, &a->password_file);
-}
-
-static int
-key_password_command(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	const char *v;
-
-	if (get_string(c, s, &v) == -1)
-		return -1;
-	set_str(&a->password_command, xstrdup(v));
-	return 0;
-}
-
-static int
-key_auth(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	int i;
-
-	i = get_enum(c, s, auth_names, sizeof(auth_names) /
-	    sizeof(auth_names[0]));
-	if (i == -1)
-		return -1;
-	a->auth = (enum auth_mech)i;
-	return 0;
-}
-
-static int
-key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->maildir);
-}
-
-static int
-key_enabled(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_bool_negated(c, s, &a->disabled);
-}
-
-static int
-key_keep(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_bool(c, s, &a->keep);
-}
-
-static int
-key_keep_days(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 0, KEEP_DAYS_MAX, &v) == -1)
-		return -1;
-	a->keep_days = (unsigned)v;
-	return 0;
-}
-
-static int
 key_max_size(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v;
@@ -820,58 +597,6 @@ key_max_size(struct ctx *c, const config_setting_t *s, struct account *a)
 		return -1;
 	a->max_size = (uint64_t)n;
 	return 0;
-}
-
-static int
-key_timeout(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 1, 86400, &v) == -1)
-		return -1;
-	a->timeout = (unsigned)v;
-	return 0;
-}
-
-static int
-key_interval(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 10, 604800, &v) == -1)
-		return -1;
-	a->interval = (unsigned)v;
-	return 0;
-}
-
-static int
-key_oauth2_token_command(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	const char *v;
-
-	if (get_string(c, s, &v) == -1)
-		return -1;
-	set_str(&a->oauth2_token_command, xstrdup(v));
-	return 0;
-}
-
-static int
-key_max_messages(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 0, 1000000000, &v) == -1)
-		return -1;
-	a->max_messages = (unsigned)v;
-	return 0;
-}
-
-static int
-key_add_received_header(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	return get_bool(c, s, &a->add_received_header);
 }
 
 /* The proxy URL for an error message: a password in it is masked. */
@@ -930,17 +655,6 @@ key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
 		return -1;
 	xfree_secret(a->proxy);
 	a->proxy = xstrdup(v);
-	return 0;
-}
-
-static int
-key_keepalive(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 0, 3600, &v) == -1)
-		return -1;
-	a->keepalive = (unsigned)v;
 	return 0;
 }
 
@@ -1013,24 +727,6 @@ get_argv(struct ctx *c, const config_setting_t *s, char ***out)
 	return 0;
 }
 
-static int
-key_mda(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_argv(c, s, &a->mda);
-}
-
-static int
-key_on_new_mail(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_argv(c, s, &a->on_new_mail);
-}
-
-static int
-key_mbox(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->mbox);
-}
-
 /* "unix:/PATH", or "HOST:PORT" (an IPv6 address as "[ADDR]:PORT"). */
 static int
 key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
@@ -1089,6 +785,111 @@ key_recipient(struct ctx *c, const config_setting_t *s, struct account *a)
 	}
 	set_str(&a->recipient, xstrdup(v));
 	return 0;
+}
+
+#define M(member)	offsetof(struct account, member)
+#define NELEM(v)	(sizeof(v) / sizeof((v)[0]))
+
+/* The keys, indexed by enum key. */
+static const struct keydef keydefs[K_COUNT] = {
+	[K_NAME] =	{ "name", KIND_FN, M(name), .fn = key_name },
+	[K_HOST] =	{ "host", KIND_FN, M(host), .fn = key_host },
+	[K_PORT] =	{ "port", KIND_UINT, M(port), 1, 65535 },
+	[K_TLS] =	{ "tls", KIND_ENUM, M(tls), .names = tls_names,
+			    .nnames = NELEM(tls_names) },
+	[K_ALLOW_PLAINTEXT] = { "allow_plaintext", KIND_BOOL,
+			    M(allow_plaintext) },
+	[K_CA_FILE] =	{ "ca_file", KIND_PATH, M(ca_file) },
+	[K_FINGERPRINT] = { "fingerprint", KIND_FN, M(fingerprint),
+			    .fn = key_fingerprint },
+	[K_USER] =	{ "user", KIND_FN, M(user), .fn = key_user },
+	[K_PASSWORD] =	{ "password", KIND_FN, M(password),
+			    .fn = key_password },
+	[K_PASSWORD_FILE] = { "password_file", KIND_PATH, M(password_file) },
+	[K_PASSWORD_COMMAND] = { "password_command", KIND_STR,
+			    M(password_command) },
+	[K_AUTH] =	{ "auth", KIND_ENUM, M(auth), .names = auth_names,
+			    .nnames = NELEM(auth_names) },
+	[K_MAILDIR] =	{ "maildir", KIND_PATH, M(maildir) },
+	[K_KEEP] =	{ "keep", KIND_BOOL, M(keep) },
+	[K_KEEP_DAYS] =	{ "keep_days", KIND_UINT, M(keep_days), 0,
+			    KEEP_DAYS_MAX },
+	[K_MAX_SIZE] =	{ "max_size", KIND_FN, M(max_size),
+			    .fn = key_max_size },
+	[K_TIMEOUT] =	{ "timeout", KIND_UINT, M(timeout), 1, 86400 },
+	[K_INTERVAL] =	{ "interval", KIND_UINT, M(interval), 10, 604800 },
+	[K_OAUTH2_TOKEN_COMMAND] = { "oauth2_token_command", KIND_STR,
+			    M(oauth2_token_command) },
+	[K_MAX_MESSAGES] = { "max_messages", KIND_UINT, M(max_messages), 0,
+			    1000000000 },
+	[K_ADD_RECEIVED_HEADER] = { "add_received_header", KIND_BOOL,
+			    M(add_received_header) },
+	[K_PROXY] =	{ "proxy", KIND_FN, M(proxy), .fn = key_proxy },
+	[K_KEEPALIVE] =	{ "keepalive", KIND_UINT, M(keepalive), 0, 3600 },
+	[K_MDA] =	{ "mda", KIND_ARGV, M(mda) },
+	[K_LMTP] =	{ "lmtp", KIND_FN, M(lmtp), .fn = key_lmtp },
+	[K_MBOX] =	{ "mbox", KIND_PATH, M(mbox) },
+	[K_RECIPIENT] =	{ "recipient", KIND_FN, M(recipient),
+			    .fn = key_recipient },
+	[K_ON_NEW_MAIL] = { "on_new_mail", KIND_ARGV, M(on_new_mail) },
+	[K_ENABLED] =	{ "enabled", KIND_NOT, M(disabled) },
+	[K_VERIFY_CA] =	{ "verify_ca", KIND_NOT, M(pin_only) },
+	[K_TLS_MIN_VERSION] = { "tls_min_version", KIND_FN, M(tls_min),
+			    .fn = key_tls_min_version },
+	[K_TLS_CERT] =	{ "tls_cert", KIND_PATH, M(tls_cert) },
+	[K_TLS_KEY] =	{ "tls_key", KIND_PATH, M(tls_key) },
+};
+
+/* An enum member is stored as the int get_enum returns. */
+_Static_assert(sizeof(enum tls_mode) == sizeof(int) &&
+    sizeof(enum auth_mech) == sizeof(int), "an enum key is an int");
+
+/* Reads setting s as kd says and stores its value in a. */
+static int
+set_key(struct ctx *c, const config_setting_t *s, const struct keydef *kd,
+    struct account *a)
+{
+	void *m = (char *)a + kd->off;
+	const char *str;
+	long long v;
+	char *path;
+	bool on;
+	int i;
+
+	switch (kd->kind) {
+	case KIND_UINT:
+		if (get_int(c, s, kd->min, kd->max, &v) == -1)
+			return -1;
+		*(unsigned *)m = (unsigned)v;
+		return 0;
+	case KIND_BOOL:
+		return get_bool(c, s, m);
+	case KIND_NOT:
+		if (get_bool(c, s, &on) == -1)
+			return -1;
+		*(bool *)m = !on;
+		return 0;
+	case KIND_STR:
+		if (get_string(c, s, &str) == -1)
+			return -1;
+		set_str(m, xstrdup(str));
+		return 0;
+	case KIND_PATH:
+		if (get_path(c, s, &path) == -1)
+			return -1;
+		set_str(m, path);
+		return 0;
+	case KIND_ARGV:
+		return get_argv(c, s, m);
+	case KIND_ENUM:
+		if ((i = get_enum(c, s, kd->names, kd->nnames)) == -1)
+			return -1;
+		memcpy(m, &i, sizeof(i));
+		return 0;
+	case KIND_FN:
+		break;
+	}
+	return kd->fn(c, s, a);
 }
 
 static const struct keydef *
@@ -1201,7 +1002,7 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 		if (top && is_top_only(name))
 			continue;
 		kd = find_key(name);
-		if (kd == NULL || (top && kd->key == K_NAME)) {
+		if (kd == NULL || (top && kd == &keydefs[K_NAME])) {
 			config_suggest(name, top, hint, sizeof(hint));
 			cfg_error(c, s, "unknown key \"%s\"%s%s",
 			    esc(e1, sizeof(e1), name), top ? (kd == NULL ? "" :
@@ -1209,9 +1010,9 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 			    " in account", kd == NULL ? hint : "");
 			continue;
 		}
-		if (kd->fn(c, s, &ac->a) == 0) {
-			ac->own |= BIT(kd->key);
-			ac->src[kd->key] = s;
+		if (set_key(c, s, kd, &ac->a) == 0) {
+			ac->own |= BIT(kd - keydefs);
+			ac->src[kd - keydefs] = s;
 		}
 	}
 }
