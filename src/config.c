@@ -1017,92 +1017,121 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 	}
 }
 
+/* How struct account holds one of its strings. */
+enum strtype {
+	STR_PLAIN,
+	STR_SECRET,	/* wiped before it is freed */
+	STR_ARGV	/* a NULL-terminated char **, each string its own */
+};
+
+/*
+ * Every string member of struct account, all owned by it: what
+ * account_clear frees, acfg_inherit copies from the top level, and
+ * acfg_override drops.
+ */
+static const struct strmember {
+	size_t		off;
+	enum strtype	type;
+} account_strings[] = {
+	{ M(name), STR_PLAIN },			{ M(host), STR_PLAIN },
+	{ M(ca_file), STR_PLAIN },		{ M(fingerprint), STR_PLAIN },
+	{ M(cert_fingerprint), STR_PLAIN },	{ M(tls_cert), STR_PLAIN },
+	{ M(tls_key), STR_PLAIN },		{ M(user), STR_PLAIN },
+	{ M(password), STR_SECRET },		{ M(password_file), STR_PLAIN },
+	{ M(password_command), STR_PLAIN },
+	{ M(oauth2_token_command), STR_PLAIN },	{ M(proxy), STR_SECRET },
+	{ M(maildir), STR_PLAIN },		{ M(mda), STR_ARGV },
+	{ M(lmtp), STR_PLAIN },			{ M(mbox), STR_PLAIN },
+	{ M(recipient), STR_PLAIN },		{ M(on_new_mail), STR_ARGV },
+};
+
+/* The string member at offset off (a key's: keydefs[k].off), or NULL. */
+static const struct strmember *
+find_string(size_t off)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(account_strings); i++)
+		if (account_strings[i].off == off)
+			return &account_strings[i];
+	return NULL;
+}
+
+/* Frees the string member m of a and sets it to NULL. */
+static void
+string_free(struct account *a, const struct strmember *m)
+{
+	void *p = (char *)a + m->off;
+
+	if (m->type == STR_ARGV) {
+		argv_free(*(char ***)p);
+		*(char ***)p = NULL;
+		return;
+	}
+	if (m->type == STR_SECRET)
+		xfree_secret(*(char **)p);
+	else
+		free(*(char **)p);
+	*(char **)p = NULL;
+}
+
 static void
 account_clear(struct account *a)
 {
-	free(a->name);
-	free(a->host);
-	free(a->ca_file);
-	free(a->fingerprint);
-	free(a->cert_fingerprint);
-	free(a->tls_cert);
-	free(a->tls_key);
-	free(a->user);
-	xfree_secret(a->password);
-	free(a->password_file);
-	free(a->password_command);
-	free(a->oauth2_token_command);
-	xfree_secret(a->proxy);
-	free(a->maildir);
-	argv_free(a->mda);
-	free(a->lmtp);
-	free(a->mbox);
-	free(a->recipient);
-	argv_free(a->on_new_mail);
-	memset(a, 0, sizeof(*a));
-}
+	size_t i;
 
-static char *
-dup_or_null(const char *s)
-{
-	return s == NULL ? NULL : xstrdup(s);
+	for (i = 0; i < NELEM(account_strings); i++)
+		string_free(a, &account_strings[i]);
+	memset(a, 0, sizeof(*a));
 }
 
 /* Starts an account from the top-level defaults. */
 static void
 acfg_inherit(struct acfg *ac, const struct acfg *def)
 {
-	const struct account *d = &def->a;
+	const struct strmember *m;
+	size_t i;
+	void *p;
 
 	*ac = *def;
 	ac->inh = def->own;
 	ac->own = 0;
-	ac->a.name = NULL;
-	ac->a.host = dup_or_null(d->host);
-	ac->a.ca_file = dup_or_null(d->ca_file);
-	ac->a.fingerprint = dup_or_null(d->fingerprint);
-	ac->a.cert_fingerprint = dup_or_null(d->cert_fingerprint);
-	ac->a.tls_cert = dup_or_null(d->tls_cert);
-	ac->a.tls_key = dup_or_null(d->tls_key);
-	ac->a.user = dup_or_null(d->user);
-	ac->a.password = dup_or_null(d->password);
-	ac->a.password_file = dup_or_null(d->password_file);
-	ac->a.password_command = dup_or_null(d->password_command);
-	ac->a.oauth2_token_command = dup_or_null(d->oauth2_token_command);
-	ac->a.proxy = dup_or_null(d->proxy);
-	ac->a.maildir = dup_or_null(d->maildir);
-	ac->a.mda = argv_dup(d->mda);
-	ac->a.lmtp = dup_or_null(d->lmtp);
-	ac->a.mbox = dup_or_null(d->mbox);
-	ac->a.recipient = dup_or_null(d->recipient);
-	ac->a.on_new_mail = argv_dup(d->on_new_mail);
+	/* The top level sets no name: its copy stays NULL. */
+	for (i = 0; i < NELEM(account_strings); i++) {
+		m = &account_strings[i];
+		p = (char *)&ac->a + m->off;
+		if (m->type == STR_ARGV)
+			*(char ***)p = argv_dup(*(char ***)p);
+		else if (*(char **)p != NULL)
+			*(char **)p = xstrdup(*(char **)p);
+	}
 }
 
-static int	count_bits(uint64_t);
-
-/* A delivery target set in the account replaces the inherited one. */
+/*
+ * Keys of mask (the password sources, the delivery targets: string
+ * members each) set in the account replace every inherited one.
+ */
 static void
-acfg_target_override(struct acfg *ac)
+acfg_override(struct acfg *ac, uint64_t mask)
 {
-	if ((ac->own & TARGET_KEYS) == 0)
+	int k;
+
+	if ((ac->own & mask) == 0)
 		return;
-	if ((ac->own & BIT(K_MAILDIR)) == 0) {
-		free(ac->a.maildir);
-		ac->a.maildir = NULL;
-	}
-	if ((ac->own & BIT(K_MDA)) == 0) {
-		argv_free(ac->a.mda);
-		ac->a.mda = NULL;
-	}
-	if ((ac->own & BIT(K_LMTP)) == 0) {
-		free(ac->a.lmtp);
-		ac->a.lmtp = NULL;
-	}
-	if ((ac->own & BIT(K_MBOX)) == 0) {
-		free(ac->a.mbox);
-		ac->a.mbox = NULL;
-	}
-	ac->inh &= ~TARGET_KEYS;
+	for (k = 0; k < K_COUNT; k++)
+		if ((mask & ~ac->own & BIT(k)) != 0)
+			string_free(&ac->a, find_string(keydefs[k].off));
+	ac->inh &= ~mask;
+}
+
+static int
+count_bits(uint64_t v)
+{
+	int n;
+
+	for (n = 0; v != 0; v &= v - 1)
+		n++;
+	return n;
 }
 
 /* Exactly one delivery target; sets a->deliver. */
@@ -1142,41 +1171,6 @@ acfg_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 		cfg_error(c, ac->src[K_USER] != NULL ? ac->src[K_USER] : g,
 		    "%s: lmtp: the user name cannot be the recipient (RCPT "
 		    "TO); set recipient", label);
-}
-
-/* A password source set in the account replaces all inherited ones. */
-static void
-acfg_password_override(struct acfg *ac)
-{
-	if ((ac->own & PW_KEYS) == 0)
-		return;
-	if ((ac->own & BIT(K_PASSWORD)) == 0) {
-		xfree_secret(ac->a.password);
-		ac->a.password = NULL;
-	}
-	if ((ac->own & BIT(K_PASSWORD_FILE)) == 0) {
-		free(ac->a.password_file);
-		ac->a.password_file = NULL;
-	}
-	if ((ac->own & BIT(K_PASSWORD_COMMAND)) == 0) {
-		free(ac->a.password_command);
-		ac->a.password_command = NULL;
-	}
-	if ((ac->own & BIT(K_OAUTH2_TOKEN_COMMAND)) == 0) {
-		free(ac->a.oauth2_token_command);
-		ac->a.oauth2_token_command = NULL;
-	}
-	ac->inh &= ~PW_KEYS;
-}
-
-static int
-count_bits(uint64_t v)
-{
-	int n;
-
-	for (n = 0; v != 0; v &= v - 1)
-		n++;
-	return n;
 }
 
 /*
@@ -1369,8 +1363,8 @@ parse_account(struct ctx *c, const config_setting_t *g,
 	}
 	acfg_inherit(&ac, def);
 	parse_group(c, g, &ac, 0);
-	acfg_password_override(&ac);
-	acfg_target_override(&ac);
+	acfg_override(&ac, PW_KEYS);
+	acfg_override(&ac, TARGET_KEYS);
 	if (ac.a.name != NULL)
 		snprintf(label, sizeof(label), "account \"%s\"",
 		    esc(e1, sizeof(e1), ac.a.name));
