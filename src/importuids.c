@@ -18,9 +18,9 @@
 
 #include "account.h"
 #include "buf.h"
+#include "deliver.h"
 #include "importuids.h"
 #include "log.h"
-#include "maildir.h"
 #include "uidstate.h"
 #include "xmalloc.h"
 
@@ -537,7 +537,7 @@ struct options {
 
 /* Where the account's state is, open for the import. */
 struct target {
-	struct maildir		*md;
+	struct deliver		*dl;		/* for recovery only */
 	struct uidstate		*st;		/* NULL: none yet (dry run) */
 };
 
@@ -702,19 +702,6 @@ out:
 	return rc;
 }
 
-static int
-import_recover(void *arg, const char *const *names, size_t n, bool *found,
-    struct err *e)
-{
-	/* Not a Maildir account: what was handed to its agent cannot be
-	 * checked, and is delivered again (popfetch.conf(5)). */
-	if (arg == NULL) {
-		memset(found, 0, n * sizeof(*found));
-		return 0;
-	}
-	return maildir_recover(arg, names, n, found, e);
-}
-
 /* uidstate_open, saying what a lock held by another process means, and
  * tied to the account's mailbox as a run ties it. */
 static int
@@ -723,8 +710,8 @@ state_open(const struct config *cfg, const struct account *a,
 {
 	char msg[sizeof(e->msg)];
 
-	if (uidstate_open(&t->st, cfg->state_dir, a->name, import_recover,
-	    t->md, e) != 0) {
+	if (uidstate_open(&t->st, cfg->state_dir, a->name, deliver_recover,
+	    t->dl, e) != 0) {
 		if (e->code == EX_TEMPFAIL) {
 			snprintf(msg, sizeof(msg), "%s", e->msg);
 			err_set(e, EX_TEMPFAIL, "account busy: is a popfetch "
@@ -761,14 +748,17 @@ open_state_dry(const struct config *cfg, const struct account *a,
 	return rc;
 }
 
-/* Opens the Maildir and the state the way account_run does. */
+/*
+ * Opens the state the way account_run does, recovering an interrupted
+ * run as it would (for a Maildir, in the Maildir).
+ */
 static int
 open_state(const struct config *cfg, const struct account *a, bool dry,
     struct target *t, struct err *e)
 {
 	if (dry)
 		return open_state_dry(cfg, a, t, e);
-	if (a->maildir != NULL && maildir_open(&t->md, a->maildir, e) == -1)
+	if (deliver_open_recovery(&t->dl, a, e) == -1)
 		return -1;
 	return state_open(cfg, a, t, e);
 }
@@ -865,7 +855,7 @@ import(const struct config *cfg, const struct account *a,
 		log_msg(LL_ERROR, "%s: %s", a->name, e.msg);
 	free(v);
 	uidstate_close(t.st);
-	maildir_close(t.md);
+	deliver_close(t.dl);
 	return e.code;
 }
 
