@@ -49,7 +49,7 @@ struct pick {
 };
 
 static void
-usage(FILE *f)
+importuids_usage(FILE *f)
 {
 	fprintf(f, "usage: popfetch import-uids [-n] [-c file] [--state-dir "
 	    "dir] -a account\n"
@@ -70,7 +70,7 @@ usage(FILE *f)
 
 /* Returns 0, 1 for --help, or -1 (logged) for bad arguments. */
 static int
-parse_args(int argc, char **argv, struct options *o)
+importuids_parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -111,10 +111,10 @@ parse_args(int argc, char **argv, struct options *o)
 			o->state_dir = optarg;
 			break;
 		case 'h':
-			usage(stdout);
+			importuids_usage(stdout);
 			return 1;
 		default:
-			usage(stderr);
+			importuids_usage(stderr);
 			return -1;
 		}
 	}
@@ -123,7 +123,7 @@ parse_args(int argc, char **argv, struct options *o)
 		    "which account? (-a NAME)" : !o->have_from ?
 		    "from which tool? (--from mpop|getmail6|fetchmail)" :
 		    "one path at most");
-		usage(stderr);
+		importuids_usage(stderr);
 		return -1;
 	}
 	o->path = optind < argc ? argv[optind] : NULL;
@@ -132,7 +132,7 @@ parse_args(int argc, char **argv, struct options *o)
 
 /* Loads the configuration and finds the account; returns a sysexits code. */
 static int
-load_account(const struct options *o, struct config **cfgp,
+importuids_load_account(const struct options *o, struct config **cfgp,
     const struct account **ap)
 {
 	char *path, *name;
@@ -159,7 +159,8 @@ load_account(const struct options *o, struct config **cfgp,
 
 /* Feeds the whole file at path to the parser. Returns 0 or -1. */
 static int
-read_file(const char *path, struct importuids_parser *p, struct err *e)
+importuids_read_file(const char *path, struct importuids_parser *p,
+    struct err *e)
 {
 	char chunk[64 * 1024], *epath;
 	uint64_t total = 0;
@@ -205,7 +206,7 @@ out:
 /* uidstate_open, saying what a lock held by another process means, and
  * tied to the account's mailbox as a run ties it. */
 static int
-state_open(const struct config *cfg, const struct account *a,
+importuids_open_fetch(const struct config *cfg, const struct account *a,
     struct target *t, struct err *e)
 {
 	char msg[sizeof(e->msg)];
@@ -228,7 +229,7 @@ state_open(const struct config *cfg, const struct account *a,
  * be settled.
  */
 static int
-open_state_dry(const struct config *cfg, const struct account *a,
+importuids_open_dry(const struct config *cfg, const struct account *a,
     struct target *t, struct err *e)
 {
 	char *mailbox = uidstate_mailbox(a->user, a->host);
@@ -253,20 +254,20 @@ open_state_dry(const struct config *cfg, const struct account *a,
  * run as it would (for a Maildir, in the Maildir).
  */
 static int
-open_state(const struct config *cfg, const struct account *a, bool dry,
-    struct target *t, struct err *e)
+importuids_open_state(const struct config *cfg, const struct account *a,
+    bool dry, struct target *t, struct err *e)
 {
 	if (dry)
-		return open_state_dry(cfg, a, t, e);
+		return importuids_open_dry(cfg, a, t, e);
 	if (deliver_open_recovery(&t->dl, a, e) == -1)
 		return -1;
-	return state_open(cfg, a, t, e);
+	return importuids_open_fetch(cfg, a, t, e);
 }
 
 /* The UIDs not yet in the state, each with its first-seen time. */
 static struct pick *
-classify(const struct importuids_result *r, const struct uidstate *st,
-    time_t now, size_t *np, size_t *knownp)
+importuids_classify(const struct importuids_result *r,
+    const struct uidstate *st, time_t now, size_t *np, size_t *knownp)
 {
 	struct pick *v = xreallocarray(NULL, uidmap_count(r->uids) + 1,
 	    sizeof(*v));
@@ -290,7 +291,7 @@ classify(const struct importuids_result *r, const struct uidstate *st,
 }
 
 static int
-pick_cmp(const void *a, const void *b)
+importuids_pick_cmp(const void *a, const void *b)
 {
 	const struct pick *x = a, *y = b;
 
@@ -301,13 +302,13 @@ pick_cmp(const void *a, const void *b)
 
 /* Records the picks, one journal write per distinct time, and commits. */
 static int
-record(struct uidstate *st, struct pick *v, size_t n, struct err *e)
+importuids_record(struct uidstate *st, struct pick *v, size_t n, struct err *e)
 {
 	const char **uids = xreallocarray(NULL, n + 1, sizeof(*uids));
 	size_t i, j;
 	int rc = 0;
 
-	qsort(v, n, sizeof(*v), pick_cmp);
+	qsort(v, n, sizeof(*v), importuids_pick_cmp);
 	for (i = 0; i < n && rc == 0; i = j) {
 		for (j = i; j < n && v[j].t == v[i].t; j++)
 			uids[j - i] = v[j].uid;
@@ -321,7 +322,7 @@ record(struct uidstate *st, struct pick *v, size_t n, struct err *e)
 
 /* The summary line, and a warning where imported mail will be deleted. */
 static void
-report(const struct account *a, const struct options *o, size_t n,
+importuids_report(const struct account *a, const struct options *o, size_t n,
     size_t known, size_t invalid)
 {
 	if (!a->keep && n > 0)
@@ -337,7 +338,7 @@ report(const struct account *a, const struct options *o, size_t n,
 
 /* Records what the file holds for the account; returns a sysexits code. */
 static int
-import(const struct config *cfg, const struct account *a,
+importuids_import(const struct config *cfg, const struct account *a,
     const struct options *o, const struct importuids_result *r)
 {
 	struct target t = { NULL, NULL };
@@ -346,10 +347,10 @@ import(const struct config *cfg, const struct account *a,
 	struct err e;
 
 	err_clear(&e);
-	if (open_state(cfg, a, o->dry_run, &t, &e) == 0) {
-		v = classify(r, t.st, time(NULL), &n, &known);
-		if (o->dry_run || record(t.st, v, n, &e) == 0)
-			report(a, o, n, known, r->invalid);
+	if (importuids_open_state(cfg, a, o->dry_run, &t, &e) == 0) {
+		v = importuids_classify(r, t.st, time(NULL), &n, &known);
+		if (o->dry_run || importuids_record(t.st, v, n, &e) == 0)
+			importuids_report(a, o, n, known, r->invalid);
 	}
 	if (e.code != EX_OK)
 		log_msg(LL_ERROR, "%s: %s", a->name, e.msg);
@@ -361,7 +362,7 @@ import(const struct config *cfg, const struct account *a,
 
 /* Reads the tool's file for the account and imports it. */
 static int
-import_file(const struct config *cfg, const struct account *a,
+importuids_import_file(const struct config *cfg, const struct account *a,
     const struct options *o)
 {
 	struct importuids_parser *p = NULL;
@@ -376,8 +377,9 @@ import_file(const struct config *cfg, const struct account *a,
 	    importuids_check_getmail_name(path, a, &e) == -1))
 		goto out;
 	p = importuids_parser_new(o->from, path, a->user, a->host);
-	if (read_file(path, p, &e) == 0)
-		code = import(cfg, a, o, importuids_parser_result(p));
+	if (importuids_read_file(path, p, &e) == 0)
+		code = importuids_import(cfg, a, o,
+		    importuids_parser_result(p));
 out:
 	if (e.code != EX_OK) {
 		log_msg(LL_ERROR, "%s", e.msg);
@@ -397,10 +399,10 @@ importuids_main(int argc, char **argv)
 	int code;
 
 	memset(&o, 0, sizeof(o));
-	if ((code = parse_args(argc, argv, &o)) != 0)
+	if ((code = importuids_parse_args(argc, argv, &o)) != 0)
 		return code == 1 ? EX_OK : EX_USAGE;
-	if ((code = load_account(&o, &cfg, &a)) == EX_OK)
-		code = import_file(cfg, a, &o);
+	if ((code = importuids_load_account(&o, &cfg, &a)) == EX_OK)
+		code = importuids_import_file(cfg, a, &o);
 	config_free(cfg);
 	return code;
 }

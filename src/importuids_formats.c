@@ -92,7 +92,7 @@ importuids_getmail_name(const char *host, unsigned port, const char *user)
 }
 
 static bool
-path_exists(const char *path)
+importuids_exists(const char *path)
 {
 	struct stat st;
 
@@ -100,7 +100,7 @@ path_exists(const char *path)
 }
 
 static bool
-path_is_dir(const char *path)
+importuids_is_dir(const char *path)
 {
 	struct stat st;
 
@@ -108,7 +108,7 @@ path_is_dir(const char *path)
 }
 
 static char *
-getmail_default(const char *home, const struct account *a)
+importuids_getmail_default(const char *home, const struct account *a)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME");
 	char *dir, *name, *path;
@@ -118,7 +118,7 @@ getmail_default(const char *home, const struct account *a)
 		dir = xasprintf("%s/getmail", xdg);
 	else
 		dir = xasprintf("%s/.config/getmail", home);
-	if (!path_exists(dir)) {
+	if (!importuids_exists(dir)) {
 		free(dir);
 		dir = xasprintf("%s/.getmail", home);
 	}
@@ -137,7 +137,7 @@ importuids_default_path(enum importuids_from from, const struct account *a,
 
 	if (from == IMPORTUIDS_FETCHMAIL) {
 		env = getenv("FETCHMAILHOME");
-		if (env != NULL && env[0] == '/' && path_is_dir(env))
+		if (env != NULL && env[0] == '/' && importuids_is_dir(env))
 			return xasprintf("%s/.fetchids", env);
 		env = getenv("HOME_ETC");
 		if (env != NULL && env[0] == '/')
@@ -155,7 +155,7 @@ importuids_default_path(enum importuids_from from, const struct account *a,
 		return xasprintf("%s/.mpop_uidls/%s_at_%s", home, a->user,
 		    a->host);
 	case IMPORTUIDS_GETMAIL6:
-		return getmail_default(home, a);
+		return importuids_getmail_default(home, a);
 	case IMPORTUIDS_FETCHMAIL:
 		break;
 	}
@@ -226,8 +226,8 @@ importuids_parser_result(const struct importuids_parser *p)
 
 /* Fails the parse at the current line, quoting it. Returns -1. */
 static int __attribute__((format(printf, 3, 4)))
-parser_error(struct importuids_parser *p, struct err *e, const char *fmt,
-    ...)
+importuids_reject(struct importuids_parser *p, struct err *e,
+    const char *fmt, ...)
 {
 	char what[512], *q;
 	va_list ap;
@@ -244,7 +244,7 @@ parser_error(struct importuids_parser *p, struct err *e, const char *fmt,
 }
 
 static bool
-same(const char *s, size_t n, const char *want, bool ignore_case)
+importuids_same(const char *s, size_t n, const char *want, bool ignore_case)
 {
 	if (strlen(want) != n)
 		return false;
@@ -254,8 +254,8 @@ same(const char *s, size_t n, const char *want, bool ignore_case)
 
 /* Notes an account that the file names, for the "no UIDs for" error. */
 static void
-parser_key(struct importuids_parser *p, const char *user, size_t ulen,
-    const char *host, size_t hlen)
+importuids_parser_key(struct importuids_parser *p, const char *user,
+    size_t ulen, const char *host, size_t hlen)
 {
 	char *u = buf_escape(user, ulen, QUOTE_MAX);
 	char *h = buf_escape(host, hlen, QUOTE_MAX);
@@ -270,7 +270,7 @@ parser_key(struct importuids_parser *p, const char *user, size_t ulen,
 
 /* One UID of the account, with the time the file gives or -1. */
 static void
-parser_add(struct importuids_parser *p, const char *uid, size_t n,
+importuids_parser_add(struct importuids_parser *p, const char *uid, size_t n,
     int64_t t)
 {
 	char key[UID_MAX + 1];
@@ -291,59 +291,61 @@ parser_add(struct importuids_parser *p, const char *uid, size_t n,
 
 /* mpop: " COUNT HOST USER" opens a list of COUNT UIDs. */
 static int
-mpop_header(struct importuids_parser *p, const char *l, size_t n,
+importuids_mpop_header(struct importuids_parser *p, const char *l, size_t n,
     struct err *e)
 {
 	const char *end = l + n, *c, *host, *hend, *user;
 	uint64_t count = 0;
 
 	if (n == 0 || l[0] != ' ')
-		return parser_error(p, e, "a UID outside a list (a list "
-		    "starts with \" COUNT HOST USER\")");
+		return importuids_reject(p, e, "a UID outside a list (a "
+		    "list starts with \" COUNT HOST USER\")");
 	for (c = l + 1; c < end && *c >= '0' && *c <= '9' &&
 	    c - l <= DIGITS_MAX; c++)
 		count = count * 10 + (uint64_t)(*c - '0');
 	if (c == l + 1 || c == end || *c != ' ' || count == 0)
-		return parser_error(p, e, "not a list header \" COUNT HOST "
-		    "USER\" with a COUNT of 1 or more");
+		return importuids_reject(p, e, "not a list header \" COUNT "
+		    "HOST USER\" with a COUNT of 1 or more");
 	host = c + 1;
 	hend = memchr(host, ' ', (size_t)(end - host));
 	user = hend == NULL ? end : hend + 1;
 	if (hend == NULL || hend == host || user == end ||
 	    memchr(user, ' ', (size_t)(end - user)) != NULL)
-		return parser_error(p, e, "not a list header \" COUNT HOST "
-		    "USER\" (one space between, none within)");
+		return importuids_reject(p, e, "not a list header \" COUNT "
+		    "HOST USER\" (one space between, none within)");
 	p->left = p->announced = count;
 	p->list_line = p->lineno;
-	p->ours = same(host, (size_t)(hend - host), p->host, false) &&
-	    same(user, (size_t)(end - user), p->user, false);
-	parser_key(p, user, (size_t)(end - user), host, (size_t)(hend - host));
+	p->ours = importuids_same(host, (size_t)(hend - host), p->host,
+	    false) && importuids_same(user, (size_t)(end - user), p->user,
+	    false);
+	importuids_parser_key(p, user, (size_t)(end - user), host,
+	    (size_t)(hend - host));
 	return 0;
 }
 
 static int
-mpop_line(struct importuids_parser *p, const char *l, size_t n,
+importuids_mpop_line(struct importuids_parser *p, const char *l, size_t n,
     struct err *e)
 {
 	/* mpop skips comments even inside a list. */
 	if (n > 0 && l[0] == '#')
 		return 0;
 	if (p->left == 0)
-		return mpop_header(p, l, n, e);
+		return importuids_mpop_header(p, l, n, e);
 	if (n > 0 && l[0] == ' ')
-		return parser_error(p, e, "a new list starts %" PRIu64 " UIDs "
-		    "short of the %" PRIu64 " that line %zu announces",
+		return importuids_reject(p, e, "a new list starts %" PRIu64
+		    " UIDs short of the %" PRIu64 " that line %zu announces",
 		    p->left, p->announced, p->list_line);
 	p->total++;
 	if (p->ours)
-		parser_add(p, l, n, -1);
+		importuids_parser_add(p, l, n, -1);
 	p->left--;
 	return 0;
 }
 
 /* getmail6: UID, NUL, decimal time. */
 static int
-getmail_line(struct importuids_parser *p, const char *l, size_t n,
+importuids_getmail_line(struct importuids_parser *p, const char *l, size_t n,
     struct err *e)
 {
 	const char *nul, *c, *end;
@@ -354,21 +356,22 @@ getmail_line(struct importuids_parser *p, const char *l, size_t n,
 		n--;
 	end = l + n;
 	if ((nul = memchr(l, '\0', n)) == NULL)
-		return parser_error(p, e, "not a UID, a NUL byte and a time");
+		return importuids_reject(p, e, "not a UID, a NUL byte and a "
+		    "time");
 	for (c = nul + 1; c < end && *c >= '0' && *c <= '9' &&
 	    c - nul <= DIGITS_MAX; c++)
 		t = t * 10 + (*c - '0');
 	if (c == nul + 1 || c != end)
-		return parser_error(p, e, "the time after the NUL byte is not "
-		    "a number of seconds");
+		return importuids_reject(p, e, "the time after the NUL byte "
+		    "is not a number of seconds");
 	p->total++;
-	parser_add(p, l, (size_t)(nul - l), t);
+	importuids_parser_add(p, l, (size_t)(nul - l), t);
 	return 0;
 }
 
 /* fetchmail: "USER@HOST UID", read the way fetchmail reads it. */
 static int
-fetchmail_line(struct importuids_parser *p, const char *l, size_t n,
+importuids_fetchmail_line(struct importuids_parser *p, const char *l, size_t n,
     struct err *e)
 {
 	const char *end = l + n, *at, *sp, *kend, *last, *id, *idend;
@@ -378,7 +381,7 @@ fetchmail_line(struct importuids_parser *p, const char *l, size_t n,
 	at = memchr(l, '@', (size_t)(end - l));
 	sp = at == NULL ? NULL : memchr(at, ' ', (size_t)(end - at));
 	if (sp == NULL)
-		return parser_error(p, e, "not \"USER@HOST UID\"");
+		return importuids_reject(p, e, "not \"USER@HOST UID\"");
 	for (kend = sp; kend > at && (kend[-1] == ' ' || kend[-1] == '\t');
 	    kend--)
 		;
@@ -391,17 +394,17 @@ fetchmail_line(struct importuids_parser *p, const char *l, size_t n,
 	    idend++)
 		;
 	p->total++;
-	parser_key(p, l, (size_t)(last - l), last + 1,
+	importuids_parser_key(p, l, (size_t)(last - l), last + 1,
 	    (size_t)(kend - last - 1));
-	if (same(l, (size_t)(last - l), p->user, true) &&
-	    same(last + 1, (size_t)(kend - last - 1), p->host, true))
-		parser_add(p, id, (size_t)(idend - id), -1);
+	if (importuids_same(l, (size_t)(last - l), p->user, true) &&
+	    importuids_same(last + 1, (size_t)(kend - last - 1), p->host, true))
+		importuids_parser_add(p, id, (size_t)(idend - id), -1);
 	return 0;
 }
 
 /* Parses the line in p->line (without its LF) and empties it. */
 static int
-parser_line(struct importuids_parser *p, struct err *e)
+importuids_parser_line(struct importuids_parser *p, struct err *e)
 {
 	const char *l = p->line.data != NULL ? p->line.data : "";
 	int rc = 0;
@@ -409,13 +412,13 @@ parser_line(struct importuids_parser *p, struct err *e)
 	p->lineno++;
 	switch (p->from) {
 	case IMPORTUIDS_MPOP:
-		rc = mpop_line(p, l, p->line.len, e);
+		rc = importuids_mpop_line(p, l, p->line.len, e);
 		break;
 	case IMPORTUIDS_GETMAIL6:
-		rc = getmail_line(p, l, p->line.len, e);
+		rc = importuids_getmail_line(p, l, p->line.len, e);
 		break;
 	case IMPORTUIDS_FETCHMAIL:
-		rc = fetchmail_line(p, l, p->line.len, e);
+		rc = importuids_fetchmail_line(p, l, p->line.len, e);
 		break;
 	}
 	buf_reset(&p->line);
@@ -446,7 +449,7 @@ importuids_parser_feed(struct importuids_parser *p, const void *data,
 		}
 		if (nl == NULL)
 			break;
-		if (parser_line(p, e) == -1)
+		if (importuids_parser_line(p, e) == -1)
 			return -1;
 		s += len + 1;
 		n -= len + 1;
@@ -456,7 +459,7 @@ importuids_parser_feed(struct importuids_parser *p, const void *data,
 
 /* The error for a file without a UID of the account. */
 static int
-parser_nomatch(struct importuids_parser *p, struct err *e)
+importuids_parser_nomatch(struct importuids_parser *p, struct err *e)
 {
 	const struct uidmap_entry *en;
 	char *u, *h, more[64];
@@ -498,7 +501,7 @@ importuids_parser_finish(struct importuids_parser *p, struct err *e)
 		err_set(e, EX_SOFTWARE, "%s: finished after an error", p->file);
 		return -1;
 	}
-	if (p->line.len > 0 && parser_line(p, e) == -1)
+	if (p->line.len > 0 && importuids_parser_line(p, e) == -1)
 		return -1;
 	if (p->left > 0) {
 		p->failed = true;
@@ -508,6 +511,6 @@ importuids_parser_finish(struct importuids_parser *p, struct err *e)
 		return -1;
 	}
 	if (p->res.entries == 0)
-		return parser_nomatch(p, e);
+		return importuids_parser_nomatch(p, e);
 	return 0;
 }
