@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libconfig.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,7 +57,8 @@ _Static_assert(K_COUNT <= 64, "a key set (struct acfg) holds a bit per key");
 
 #define BIT(k)		((uint64_t)1 << (k))
 #define PW_KEYS		(BIT(K_PASSWORD) | BIT(K_PASSWORD_FILE) | \
-			    BIT(K_PASSWORD_COMMAND) | BIT(K_OAUTH2_TOKEN_COMMAND))
+			    BIT(K_PASSWORD_COMMAND) | \
+			    BIT(K_OAUTH2_TOKEN_COMMAND))
 #define TARGET_KEYS	(BIT(K_MAILDIR) | BIT(K_MDA) | BIT(K_LMTP) | \
 			    BIT(K_MBOX))
 #define ARGV_MAX	256		/* arguments of a command */
@@ -83,114 +85,28 @@ struct acfg {
 typedef int (*key_fn)(struct ctx *, const config_setting_t *,
     struct account *);
 
-static int	key_name(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_host(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_port(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_allow_plaintext(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_ca_file(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_fingerprint(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_user(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_password(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_password_file(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_password_command(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_auth(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_maildir(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_keep(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_enabled(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_keep_days(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_max_size(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_timeout(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_interval(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_oauth2_token_command(struct ctx *,
-		    const config_setting_t *, struct account *);
-static int	key_max_messages(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_add_received_header(struct ctx *,
-		    const config_setting_t *, struct account *);
-static int	key_proxy(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_keepalive(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_mda(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_lmtp(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_mbox(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_recipient(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_on_new_mail(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_verify_ca(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls_min_version(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls_cert(struct ctx *, const config_setting_t *,
-		    struct account *);
-static int	key_tls_key(struct ctx *, const config_setting_t *,
-		    struct account *);
+/* How a key's value is read and where it is stored (struct keydef). */
+enum kind {
+	KIND_UINT,	/* an integer in [min, max], into an unsigned */
+	KIND_BOOL,	/* a boolean, into a bool */
+	KIND_NOT,	/* a boolean kept negated: enabled = false sets
+			   disabled */
+	KIND_STR,	/* a non-empty string, into a char * */
+	KIND_PATH,	/* a path (config_get_path), into a char * */
+	KIND_ARGV,	/* a command (config_get_argv), into a char ** */
+	KIND_ENUM,	/* one of names, into an enum */
+	KIND_FN		/* a key with rules of its own: fn */
+};
 
-/* In the order of enum key. */
-static const struct keydef {
-	const char	*name;
-	enum key	 key;
-	key_fn		 fn;
-} keydefs[] = {
-	{ "name",		K_NAME,			key_name },
-	{ "host",		K_HOST,			key_host },
-	{ "port",		K_PORT,			key_port },
-	{ "tls",		K_TLS,			key_tls },
-	{ "allow_plaintext",	K_ALLOW_PLAINTEXT,	key_allow_plaintext },
-	{ "ca_file",		K_CA_FILE,		key_ca_file },
-	{ "fingerprint",	K_FINGERPRINT,		key_fingerprint },
-	{ "user",		K_USER,			key_user },
-	{ "password",		K_PASSWORD,		key_password },
-	{ "password_file",	K_PASSWORD_FILE,	key_password_file },
-	{ "password_command",	K_PASSWORD_COMMAND,	key_password_command },
-	{ "auth",		K_AUTH,			key_auth },
-	{ "maildir",		K_MAILDIR,		key_maildir },
-	{ "keep",		K_KEEP,			key_keep },
-	{ "keep_days",		K_KEEP_DAYS,		key_keep_days },
-	{ "max_size",		K_MAX_SIZE,		key_max_size },
-	{ "timeout",		K_TIMEOUT,		key_timeout },
-	{ "interval",		K_INTERVAL,		key_interval },
-	{ "oauth2_token_command", K_OAUTH2_TOKEN_COMMAND,
-						key_oauth2_token_command },
-	{ "max_messages",	K_MAX_MESSAGES,		key_max_messages },
-	{ "add_received_header", K_ADD_RECEIVED_HEADER,
-						key_add_received_header },
-	{ "proxy",		K_PROXY,		key_proxy },
-	{ "keepalive",		K_KEEPALIVE,		key_keepalive },
-	{ "mda",		K_MDA,			key_mda },
-	{ "lmtp",		K_LMTP,			key_lmtp },
-	{ "mbox",		K_MBOX,			key_mbox },
-	{ "recipient",		K_RECIPIENT,		key_recipient },
-	{ "on_new_mail",	K_ON_NEW_MAIL,		key_on_new_mail },
-	{ "enabled",		K_ENABLED,		key_enabled },
-	{ "verify_ca",		K_VERIFY_CA,		key_verify_ca },
-	{ "tls_min_version",	K_TLS_MIN_VERSION,	key_tls_min_version },
-	{ "tls_cert",		K_TLS_CERT,		key_tls_cert },
-	{ "tls_key",		K_TLS_KEY,		key_tls_key },
+/* A key of an account (or of the top level, as its default). */
+struct keydef {
+	const char		*name;
+	enum kind		 kind;
+	size_t			 off;	/* its member of struct account */
+	long long		 min, max;	/* KIND_UINT */
+	const char *const	*names;		/* KIND_ENUM */
+	size_t			 nnames;
+	key_fn			 fn;		/* KIND_FN */
 };
 
 static const char *const tls_names[] = { "implicit", "starttls", "none" };
@@ -205,7 +121,7 @@ static const char *const auth_names[] = {
  * messages, and returns dst.
  */
 static const char *
-esc(char *dst, size_t size, const char *s)
+config_esc(char *dst, size_t size, const char *s)
 {
 	char *q;
 
@@ -217,7 +133,7 @@ esc(char *dst, size_t size, const char *s)
 
 /* Returns the path of the file a setting came from, newly allocated. */
 static char *
-src_path(const struct ctx *c, const char *file)
+config_src_path(const struct ctx *c, const char *file)
 {
 	/* libconfig gives include files as written, relative to dir. */
 	if (file == NULL)
@@ -226,14 +142,14 @@ src_path(const struct ctx *c, const char *file)
 }
 
 static void
-cfg_error_at(struct ctx *c, const char *file, unsigned line,
+config_error_at(struct ctx *c, const char *file, unsigned line,
     const char *msg)
 {
 	char *path, *p;
 
 	if (c->nerr++ > 0)
 		return;
-	path = src_path(c, file);
+	path = config_src_path(c, file);
 	p = buf_escape(path, strlen(path), 256);
 	if (line > 0)
 		err_set(c->e, EX_CONFIG, "%s:%u: %s", p, line, msg);
@@ -245,7 +161,7 @@ cfg_error_at(struct ctx *c, const char *file, unsigned line,
 
 /* Records an error about setting s (NULL: the file as a whole). */
 static void __attribute__((format(printf, 3, 4)))
-cfg_error(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
+config_error(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 {
 	char msg[768];
 	va_list ap;
@@ -254,14 +170,14 @@ cfg_error(struct ctx *c, const config_setting_t *s, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (s == NULL)
-		cfg_error_at(c, NULL, 0, msg);
+		config_error_at(c, NULL, 0, msg);
 	else
-		cfg_error_at(c, config_setting_source_file(s),
+		config_error_at(c, config_setting_source_file(s),
 		    config_setting_source_line(s), msg);
 }
 
 static const char *
-type_name(int type)
+config_type_name(int type)
 {
 	switch (type) {
 	case CONFIG_TYPE_GROUP:
@@ -286,26 +202,26 @@ type_name(int type)
 
 /* Checks that s has the wanted type (INT accepts INT64 too). */
 static int
-want_type(struct ctx *c, const config_setting_t *s, int want)
+config_want_type(struct ctx *c, const config_setting_t *s, int want)
 {
 	int type = config_setting_type(s);
 
 	if (type == want ||
 	    (want == CONFIG_TYPE_INT && type == CONFIG_TYPE_INT64))
 		return 0;
-	cfg_error(c, s, "%s: expected %s, got %s", config_setting_name(s),
-	    type_name(want), type_name(type));
+	config_error(c, s, "%s: expected %s, got %s", config_setting_name(s),
+	    config_type_name(want), config_type_name(type));
 	return -1;
 }
 
 static int
-get_string(struct ctx *c, const config_setting_t *s, const char **vp)
+config_get_string(struct ctx *c, const config_setting_t *s, const char **vp)
 {
-	if (want_type(c, s, CONFIG_TYPE_STRING) == -1)
+	if (config_want_type(c, s, CONFIG_TYPE_STRING) == -1)
 		return -1;
 	*vp = config_setting_get_string(s);
 	if (*vp == NULL || **vp == '\0') {
-		cfg_error(c, s, "%s: must not be empty",
+		config_error(c, s, "%s: must not be empty",
 		    config_setting_name(s));
 		return -1;
 	}
@@ -314,16 +230,16 @@ get_string(struct ctx *c, const config_setting_t *s, const char **vp)
 
 /* An integer in [min, max]. libconfig 1.5 itself wraps values >= 2^31. */
 static int
-get_int(struct ctx *c, const config_setting_t *s, long long min,
+config_get_int(struct ctx *c, const config_setting_t *s, long long min,
     long long max, long long *vp)
 {
 	long long v;
 
-	if (want_type(c, s, CONFIG_TYPE_INT) == -1)
+	if (config_want_type(c, s, CONFIG_TYPE_INT) == -1)
 		return -1;
 	v = config_setting_get_int64(s);
 	if (v < min || v > max) {
-		cfg_error(c, s, "%s: %lld is out of range (%lld to %lld)",
+		config_error(c, s, "%s: %lld is out of range (%lld to %lld)",
 		    config_setting_name(s), v, min, max);
 		return -1;
 	}
@@ -332,36 +248,24 @@ get_int(struct ctx *c, const config_setting_t *s, long long min,
 }
 
 static int
-get_bool(struct ctx *c, const config_setting_t *s, bool *vp)
+config_get_bool(struct ctx *c, const config_setting_t *s, bool *vp)
 {
-	if (want_type(c, s, CONFIG_TYPE_BOOL) == -1)
+	if (config_want_type(c, s, CONFIG_TYPE_BOOL) == -1)
 		return -1;
 	*vp = config_setting_get_bool(s) != 0;
 	return 0;
 }
 
-/* A boolean kept negated: enabled = false sets disabled. */
-static int
-get_bool_negated(struct ctx *c, const config_setting_t *s, bool *vp)
-{
-	bool on;
-
-	if (get_bool(c, s, &on) == -1)
-		return -1;
-	*vp = !on;
-	return 0;
-}
-
 /* Returns the index of string s in names, or -1 after an error. */
 static int
-get_enum(struct ctx *c, const config_setting_t *s, const char *const *names,
-    size_t n)
+config_get_enum(struct ctx *c, const config_setting_t *s,
+    const char *const *names, size_t n)
 {
 	char e1[512], list[128];
 	const char *v;
 	size_t i;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	list[0] = '\0';
 	for (i = 0; i < n; i++) {
@@ -370,8 +274,8 @@ get_enum(struct ctx *c, const config_setting_t *s, const char *const *names,
 		snprintf(list + strlen(list), sizeof(list) - strlen(list),
 		    "%s\"%s\"", i == 0 ? "" : ", ", names[i]);
 	}
-	cfg_error(c, s, "%s: unknown value \"%s\" (expected one of %s)",
-	    config_setting_name(s), esc(e1, sizeof(e1), v), list);
+	config_error(c, s, "%s: unknown value \"%s\" (expected one of %s)",
+	    config_setting_name(s), config_esc(e1, sizeof(e1), v), list);
 	return -1;
 }
 
@@ -380,31 +284,31 @@ get_enum(struct ctx *c, const config_setting_t *s, const char *const *names,
  * The result must be absolute: a daemon's working directory is "/".
  */
 static int
-get_path(struct ctx *c, const config_setting_t *s, char **out)
+config_get_path(struct ctx *c, const config_setting_t *s, char **out)
 {
 	const char *v, *home, *name = config_setting_name(s);
 	char e1[512];
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	if (v[0] == '~' && v[1] != '\0' && v[1] != '/') {
-		cfg_error(c, s, "%s: \"%s\": only ~ and ~/ are expanded, not "
-		    "~user", name, esc(e1, sizeof(e1), v));
+		config_error(c, s, "%s: \"%s\": only ~ and ~/ are expanded, "
+		    "not ~user", name, config_esc(e1, sizeof(e1), v));
 		return -1;
 	}
 	if (v[0] == '~') {
 		home = getenv("HOME");
 		if (home == NULL || home[0] != '/') {
-			cfg_error(c, s, "%s: cannot expand ~: HOME is not set "
-			    "to an absolute path", name);
+			config_error(c, s, "%s: cannot expand ~: HOME is not "
+			    "set to an absolute path", name);
 			return -1;
 		}
 		*out = xasprintf("%s%s", home, v + 1);
 		return 0;
 	}
 	if (v[0] != '/') {
-		cfg_error(c, s, "%s: \"%s\" must be an absolute path or start "
-		    "with ~/", name, esc(e1, sizeof(e1), v));
+		config_error(c, s, "%s: \"%s\" must be an absolute path or "
+		    "start with ~/", name, config_esc(e1, sizeof(e1), v));
 		return -1;
 	}
 	*out = xstrdup(v);
@@ -412,26 +316,14 @@ get_path(struct ctx *c, const config_setting_t *s, char **out)
 }
 
 static void
-set_str(char **dst, char *v)
+config_set_str(char **dst, char *v)
 {
 	free(*dst);
 	*dst = v;
 }
 
-/* A path (get_path) into *dst, replacing what was there. */
 static int
-set_path(struct ctx *c, const config_setting_t *s, char **dst)
-{
-	char *v;
-
-	if (get_path(c, s, &v) == -1)
-		return -1;
-	set_str(dst, v);
-	return 0;
-}
-
-static int
-name_char(char ch, int first)
+config_name_char(char ch, int first)
 {
 	if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
 	    (ch >= '0' && ch <= '9'))
@@ -441,97 +333,62 @@ name_char(char ch, int first)
 
 /* Names become file names: no "/", and neither "." nor "..". */
 static int
-valid_name(const char *s)
+config_valid_name(const char *s)
 {
 	size_t i, n = strlen(s);
 
 	if (n == 0 || n > NAME_MAXLEN)
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!name_char(s[i], i == 0))
+		if (!config_name_char(s[i], i == 0))
 			return 0;
 	return 1;
 }
 
 static int
-key_name(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_name(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v = "";
 	char e1[512];
 
-	if (want_type(c, s, CONFIG_TYPE_STRING) == -1)
+	if (config_want_type(c, s, CONFIG_TYPE_STRING) == -1)
 		return -1;
 	if (config_setting_get_string(s) != NULL)
 		v = config_setting_get_string(s);
-	if (!valid_name(v)) {
-		cfg_error(c, s, "name: \"%s\" is not a valid account name "
+	if (!config_valid_name(v)) {
+		config_error(c, s, "name: \"%s\" is not a valid account name "
 		    "(1 to %d of A-Z a-z 0-9 . _ -, starting with a letter or "
-		    "digit)", esc(e1, sizeof(e1), v), NAME_MAXLEN);
+		    "digit)", config_esc(e1, sizeof(e1), v), NAME_MAXLEN);
 		return -1;
 	}
-	set_str(&a->name, xstrdup(v));
+	config_set_str(&a->name, xstrdup(v));
 	return 0;
 }
 
 static int
-key_host(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_host(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const unsigned char *p;
 	const char *v;
 	char e1[512];
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	for (p = (const unsigned char *)v; *p != '\0'; p++)
 		if (*p <= ' ' || *p == 0x7f || strchr("/@?#\\", *p) != NULL)
 			break;
 	if (*p != '\0' || strlen(v) > HOST_MAXLEN) {
-		cfg_error(c, s, "host: \"%s\" is not a host name or address",
-		    esc(e1, sizeof(e1), v));
+		config_error(c, s, "host: \"%s\" is not a host name or address",
+		    config_esc(e1, sizeof(e1), v));
 		return -1;
 	}
-	set_str(&a->host, xstrdup(v));
+	config_set_str(&a->host, xstrdup(v));
 	return 0;
-}
-
-static int
-key_port(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 1, 65535, &v) == -1)
-		return -1;
-	a->port = (unsigned)v;
-	return 0;
-}
-
-static int
-key_tls(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	int i;
-
-	if ((i = get_enum(c, s, tls_names, 3)) == -1)
-		return -1;
-	a->tls = (enum tls_mode)i;
-	return 0;
-}
-
-static int
-key_allow_plaintext(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	return get_bool(c, s, &a->allow_plaintext);
-}
-
-static int
-key_ca_file(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->ca_file);
 }
 
 /* One pin: "sha256//" and the base64 of 32 bytes (43 digits and "="). */
 static int
-valid_pin(const char *p, size_t n)
+config_valid_pin(const char *p, size_t n)
 {
 	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -551,7 +408,7 @@ valid_pin(const char *p, size_t n)
  * characters (as "AB:CD:..."), or 0 when it is not of that form.
  */
 static size_t
-hex_colon_bytes(const char *p, size_t n)
+config_hex_colon_bytes(const char *p, size_t n)
 {
 	size_t i;
 
@@ -569,28 +426,28 @@ hex_colon_bytes(const char *p, size_t n)
  * p and n: the one to check; v: the whole value, for the error.
  */
 static int
-check_cert_fp(struct ctx *c, const config_setting_t *s, const char *v,
+config_check_cert_fp(struct ctx *c, const config_setting_t *s, const char *v,
     const char *p, size_t n)
 {
 	char e1[512], *one;
-	size_t bytes = hex_colon_bytes(p, n);
+	size_t bytes = config_hex_colon_bytes(p, n);
 
 	if (bytes == 32)
 		return 0;
 	one = xstrndup(p, n);
 	if (bytes == 20 || bytes == 16)
-		cfg_error(c, s, "fingerprint: \"%s\" is %s fingerprint, "
+		config_error(c, s, "fingerprint: \"%s\" is %s fingerprint, "
 		    "too weak to trust a server by; give its SHA-256 one "
 		    "(openssl x509 -noout -fingerprint -sha256)",
-		    esc(e1, sizeof(e1), one), bytes == 20 ? "a SHA-1" :
+		    config_esc(e1, sizeof(e1), one), bytes == 20 ? "a SHA-1" :
 		    "an MD5");
 	else
-		cfg_error(c, s, "fingerprint: \"%s\" is neither a public-key "
-		    "pin sha256//BASE64 (44 characters of base64 of a SHA-256 "
-		    "digest) nor a certificate's SHA-256 fingerprint "
-		    "AB:CD:... (32 bytes in hex, separated by \":\"); several "
-		    "of one kind are separated by \";\"",
-		    esc(e1, sizeof(e1), v));
+		config_error(c, s, "fingerprint: \"%s\" is neither a "
+		    "public-key pin sha256//BASE64 (44 characters of base64 "
+		    "of a SHA-256 digest) nor a certificate's SHA-256 "
+		    "fingerprint AB:CD:... (32 bytes in hex, separated by "
+		    "\":\"); several of one kind are separated by \";\"",
+		    config_esc(e1, sizeof(e1), v));
 	free(one);
 	return -1;
 }
@@ -601,19 +458,20 @@ check_cert_fp(struct ctx *c, const config_setting_t *s, const char *v,
  * be checked one after the other, so a list holds one kind only.
  */
 static int
-key_fingerprint(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_fingerprint(struct ctx *c, const config_setting_t *s,
+    struct account *a)
 {
 	const char *v, *p;
 	size_t n, i, pins = 0, fps = 0;
 	char *up;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	for (p = v;; p += n + 1) {
 		n = strcspn(p, ";");
-		if (valid_pin(p, n))
+		if (config_valid_pin(p, n))
 			pins++;
-		else if (check_cert_fp(c, s, v, p, n) == 0)
+		else if (config_check_cert_fp(c, s, v, p, n) == 0)
 			fps++;
 		else
 			return -1;
@@ -621,26 +479,21 @@ key_fingerprint(struct ctx *c, const config_setting_t *s, struct account *a)
 			break;
 	}
 	if (pins > 0 && fps > 0) {
-		cfg_error(c, s, "fingerprint: give public-key pins (sha256//...) "
-		    "or certificate fingerprints (AB:CD:...), not both");
+		config_error(c, s, "fingerprint: give public-key pins "
+		    "(sha256//...) or certificate fingerprints (AB:CD:...), "
+		    "not both");
 		return -1;
 	}
 	up = xstrdup(v);
 	for (i = 0; fps > 0 && up[i] != '\0'; i++)
 		up[i] = (char)toupper((unsigned char)up[i]);
-	set_str(&a->fingerprint, pins > 0 ? up : NULL);
-	set_str(&a->cert_fingerprint, fps > 0 ? up : NULL);
+	config_set_str(&a->fingerprint, pins > 0 ? up : NULL);
+	config_set_str(&a->cert_fingerprint, fps > 0 ? up : NULL);
 	return 0;
 }
 
 static int
-key_verify_ca(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_bool_negated(c, s, &a->pin_only);
-}
-
-static int
-key_tls_min_version(struct ctx *c, const config_setting_t *s,
+config_key_tls_min_version(struct ctx *c, const config_setting_t *s,
     struct account *a)
 {
 	const char *v;
@@ -649,47 +502,35 @@ key_tls_min_version(struct ctx *c, const config_setting_t *s,
 	if (config_setting_type(s) == CONFIG_TYPE_STRING &&
 	    (v = config_setting_get_string(s)) != NULL &&
 	    (strcmp(v, "1.0") == 0 || strcmp(v, "1.1") == 0)) {
-		cfg_error(c, s, "tls_min_version: TLS %s is not offered: TLS "
-		    "1.0 and 1.1 are broken and deprecated (RFC 8996); "
+		config_error(c, s, "tls_min_version: TLS %s is not offered: "
+		    "TLS 1.0 and 1.1 are broken and deprecated (RFC 8996); "
 		    "expected \"1.2\" or \"1.3\"", v);
 		return -1;
 	}
-	if ((i = get_enum(c, s, tls_min_names, 2)) == -1)
+	if ((i = config_get_enum(c, s, tls_min_names, 2)) == -1)
 		return -1;
 	a->tls_min = (enum tls_min)i;
 	return 0;
 }
 
 static int
-key_tls_cert(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->tls_cert);
-}
-
-static int
-key_tls_key(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->tls_key);
-}
-
-static int
-key_user(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_user(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	if (strpbrk(v, "\r\n") != NULL) {
-		cfg_error(c, s, "user: must not contain a line break");
+		config_error(c, s, "user: must not contain a line break");
 		return -1;
 	}
-	set_str(&a->user, xstrdup(v));
+	config_set_str(&a->user, xstrdup(v));
 	return 0;
 }
 
 /* Refuses a password kept in a file that others may read. */
 static int
-check_secret_mode(struct ctx *c, const config_setting_t *s)
+config_check_secret_mode(struct ctx *c, const config_setting_t *s)
 {
 	const char *key = config_setting_name(s);
 	const char *file = config_setting_source_file(s);
@@ -698,15 +539,15 @@ check_secret_mode(struct ctx *c, const config_setting_t *s)
 	struct err e;
 	int rv = -1;
 
-	path = src_path(c, file);
+	path = config_src_path(c, file);
 	p = buf_escape(path, strlen(path), 256);
 	what = xasprintf("%s holds a password but", p);
 	st.st_mode = c->mode;
 	if (file != NULL && stat(path, &st) == -1)
-		cfg_error(c, s, "%s: cannot check the permissions of "
+		config_error(c, s, "%s: cannot check the permissions of "
 		    "%s: %s", key, p, strerror(errno));
 	else if (fs_check_private(st.st_mode, what, p, &e) == -1)
-		cfg_error(c, s, "%s: %s", key, e.msg);
+		config_error(c, s, "%s: %s", key, e.msg);
 	else
 		rv = 0;
 	free(what);
@@ -716,17 +557,17 @@ check_secret_mode(struct ctx *c, const config_setting_t *s)
 }
 
 static int
-key_password(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_password(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	if (strpbrk(v, "\r\n") != NULL) {
-		cfg_error(c, s, "password: must not contain a line break");
+		config_error(c, s, "password: must not contain a line break");
 		return -1;
 	}
-	if (check_secret_mode(c, s) == -1)
+	if (config_check_secret_mode(c, s) == -1)
 		return -1;
 	xfree_secret(a->password);
 	a->password = xstrdup(v);
@@ -734,68 +575,7 @@ key_password(struct ctx *c, const config_setting_t *s, struct account *a)
 }
 
 static int
-key_password_file(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	return set_path(c, s, &a->password_file);
-}
-
-static int
-key_password_command(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	const char *v;
-
-	if (get_string(c, s, &v) == -1)
-		return -1;
-	set_str(&a->password_command, xstrdup(v));
-	return 0;
-}
-
-static int
-key_auth(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	int i;
-
-	i = get_enum(c, s, auth_names, sizeof(auth_names) /
-	    sizeof(auth_names[0]));
-	if (i == -1)
-		return -1;
-	a->auth = (enum auth_mech)i;
-	return 0;
-}
-
-static int
-key_maildir(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->maildir);
-}
-
-static int
-key_enabled(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_bool_negated(c, s, &a->disabled);
-}
-
-static int
-key_keep(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_bool(c, s, &a->keep);
-}
-
-static int
-key_keep_days(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 0, KEEP_DAYS_MAX, &v) == -1)
-		return -1;
-	a->keep_days = (unsigned)v;
-	return 0;
-}
-
-static int
-key_max_size(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_max_size(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v;
 	char e1[512];
@@ -805,78 +585,26 @@ key_max_size(struct ctx *c, const config_setting_t *s, struct account *a)
 		v = config_setting_get_string(s);
 		if (v != NULL && config_parse_size(v, &a->max_size) == 0)
 			return 0;
-		cfg_error(c, s, "max_size: \"%s\" is not a size such as "
+		config_error(c, s, "max_size: \"%s\" is not a size such as "
 		    "\"50M\", \"512k\", \"1G\" or \"1048576\"",
-		    esc(e1, sizeof(e1), v == NULL ? "" : v));
+		    config_esc(e1, sizeof(e1), v == NULL ? "" : v));
 		return -1;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_INT &&
 	    config_setting_type(s) != CONFIG_TYPE_INT64) {
-		cfg_error(c, s, "max_size: expected a string or an integer, "
-		    "got %s", type_name(config_setting_type(s)));
+		config_error(c, s, "max_size: expected a string or an integer, "
+		    "got %s", config_type_name(config_setting_type(s)));
 		return -1;
 	}
-	if (get_int(c, s, 0, INT64_MAX, &n) == -1)
+	if (config_get_int(c, s, 0, INT64_MAX, &n) == -1)
 		return -1;
 	a->max_size = (uint64_t)n;
 	return 0;
 }
 
-static int
-key_timeout(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 1, 86400, &v) == -1)
-		return -1;
-	a->timeout = (unsigned)v;
-	return 0;
-}
-
-static int
-key_interval(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 10, 604800, &v) == -1)
-		return -1;
-	a->interval = (unsigned)v;
-	return 0;
-}
-
-static int
-key_oauth2_token_command(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	const char *v;
-
-	if (get_string(c, s, &v) == -1)
-		return -1;
-	set_str(&a->oauth2_token_command, xstrdup(v));
-	return 0;
-}
-
-static int
-key_max_messages(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 0, 1000000000, &v) == -1)
-		return -1;
-	a->max_messages = (unsigned)v;
-	return 0;
-}
-
-static int
-key_add_received_header(struct ctx *c, const config_setting_t *s,
-    struct account *a)
-{
-	return get_bool(c, s, &a->add_received_header);
-}
-
 /* The proxy URL for an error message: a password in it is masked. */
 static char *
-proxy_shown(const char *v)
+config_proxy_shown(const char *v)
 {
 	const char *start = strstr(v, "://"), *at;
 
@@ -891,7 +619,7 @@ proxy_shown(const char *v)
  * connection: SOCKS, or an HTTP(S) proxy that tunnels with CONNECT.
  */
 static int
-key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	static const char *const schemes[] = {
 		"socks5h://", "socks5://", "socks4a://", "socks4://",
@@ -901,16 +629,17 @@ key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
 	char e1[512], *shown;
 	size_t i, n;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
-	shown = proxy_shown(v);
+	shown = config_proxy_shown(v);
 	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
 		if (strncasecmp(v, schemes[i], strlen(schemes[i])) == 0)
 			break;
 	if (i == sizeof(schemes) / sizeof(schemes[0])) {
-		cfg_error(c, s, "proxy: \"%s\" is not a proxy URL of the "
+		config_error(c, s, "proxy: \"%s\" is not a proxy URL of the "
 		    "form socks5h://, socks5://, socks4a://, socks4://, "
-		    "http:// or https://HOST:PORT", esc(e1, sizeof(e1), shown));
+		    "http:// or https://HOST:PORT", config_esc(e1, sizeof(e1),
+		    shown));
 		free(shown);
 		return -1;
 	}
@@ -918,35 +647,25 @@ key_proxy(struct ctx *c, const config_setting_t *s, struct account *a)
 	n = strcspn(host, "/?#");
 	if (n == 0 || (host[n] != '\0' && strcmp(host + n, "/") != 0) ||
 	    strpbrk(v, " \t\r\n") != NULL) {
-		cfg_error(c, s, "proxy: \"%s\" must be SCHEME://[USER:PASS@]"
-		    "HOST[:PORT] with nothing after it", esc(e1, sizeof(e1),
-		    shown));
+		config_error(c, s, "proxy: \"%s\" must be "
+		    "SCHEME://[USER:PASS@]HOST[:PORT] with nothing after it",
+		    config_esc(e1, sizeof(e1), shown));
 		free(shown);
 		return -1;
 	}
 	free(shown);
 	/* user:password@ in it is a secret, like password itself. */
-	if (memchr(host, '@', n) != NULL && check_secret_mode(c, s) == -1)
+	if (memchr(host, '@', n) != NULL &&
+	    config_check_secret_mode(c, s) == -1)
 		return -1;
 	xfree_secret(a->proxy);
 	a->proxy = xstrdup(v);
 	return 0;
 }
 
-static int
-key_keepalive(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	long long v;
-
-	if (get_int(c, s, 0, 3600, &v) == -1)
-		return -1;
-	a->keepalive = (unsigned)v;
-	return 0;
-}
-
 /* Frees a NULL-terminated argument vector; NULL is a no-op. */
 static void
-argv_free(char **v)
+config_argv_free(char **v)
 {
 	size_t i;
 
@@ -956,7 +675,7 @@ argv_free(char **v)
 }
 
 static char **
-argv_dup(char *const *v)
+config_argv_dup(char *const *v)
 {
 	char **d;
 	size_t i, n;
@@ -976,20 +695,21 @@ argv_dup(char *const *v)
  * ...] or ("COMMAND", ...): it is run without a shell.
  */
 static int
-get_argv(struct ctx *c, const config_setting_t *s, char ***out)
+config_get_argv(struct ctx *c, const config_setting_t *s, char ***out)
 {
 	const char *name = config_setting_name(s), *v;
 	int type = config_setting_type(s), i, n;
 	char **argv;
 
 	if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
-		cfg_error(c, s, "%s: expected a list of strings such as "
+		config_error(c, s, "%s: expected a list of strings such as "
 		    "[\"/usr/bin/procmail\", \"-d\", \"%%T\"], got %s (the "
-		    "command is run without a shell)", name, type_name(type));
+		    "command is run without a shell)", name,
+		    config_type_name(type));
 		return -1;
 	}
 	if ((n = config_setting_length(s)) == 0 || n > ARGV_MAX) {
-		cfg_error(c, s, "%s: needs 1 to %d strings: the command and "
+		config_error(c, s, "%s: needs 1 to %d strings: the command and "
 		    "its arguments", name, ARGV_MAX);
 		return -1;
 	}
@@ -1001,51 +721,33 @@ get_argv(struct ctx *c, const config_setting_t *s, char ***out)
 		if (config_setting_type(el) != CONFIG_TYPE_STRING ||
 		    (v = config_setting_get_string(el)) == NULL ||
 		    (*v == '\0' && i == 0)) {
-			cfg_error(c, s, "%s: element %d must be a%s string",
+			config_error(c, s, "%s: element %d must be a%s string",
 			    name, i + 1, i == 0 ? " non-empty" : "");
-			argv_free(argv);
+			config_argv_free(argv);
 			return -1;
 		}
 		argv[i] = xstrdup(v);
 	}
-	argv_free(*out);
+	config_argv_free(*out);
 	*out = argv;
 	return 0;
 }
 
-static int
-key_mda(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_argv(c, s, &a->mda);
-}
-
-static int
-key_on_new_mail(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return get_argv(c, s, &a->on_new_mail);
-}
-
-static int
-key_mbox(struct ctx *c, const config_setting_t *s, struct account *a)
-{
-	return set_path(c, s, &a->mbox);
-}
-
 /* "unix:/PATH", or "HOST:PORT" (an IPv6 address as "[ADDR]:PORT"). */
 static int
-key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
 {
 	const char *v, *colon;
 	char e1[512], *end;
 	unsigned long port;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	if (strncmp(v, "unix:", 5) == 0) {
 		if (v[5] != '/' || strlen(v + 5) >= 108) {
-			cfg_error(c, s, "lmtp: \"%s\": a socket must be "
+			config_error(c, s, "lmtp: \"%s\": a socket must be "
 			    "unix:/ABSOLUTE/PATH (under 108 bytes)",
-			    esc(e1, sizeof(e1), v));
+			    config_esc(e1, sizeof(e1), v));
 			return -1;
 		}
 	} else {
@@ -1054,18 +756,19 @@ key_lmtp(struct ctx *c, const config_setting_t *s, struct account *a)
 		if (colon == NULL || colon == v || colon[1] == '\0' ||
 		    *end != '\0' || port == 0 || port > 65535 ||
 		    strpbrk(v, " \t\r\n/") != NULL) {
-			cfg_error(c, s, "lmtp: \"%s\" is neither "
-			    "unix:/PATH nor HOST:PORT", esc(e1, sizeof(e1), v));
+			config_error(c, s, "lmtp: \"%s\" is neither "
+			    "unix:/PATH nor HOST:PORT", config_esc(e1,
+			    sizeof(e1), v));
 			return -1;
 		}
 	}
-	set_str(&a->lmtp, xstrdup(v));
+	config_set_str(&a->lmtp, xstrdup(v));
 	return 0;
 }
 
 /* Printable ASCII, no space, no angle bracket: an address for RCPT TO. */
 static bool
-rcpt_ok(const char *v)
+config_rcpt_ok(const char *v)
 {
 	if (*v == '\0')
 		return false;
@@ -1076,23 +779,129 @@ rcpt_ok(const char *v)
 }
 
 static int
-key_recipient(struct ctx *c, const config_setting_t *s, struct account *a)
+config_key_recipient(struct ctx *c, const config_setting_t *s,
+    struct account *a)
 {
 	const char *v;
 
-	if (get_string(c, s, &v) == -1)
+	if (config_get_string(c, s, &v) == -1)
 		return -1;
 	if (strpbrk(v, "\r\n<> \t") != NULL) {
-		cfg_error(c, s, "recipient: must be an address, without "
+		config_error(c, s, "recipient: must be an address, without "
 		    "spaces, line breaks or angle brackets");
 		return -1;
 	}
-	set_str(&a->recipient, xstrdup(v));
+	config_set_str(&a->recipient, xstrdup(v));
 	return 0;
 }
 
+#define M(member)	offsetof(struct account, member)
+#define NELEM(v)	(sizeof(v) / sizeof((v)[0]))
+
+/* The keys, indexed by enum key. */
+static const struct keydef keydefs[K_COUNT] = {
+	[K_NAME] =	{ "name", KIND_FN, M(name), .fn = config_key_name },
+	[K_HOST] =	{ "host", KIND_FN, M(host), .fn = config_key_host },
+	[K_PORT] =	{ "port", KIND_UINT, M(port), 1, 65535 },
+	[K_TLS] =	{ "tls", KIND_ENUM, M(tls), .names = tls_names,
+			    .nnames = NELEM(tls_names) },
+	[K_ALLOW_PLAINTEXT] = { "allow_plaintext", KIND_BOOL,
+			    M(allow_plaintext) },
+	[K_CA_FILE] =	{ "ca_file", KIND_PATH, M(ca_file) },
+	[K_FINGERPRINT] = { "fingerprint", KIND_FN, M(fingerprint),
+			    .fn = config_key_fingerprint },
+	[K_USER] =	{ "user", KIND_FN, M(user), .fn = config_key_user },
+	[K_PASSWORD] =	{ "password", KIND_FN, M(password),
+			    .fn = config_key_password },
+	[K_PASSWORD_FILE] = { "password_file", KIND_PATH, M(password_file) },
+	[K_PASSWORD_COMMAND] = { "password_command", KIND_STR,
+			    M(password_command) },
+	[K_AUTH] =	{ "auth", KIND_ENUM, M(auth), .names = auth_names,
+			    .nnames = NELEM(auth_names) },
+	[K_MAILDIR] =	{ "maildir", KIND_PATH, M(maildir) },
+	[K_KEEP] =	{ "keep", KIND_BOOL, M(keep) },
+	[K_KEEP_DAYS] =	{ "keep_days", KIND_UINT, M(keep_days), 0,
+			    KEEP_DAYS_MAX },
+	[K_MAX_SIZE] =	{ "max_size", KIND_FN, M(max_size),
+			    .fn = config_key_max_size },
+	[K_TIMEOUT] =	{ "timeout", KIND_UINT, M(timeout), 1, 86400 },
+	[K_INTERVAL] =	{ "interval", KIND_UINT, M(interval), 10, 604800 },
+	[K_OAUTH2_TOKEN_COMMAND] = { "oauth2_token_command", KIND_STR,
+			    M(oauth2_token_command) },
+	[K_MAX_MESSAGES] = { "max_messages", KIND_UINT, M(max_messages), 0,
+			    1000000000 },
+	[K_ADD_RECEIVED_HEADER] = { "add_received_header", KIND_BOOL,
+			    M(add_received_header) },
+	[K_PROXY] =	{ "proxy", KIND_FN, M(proxy), .fn = config_key_proxy },
+	[K_KEEPALIVE] =	{ "keepalive", KIND_UINT, M(keepalive), 0, 3600 },
+	[K_MDA] =	{ "mda", KIND_ARGV, M(mda) },
+	[K_LMTP] =	{ "lmtp", KIND_FN, M(lmtp), .fn = config_key_lmtp },
+	[K_MBOX] =	{ "mbox", KIND_PATH, M(mbox) },
+	[K_RECIPIENT] =	{ "recipient", KIND_FN, M(recipient),
+			    .fn = config_key_recipient },
+	[K_ON_NEW_MAIL] = { "on_new_mail", KIND_ARGV, M(on_new_mail) },
+	[K_ENABLED] =	{ "enabled", KIND_NOT, M(disabled) },
+	[K_VERIFY_CA] =	{ "verify_ca", KIND_NOT, M(pin_only) },
+	[K_TLS_MIN_VERSION] = { "tls_min_version", KIND_FN, M(tls_min),
+			    .fn = config_key_tls_min_version },
+	[K_TLS_CERT] =	{ "tls_cert", KIND_PATH, M(tls_cert) },
+	[K_TLS_KEY] =	{ "tls_key", KIND_PATH, M(tls_key) },
+};
+
+/* An enum member is stored as the int config_get_enum returns. */
+_Static_assert(sizeof(enum tls_mode) == sizeof(int) &&
+    sizeof(enum auth_mech) == sizeof(int), "an enum key is an int");
+
+/* Reads setting s as kd says and stores its value in a. */
+static int
+config_set_key(struct ctx *c, const config_setting_t *s,
+    const struct keydef *kd, struct account *a)
+{
+	void *m = (char *)a + kd->off;
+	const char *str;
+	long long v;
+	char *path;
+	bool on;
+	int i;
+
+	switch (kd->kind) {
+	case KIND_UINT:
+		if (config_get_int(c, s, kd->min, kd->max, &v) == -1)
+			return -1;
+		*(unsigned *)m = (unsigned)v;
+		return 0;
+	case KIND_BOOL:
+		return config_get_bool(c, s, m);
+	case KIND_NOT:
+		if (config_get_bool(c, s, &on) == -1)
+			return -1;
+		*(bool *)m = !on;
+		return 0;
+	case KIND_STR:
+		if (config_get_string(c, s, &str) == -1)
+			return -1;
+		config_set_str(m, xstrdup(str));
+		return 0;
+	case KIND_PATH:
+		if (config_get_path(c, s, &path) == -1)
+			return -1;
+		config_set_str(m, path);
+		return 0;
+	case KIND_ARGV:
+		return config_get_argv(c, s, m);
+	case KIND_ENUM:
+		if ((i = config_get_enum(c, s, kd->names, kd->nnames)) == -1)
+			return -1;
+		memcpy(m, &i, sizeof(i));
+		return 0;
+	case KIND_FN:
+		break;
+	}
+	return kd->fn(c, s, a);
+}
+
 static const struct keydef *
-find_key(const char *name)
+config_find_key(const char *name)
 {
 	size_t i;
 
@@ -1103,7 +912,7 @@ find_key(const char *name)
 }
 
 static bool
-is_top_only(const char *name)
+config_is_top_only(const char *name)
 {
 	size_t i;
 
@@ -1173,20 +982,20 @@ config_suggest(const char *name, bool top, char *out, size_t size)
 
 /* An optional top-level integer key in [min, max], else dflt. */
 static unsigned
-top_int(struct ctx *c, const config_setting_t *root, const char *name,
+config_top_int(struct ctx *c, const config_setting_t *root, const char *name,
     long long min, long long max, unsigned dflt)
 {
 	const config_setting_t *s = config_setting_get_member(root, name);
 	long long v;
 
-	if (s == NULL || get_int(c, s, min, max, &v) == -1)
+	if (s == NULL || config_get_int(c, s, min, max, &v) == -1)
 		return dflt;
 	return (unsigned)v;
 }
 
 /* Applies the settings of group g (the top level when top) to ac. */
 static void
-parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
+config_parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     int top)
 {
 	const struct keydef *kd;
@@ -1198,178 +1007,135 @@ parse_group(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 	for (i = 0; i < n; i++) {
 		s = config_setting_get_elem(g, i);
 		name = config_setting_name(s);
-		if (top && is_top_only(name))
+		if (top && config_is_top_only(name))
 			continue;
-		kd = find_key(name);
-		if (kd == NULL || (top && kd->key == K_NAME)) {
+		kd = config_find_key(name);
+		if (kd == NULL || (top && kd == &keydefs[K_NAME])) {
 			config_suggest(name, top, hint, sizeof(hint));
-			cfg_error(c, s, "unknown key \"%s\"%s%s",
-			    esc(e1, sizeof(e1), name), top ? (kd == NULL ? "" :
-			    " at top level (only valid in an account)") :
-			    " in account", kd == NULL ? hint : "");
+			config_error(c, s, "unknown key \"%s\"%s%s",
+			    config_esc(e1, sizeof(e1), name), top ?
+			    (kd == NULL ? "" : " at top level (only valid in "
+			    "an account)") : " in account", kd == NULL ? hint :
+			    "");
 			continue;
 		}
-		if (kd->fn(c, s, &ac->a) == 0) {
-			ac->own |= BIT(kd->key);
-			ac->src[kd->key] = s;
+		if (config_set_key(c, s, kd, &ac->a) == 0) {
+			ac->own |= BIT(kd - keydefs);
+			ac->src[kd - keydefs] = s;
 		}
 	}
 }
 
-static void
-account_clear(struct account *a)
+/* How struct account holds one of its strings. */
+enum strtype {
+	STR_PLAIN,
+	STR_SECRET,	/* wiped before it is freed */
+	STR_ARGV	/* a NULL-terminated char **, each string its own */
+};
+
+/*
+ * Every string member of struct account, all owned by it: what
+ * config_account_clear frees, config_inherit copies from the top level, and
+ * config_override drops.
+ */
+static const struct strmember {
+	size_t		off;
+	enum strtype	type;
+} account_strings[] = {
+	{ M(name), STR_PLAIN },			{ M(host), STR_PLAIN },
+	{ M(ca_file), STR_PLAIN },		{ M(fingerprint), STR_PLAIN },
+	{ M(cert_fingerprint), STR_PLAIN },	{ M(tls_cert), STR_PLAIN },
+	{ M(tls_key), STR_PLAIN },		{ M(user), STR_PLAIN },
+	{ M(password), STR_SECRET },		{ M(password_file), STR_PLAIN },
+	{ M(password_command), STR_PLAIN },
+	{ M(oauth2_token_command), STR_PLAIN },	{ M(proxy), STR_SECRET },
+	{ M(maildir), STR_PLAIN },		{ M(mda), STR_ARGV },
+	{ M(lmtp), STR_PLAIN },			{ M(mbox), STR_PLAIN },
+	{ M(recipient), STR_PLAIN },		{ M(on_new_mail), STR_ARGV },
+};
+
+/* The string member at offset off (a key's: keydefs[k].off), or NULL. */
+static const struct strmember *
+config_find_string(size_t off)
 {
-	free(a->name);
-	free(a->host);
-	free(a->ca_file);
-	free(a->fingerprint);
-	free(a->cert_fingerprint);
-	free(a->tls_cert);
-	free(a->tls_key);
-	free(a->user);
-	xfree_secret(a->password);
-	free(a->password_file);
-	free(a->password_command);
-	free(a->oauth2_token_command);
-	xfree_secret(a->proxy);
-	free(a->maildir);
-	argv_free(a->mda);
-	free(a->lmtp);
-	free(a->mbox);
-	free(a->recipient);
-	argv_free(a->on_new_mail);
-	memset(a, 0, sizeof(*a));
+	size_t i;
+
+	for (i = 0; i < NELEM(account_strings); i++)
+		if (account_strings[i].off == off)
+			return &account_strings[i];
+	return NULL;
 }
 
-static char *
-dup_or_null(const char *s)
+/* Frees the string member m of a and sets it to NULL. */
+static void
+config_string_free(struct account *a, const struct strmember *m)
 {
-	return s == NULL ? NULL : xstrdup(s);
+	void *p = (char *)a + m->off;
+
+	if (m->type == STR_ARGV) {
+		config_argv_free(*(char ***)p);
+		*(char ***)p = NULL;
+		return;
+	}
+	if (m->type == STR_SECRET)
+		xfree_secret(*(char **)p);
+	else
+		free(*(char **)p);
+	*(char **)p = NULL;
+}
+
+static void
+config_account_clear(struct account *a)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(account_strings); i++)
+		config_string_free(a, &account_strings[i]);
+	memset(a, 0, sizeof(*a));
 }
 
 /* Starts an account from the top-level defaults. */
 static void
-acfg_inherit(struct acfg *ac, const struct acfg *def)
+config_inherit(struct acfg *ac, const struct acfg *def)
 {
-	const struct account *d = &def->a;
+	const struct strmember *m;
+	size_t i;
+	void *p;
 
 	*ac = *def;
 	ac->inh = def->own;
 	ac->own = 0;
-	ac->a.name = NULL;
-	ac->a.host = dup_or_null(d->host);
-	ac->a.ca_file = dup_or_null(d->ca_file);
-	ac->a.fingerprint = dup_or_null(d->fingerprint);
-	ac->a.cert_fingerprint = dup_or_null(d->cert_fingerprint);
-	ac->a.tls_cert = dup_or_null(d->tls_cert);
-	ac->a.tls_key = dup_or_null(d->tls_key);
-	ac->a.user = dup_or_null(d->user);
-	ac->a.password = dup_or_null(d->password);
-	ac->a.password_file = dup_or_null(d->password_file);
-	ac->a.password_command = dup_or_null(d->password_command);
-	ac->a.oauth2_token_command = dup_or_null(d->oauth2_token_command);
-	ac->a.proxy = dup_or_null(d->proxy);
-	ac->a.maildir = dup_or_null(d->maildir);
-	ac->a.mda = argv_dup(d->mda);
-	ac->a.lmtp = dup_or_null(d->lmtp);
-	ac->a.mbox = dup_or_null(d->mbox);
-	ac->a.recipient = dup_or_null(d->recipient);
-	ac->a.on_new_mail = argv_dup(d->on_new_mail);
+	/* The top level sets no name: its copy stays NULL. */
+	for (i = 0; i < NELEM(account_strings); i++) {
+		m = &account_strings[i];
+		p = (char *)&ac->a + m->off;
+		if (m->type == STR_ARGV)
+			*(char ***)p = config_argv_dup(*(char ***)p);
+		else if (*(char **)p != NULL)
+			*(char **)p = xstrdup(*(char **)p);
+	}
 }
 
-static int	count_bits(uint64_t);
-
-/* A delivery target set in the account replaces the inherited one. */
+/*
+ * Keys of mask (the password sources, the delivery targets: string
+ * members each) set in the account replace every inherited one.
+ */
 static void
-acfg_target_override(struct acfg *ac)
+config_override(struct acfg *ac, uint64_t mask)
 {
-	if ((ac->own & TARGET_KEYS) == 0)
-		return;
-	if ((ac->own & BIT(K_MAILDIR)) == 0) {
-		free(ac->a.maildir);
-		ac->a.maildir = NULL;
-	}
-	if ((ac->own & BIT(K_MDA)) == 0) {
-		argv_free(ac->a.mda);
-		ac->a.mda = NULL;
-	}
-	if ((ac->own & BIT(K_LMTP)) == 0) {
-		free(ac->a.lmtp);
-		ac->a.lmtp = NULL;
-	}
-	if ((ac->own & BIT(K_MBOX)) == 0) {
-		free(ac->a.mbox);
-		ac->a.mbox = NULL;
-	}
-	ac->inh &= ~TARGET_KEYS;
-}
-
-/* Exactly one delivery target; sets a->deliver. */
-static void
-acfg_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
-    const char *label)
-{
-	uint64_t set = (ac->own | ac->inh) & TARGET_KEYS;
-	const config_setting_t *at = g;
 	int k;
 
-	if (set == 0) {
-		cfg_error(c, g, "%s: missing required key \"maildir\" (or "
-		    "\"mda\", \"lmtp\" or \"mbox\": one delivery target)",
-		    label);
+	if ((ac->own & mask) == 0)
 		return;
-	}
-	if (count_bits(set) > 1) {
-		for (k = 0; k < K_COUNT; k++)
-			if ((set & BIT(k)) && ac->src[k] != NULL)
-				at = ac->src[k];
-		cfg_error(c, at, "%s: name one delivery target only, one of "
-		    "maildir, mda, lmtp and mbox", label);
-		return;
-	}
-	ac->a.deliver = set == BIT(K_MDA) ? DELIVER_MDA : set == BIT(K_LMTP) ?
-	    DELIVER_LMTP : set == BIT(K_MBOX) ? DELIVER_MBOX : DELIVER_MAILDIR;
-	/* RCPT TO:<...> takes one printable word. */
-	if (ac->a.deliver != DELIVER_LMTP)
-		return;
-	if (ac->a.recipient != NULL && !rcpt_ok(ac->a.recipient))
-		cfg_error(c, ac->src[K_RECIPIENT] != NULL ?
-		    ac->src[K_RECIPIENT] : g, "%s: lmtp: recipient must be "
-		    "printable ASCII (RCPT TO)", label);
-	else if (ac->a.recipient == NULL && ac->a.user != NULL &&
-	    !rcpt_ok(ac->a.user))
-		cfg_error(c, ac->src[K_USER] != NULL ? ac->src[K_USER] : g,
-		    "%s: lmtp: the user name cannot be the recipient (RCPT "
-		    "TO); set recipient", label);
-}
-
-/* A password source set in the account replaces all inherited ones. */
-static void
-acfg_password_override(struct acfg *ac)
-{
-	if ((ac->own & PW_KEYS) == 0)
-		return;
-	if ((ac->own & BIT(K_PASSWORD)) == 0) {
-		xfree_secret(ac->a.password);
-		ac->a.password = NULL;
-	}
-	if ((ac->own & BIT(K_PASSWORD_FILE)) == 0) {
-		free(ac->a.password_file);
-		ac->a.password_file = NULL;
-	}
-	if ((ac->own & BIT(K_PASSWORD_COMMAND)) == 0) {
-		free(ac->a.password_command);
-		ac->a.password_command = NULL;
-	}
-	if ((ac->own & BIT(K_OAUTH2_TOKEN_COMMAND)) == 0) {
-		free(ac->a.oauth2_token_command);
-		ac->a.oauth2_token_command = NULL;
-	}
-	ac->inh &= ~PW_KEYS;
+	for (k = 0; k < K_COUNT; k++)
+		if ((mask & ~ac->own & BIT(k)) != 0)
+			config_string_free(&ac->a,
+			    config_find_string(keydefs[k].off));
+	ac->inh &= ~mask;
 }
 
 static int
-count_bits(uint64_t v)
+config_count_bits(uint64_t v)
 {
 	int n;
 
@@ -1378,13 +1144,52 @@ count_bits(uint64_t v)
 	return n;
 }
 
+/* Exactly one delivery target; sets a->deliver. */
+static void
+config_check_target(struct ctx *c, const config_setting_t *g, struct acfg *ac,
+    const char *label)
+{
+	uint64_t set = (ac->own | ac->inh) & TARGET_KEYS;
+	const config_setting_t *at = g;
+	int k;
+
+	if (set == 0) {
+		config_error(c, g, "%s: missing required key \"maildir\" (or "
+		    "\"mda\", \"lmtp\" or \"mbox\": one delivery target)",
+		    label);
+		return;
+	}
+	if (config_count_bits(set) > 1) {
+		for (k = 0; k < K_COUNT; k++)
+			if ((set & BIT(k)) && ac->src[k] != NULL)
+				at = ac->src[k];
+		config_error(c, at, "%s: name one delivery target only, one of "
+		    "maildir, mda, lmtp and mbox", label);
+		return;
+	}
+	ac->a.deliver = set == BIT(K_MDA) ? DELIVER_MDA : set == BIT(K_LMTP) ?
+	    DELIVER_LMTP : set == BIT(K_MBOX) ? DELIVER_MBOX : DELIVER_MAILDIR;
+	/* RCPT TO:<...> takes one printable word. */
+	if (ac->a.deliver != DELIVER_LMTP)
+		return;
+	if (ac->a.recipient != NULL && !config_rcpt_ok(ac->a.recipient))
+		config_error(c, ac->src[K_RECIPIENT] != NULL ?
+		    ac->src[K_RECIPIENT] : g, "%s: lmtp: recipient must be "
+		    "printable ASCII (RCPT TO)", label);
+	else if (ac->a.recipient == NULL && ac->a.user != NULL &&
+	    !config_rcpt_ok(ac->a.user))
+		config_error(c, ac->src[K_USER] != NULL ? ac->src[K_USER] : g,
+		    "%s: lmtp: the user name cannot be the recipient (RCPT "
+		    "TO); set recipient", label);
+}
+
 /*
  * Reads the PEM file path, named by setting s, into *text (NUL-terminated,
  * at most PEM_MAX bytes; free with xfree_secret) and its mode into *mode.
  * Returns 0, or -1 after an error.
  */
 static int
-read_pem(struct ctx *c, const config_setting_t *s, const char *label,
+config_read_pem(struct ctx *c, const config_setting_t *s, const char *label,
     const char *path, mode_t *mode, char **text)
 {
 	const char *why = NULL;
@@ -1413,8 +1218,8 @@ read_pem(struct ctx *c, const config_setting_t *s, const char *label,
 		close(fd);
 	if (why != NULL) {
 		ep = buf_escape(path, strlen(path), 256);
-		cfg_error(c, s, "%s: %s: %s: %s", label, config_setting_name(s),
-		    ep, why);
+		config_error(c, s, "%s: %s: %s: %s", label,
+		    config_setting_name(s), ep, why);
 		free(ep);
 		xfree_secret(buf);
 		return -1;
@@ -1426,7 +1231,7 @@ read_pem(struct ctx *c, const config_setting_t *s, const char *label,
 
 /* Whether PEM text holds a private key ("-----BEGIN ...PRIVATE KEY"). */
 static bool
-pem_has_key(const char *text)
+config_pem_has_key(const char *text)
 {
 	const char *p, *end;
 	size_t n;
@@ -1448,7 +1253,7 @@ pem_has_key(const char *text)
  * PEM, unencrypted, and only its owner may read it.
  */
 static void
-acfg_check_client_cert(struct ctx *c, struct acfg *ac, const char *label)
+config_check_client_cert(struct ctx *c, struct acfg *ac, const char *label)
 {
 	const struct account *a = &ac->a;
 	const char *kf = a->tls_key != NULL ? a->tls_key : a->tls_cert;
@@ -1460,26 +1265,27 @@ acfg_check_client_cert(struct ctx *c, struct acfg *ac, const char *label)
 
 	if (a->tls_cert == NULL) {
 		if (a->tls_key != NULL)
-			cfg_error(c, ks, "%s: tls_key without tls_cert",
+			config_error(c, ks, "%s: tls_key without tls_cert",
 			    label);
 		return;
 	}
-	if (read_pem(c, ks, label, kf, &mode, &text) == -1)
+	if (config_read_pem(c, ks, label, kf, &mode, &text) == -1)
 		return;
 	ep = buf_escape(kf, strlen(kf), 256);
 	what = xasprintf("%s holds a private key but", ep);
-	if (!pem_has_key(text))
-		cfg_error(c, ks, "%s: %s: %s holds no PEM private key%s", label,
-		    config_setting_name(ks), ep, a->tls_key == NULL ?
+	if (!config_pem_has_key(text))
+		config_error(c, ks, "%s: %s: %s holds no PEM private key%s",
+		    label, config_setting_name(ks), ep, a->tls_key == NULL ?
 		    "; set tls_key to the file that does" : "");
 	else if (fs_check_private(mode, what, ep, &e) == -1)
-		cfg_error(c, ks, "%s: %s: %s", label, config_setting_name(ks),
-		    e.msg);
+		config_error(c, ks, "%s: %s: %s", label,
+		    config_setting_name(ks), e.msg);
 	else if (strstr(text, "-----BEGIN ENCRYPTED PRIVATE KEY-----") !=
 	    NULL || strstr(text, "Proc-Type: 4,ENCRYPTED") != NULL)
-		cfg_error(c, ks, "%s: %s: %s is encrypted, and popfetch takes "
-		    "no passphrase: keep the key unencrypted, readable by you "
-		    "alone: (umask 077; openssl pkey -in %s -out NEWFILE)",
+		config_error(c, ks, "%s: %s: %s is encrypted, and popfetch "
+		    "takes no passphrase: keep the key unencrypted, readable "
+		    "by you alone: (umask 077; openssl pkey -in %s -out "
+		    "NEWFILE)",
 		    label, config_setting_name(ks), ep, ep);
 	free(what);
 	free(ep);
@@ -1488,33 +1294,33 @@ acfg_check_client_cert(struct ctx *c, struct acfg *ac, const char *label)
 
 /* What no single TLS key can check: verify_ca, fingerprints, proxies. */
 static void
-acfg_check_tls(struct ctx *c, struct acfg *ac, const char *label)
+config_check_tls(struct ctx *c, struct acfg *ac, const char *label)
 {
 	const struct account *a = &ac->a;
 
 	if (a->pin_only && a->fingerprint == NULL &&
 	    a->cert_fingerprint == NULL)
-		cfg_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
+		config_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
 		    "trusts the server by its fingerprint alone, and none is "
 		    "set: set fingerprint (popfetch.conf(5) says how to get "
 		    "it)", label);
 	else if (a->pin_only && a->ca_file != NULL)
-		cfg_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
+		config_error(c, ac->src[K_VERIFY_CA], "%s: verify_ca = false "
 		    "and ca_file contradict each other: either the "
 		    "certificate's authority is checked (against ca_file) or "
 		    "it is not; remove one", label);
 	if (a->cert_fingerprint != NULL && a->proxy != NULL &&
 	    strncasecmp(a->proxy, "https://", 8) == 0)
-		cfg_error(c, ac->src[K_FINGERPRINT], "%s: a certificate "
+		config_error(c, ac->src[K_FINGERPRINT], "%s: a certificate "
 		    "fingerprint is not checked through an https:// proxy (the "
 		    "proxy's certificate would be taken for the server's): pin "
 		    "the server's public key instead (sha256//...)", label);
-	acfg_check_client_cert(c, ac, label);
+	config_check_client_cert(c, ac, label);
 }
 
 /* Checks what no single key can: required keys and combinations. */
 static void
-acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
+config_check_account(struct ctx *c, const config_setting_t *g, struct acfg *ac,
     const char *label)
 {
 	static const enum key req[] = { K_NAME, K_HOST, K_USER };
@@ -1523,12 +1329,12 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 
 	for (i = 0; i < sizeof(req) / sizeof(req[0]); i++)
 		if ((set & BIT(req[i])) == 0)
-			cfg_error(c, g, "%s: missing required key \"%s\"",
+			config_error(c, g, "%s: missing required key \"%s\"",
 			    label, keydefs[req[i]].name);
-	acfg_check_target(c, g, ac, label);
+	config_check_target(c, g, ac, label);
 	/* None: ~/.netrc is asked at login. */
-	if (count_bits(set & PW_KEYS) > 1)
-		cfg_error(c, g, "%s: set at most one of password, "
+	if (config_count_bits(set & PW_KEYS) > 1)
+		config_error(c, g, "%s: set at most one of password, "
 		    "password_file, password_command and "
 		    "oauth2_token_command", label);
 	if (set & BIT(K_OAUTH2_TOKEN_COMMAND)) {
@@ -1536,53 +1342,54 @@ acfg_check(struct ctx *c, const config_setting_t *g, struct acfg *ac,
 			ac->a.auth = AUTH_XOAUTH2;
 		else if (ac->a.auth != AUTH_XOAUTH2 &&
 		    ac->a.auth != AUTH_OAUTHBEARER)
-			cfg_error(c, ac->src[K_AUTH] != NULL ? ac->src[K_AUTH] :
-			    g, "%s: oauth2_token_command gives a bearer "
-			    "token, for auth = \"xoauth2\" or \"oauthbearer\" "
-			    "only", label);
+			config_error(c, ac->src[K_AUTH] != NULL ?
+			    ac->src[K_AUTH] : g, "%s: oauth2_token_command "
+			    "gives a bearer token, for auth = \"xoauth2\" or "
+			    "\"oauthbearer\" only", label);
 	}
 	if (ac->a.tls == TLS_NONE && !ac->a.allow_plaintext)
-		cfg_error(c, ac->src[K_TLS], "%s: tls = \"none\" would send "
+		config_error(c, ac->src[K_TLS], "%s: tls = \"none\" would send "
 		    "the password across the network in cleartext; if you "
 		    "really want that, also set allow_plaintext = true", label);
 	if (ac->a.keep_days > 0 && !ac->a.keep)
-		cfg_error(c, ac->src[K_KEEP_DAYS], "%s: keep_days means "
+		config_error(c, ac->src[K_KEEP_DAYS], "%s: keep_days means "
 		    "nothing without keep = true (without keep, messages are "
 		    "deleted as soon as they are delivered)", label);
 	if ((set & BIT(K_PORT)) == 0)
 		ac->a.port = ac->a.tls == TLS_IMPLICIT ? 995 : 110;
-	acfg_check_tls(c, ac, label);
+	config_check_tls(c, ac, label);
 }
 
 static void
-parse_account(struct ctx *c, const config_setting_t *g,
+config_parse_account(struct ctx *c, const config_setting_t *g,
     const struct acfg *def, size_t idx, struct account *out)
 {
 	struct acfg ac;
 	char label[600], e1[512];
 
 	if (!config_setting_is_group(g)) {
-		cfg_error(c, g, "accounts: entry %zu is %s, not a group "
-		    "{ ... }", idx + 1, type_name(config_setting_type(g)));
+		config_error(c, g, "accounts: entry %zu is %s, not a group "
+		    "{ ... }", idx + 1,
+		    config_type_name(config_setting_type(g)));
 		return;
 	}
-	acfg_inherit(&ac, def);
-	parse_group(c, g, &ac, 0);
-	acfg_password_override(&ac);
-	acfg_target_override(&ac);
+	config_inherit(&ac, def);
+	config_parse_group(c, g, &ac, 0);
+	config_override(&ac, PW_KEYS);
+	config_override(&ac, TARGET_KEYS);
 	if (ac.a.name != NULL)
 		snprintf(label, sizeof(label), "account \"%s\"",
-		    esc(e1, sizeof(e1), ac.a.name));
+		    config_esc(e1, sizeof(e1), ac.a.name));
 	else
 		snprintf(label, sizeof(label), "account %zu", idx + 1);
-	acfg_check(c, g, &ac, label);
+	config_check_account(c, g, &ac, label);
 	ac.a.line = (int)config_setting_source_line(g);
 	*out = ac.a;
 }
 
 /* Account names are compared without case: they name state files. */
 static void
-check_duplicates(struct ctx *c, const config_setting_t *list,
+config_check_duplicates(struct ctx *c, const config_setting_t *list,
     const struct config *cfg)
 {
 	const struct account *a, *b;
@@ -1597,16 +1404,17 @@ check_duplicates(struct ctx *c, const config_setting_t *list,
 			if (b->name == NULL ||
 			    strcasecmp(a->name, b->name) != 0)
 				continue;
-			cfg_error(c, config_setting_get_elem(list, (unsigned)i),
+			config_error(c,
+			    config_setting_get_elem(list, (unsigned)i),
 			    "duplicate account name \"%s\" (first on line %d)",
-			    esc(e1, sizeof(e1), a->name), b->line);
+			    config_esc(e1, sizeof(e1), a->name), b->line);
 			break;
 		}
 	}
 }
 
 static void
-parse_accounts(struct ctx *c, const config_setting_t *root,
+config_parse_accounts(struct ctx *c, const config_setting_t *root,
     const struct acfg *def, struct config *cfg)
 {
 	const config_setting_t *list;
@@ -1614,22 +1422,23 @@ parse_accounts(struct ctx *c, const config_setting_t *root,
 
 	list = config_setting_get_member(root, "accounts");
 	if (list == NULL) {
-		cfg_error(c, NULL, "no accounts: the file needs "
+		config_error(c, NULL, "no accounts: the file needs "
 		    "accounts = ( { name = ...; ... } );");
 		return;
 	}
-	if (want_type(c, list, CONFIG_TYPE_LIST) == -1)
+	if (config_want_type(c, list, CONFIG_TYPE_LIST) == -1)
 		return;
 	if ((n = (size_t)config_setting_length(list)) == 0) {
-		cfg_error(c, list, "accounts: the list is empty");
+		config_error(c, list, "accounts: the list is empty");
 		return;
 	}
 	cfg->accounts = xcalloc(n, sizeof(*cfg->accounts));
 	cfg->naccounts = n;
 	for (i = 0; i < n; i++)
-		parse_account(c, config_setting_get_elem(list, (unsigned)i),
-		    def, i, &cfg->accounts[i]);
-	check_duplicates(c, list, cfg);
+		config_parse_account(c,
+		    config_setting_get_elem(list, (unsigned)i), def, i,
+		    &cfg->accounts[i]);
+	config_check_duplicates(c, list, cfg);
 }
 
 /*
@@ -1638,15 +1447,15 @@ parse_accounts(struct ctx *c, const config_setting_t *root,
  * directories), else the XDG one. Never guessed from the file's path.
  */
 static char *
-default_state_dir(struct ctx *c)
+config_default_state_dir(struct ctx *c)
 {
 	const char *sd = getenv("STATE_DIRECTORY"), *xdg, *home;
 	char e1[512];
 
 	if (sd != NULL && sd[0] != '\0') {
 		if (sd[0] != '/') {
-			cfg_error(c, NULL, "STATE_DIRECTORY=\"%s\" is not an "
-			    "absolute path", esc(e1, sizeof(e1), sd));
+			config_error(c, NULL, "STATE_DIRECTORY=\"%s\" is not "
+			    "an absolute path", config_esc(e1, sizeof(e1), sd));
 			return NULL;
 		}
 		return xstrndup(sd, strcspn(sd, ":"));
@@ -1656,15 +1465,15 @@ default_state_dir(struct ctx *c)
 		return xasprintf("%s/popfetch", xdg);
 	home = getenv("HOME");
 	if (home == NULL || home[0] != '/') {
-		cfg_error(c, NULL, "HOME is not set to an absolute path: set "
-		    "state_dir");
+		config_error(c, NULL, "HOME is not set to an absolute path: "
+		    "set state_dir");
 		return NULL;
 	}
 	return xasprintf("%s/.local/state/popfetch", home);
 }
 
 static struct config *
-build(struct ctx *c, const config_setting_t *root)
+config_build(struct ctx *c, const config_setting_t *root)
 {
 	const config_setting_t *s;
 	struct config *cfg;
@@ -1678,29 +1487,29 @@ build(struct ctx *c, const config_setting_t *root)
 	def.a.timeout = DEF_TIMEOUT;
 	def.a.interval = DEF_INTERVAL;
 	def.a.keepalive = DEF_KEEPALIVE;
-	parse_group(c, root, &def, 1);
+	config_parse_group(c, root, &def, 1);
 	cfg->timeout = def.a.timeout;
 	cfg->interval = def.a.interval;
-	cfg->max_parallel = top_int(c, root, "max_parallel", 1, 256,
+	cfg->max_parallel = config_top_int(c, root, "max_parallel", 1, 256,
 	    DEF_MAX_PARALLEL);
-	cfg->max_per_host = top_int(c, root, "max_per_host", 1, 256,
+	cfg->max_per_host = config_top_int(c, root, "max_per_host", 1, 256,
 	    DEF_MAX_PER_HOST);
 	/* The file's state_dir is checked even when --state-dir wins. */
 	if ((s = config_setting_get_member(root, "state_dir")) != NULL) {
-		if (get_path(c, s, &cfg->state_dir) == -1)
+		if (config_get_path(c, s, &cfg->state_dir) == -1)
 			cfg->state_dir = NULL;
 	} else if (c->state_dir == NULL)
-		cfg->state_dir = default_state_dir(c);
+		cfg->state_dir = config_default_state_dir(c);
 	if (c->state_dir != NULL)
-		set_str(&cfg->state_dir, xstrdup(c->state_dir));
-	parse_accounts(c, root, &def, cfg);
-	account_clear(&def.a);
+		config_set_str(&cfg->state_dir, xstrdup(c->state_dir));
+	config_parse_accounts(c, root, &def, cfg);
+	config_account_clear(&def.a);
 	return cfg;
 }
 
 /* Returns the directory part of path, newly allocated. */
 static char *
-path_dir(const char *path)
+config_path_dir(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 
@@ -1714,7 +1523,7 @@ path_dir(const char *path)
 }
 
 static FILE *
-open_config(const char *path, mode_t *modep, struct err *e)
+config_open(const char *path, mode_t *modep, struct err *e)
 {
 	struct stat st;
 	FILE *fp;
@@ -1829,7 +1638,7 @@ config_parse_error(struct ctx *c, const config_t *lc)
 
 	if (text == NULL)
 		text = "cannot read the file";
-	path = src_path(c, file);
+	path = config_src_path(c, file);
 	l = line > 0 ? config_line(path, line) : NULL;
 	if (l != NULL && strcmp(text, "duplicate setting name") == 0 &&
 	    config_dup_key(l, key, sizeof(key)))
@@ -1842,7 +1651,7 @@ config_parse_error(struct ctx *c, const config_t *lc)
 		    '"') - q - 1), q + 1, c->dir);
 	else
 		snprintf(msg, sizeof(msg), "%s", text);
-	cfg_error_at(c, file, line, msg);
+	config_error_at(c, file, line, msg);
 	free(l);
 	free(path);
 }
@@ -1865,18 +1674,18 @@ config_load(const char *path, const char *state_dir, struct config **cfgp,
 		return -1;
 	}
 	memset(&c, 0, sizeof(c));
-	if ((fp = open_config(path, &c.mode, e)) == NULL)
+	if ((fp = config_open(path, &c.mode, e)) == NULL)
 		return -1;
 	c.path = path;
 	c.state_dir = state_dir;
-	c.dir = path_dir(path);
+	c.dir = config_path_dir(path);
 	c.e = e;
 	config_init(&lc);
 	config_set_include_dir(&lc, c.dir);
 	if (config_read(&lc, fp) == CONFIG_FALSE)
 		config_parse_error(&c, &lc);
 	else
-		cfg = build(&c, config_root_setting(&lc));
+		cfg = config_build(&c, config_root_setting(&lc));
 	(void)fclose(fp);		/* read-only: nothing to lose */
 	config_destroy(&lc);
 	free(c.dir);
@@ -1896,7 +1705,7 @@ config_free(struct config *cfg)
 	if (cfg == NULL)
 		return;
 	for (i = 0; i < cfg->naccounts; i++)
-		account_clear(&cfg->accounts[i]);
+		config_account_clear(&cfg->accounts[i]);
 	free(cfg->accounts);
 	free(cfg->path);
 	free(cfg->state_dir);

@@ -38,7 +38,7 @@ struct out {
 };
 
 static char *
-esc_path(const char *path)
+cred_esc_path(const char *path)
 {
 	return buf_escape(path, strlen(path), 256);
 }
@@ -48,7 +48,7 @@ esc_path(const char *path)
  * that the buffer filled up, so a line without LF was cut short.
  */
 static int
-take_line(const char *buf, size_t len, int full, const char *what,
+cred_take_line(const char *buf, size_t len, int full, const char *what,
     int empty_code, char **pw, struct err *e)
 {
 	const char *lf;
@@ -80,7 +80,7 @@ take_line(const char *buf, size_t len, int full, const char *what,
 
 /* The file must be a regular file that only its owner can access. */
 static int
-check_file(int fd, const char *ep, struct err *e)
+cred_check_file(int fd, const char *ep, struct err *e)
 {
 	struct stat st;
 	char *what;
@@ -103,7 +103,7 @@ check_file(int fd, const char *ep, struct err *e)
 }
 
 static int
-read_file(int fd, const char *ep, struct out *o, struct err *e)
+cred_read_file(int fd, const char *ep, struct out *o, struct err *e)
 {
 	ssize_t n;
 
@@ -127,7 +127,7 @@ static int
 cred_file(const char *path, char **pw, struct err *e)
 {
 	struct out o;
-	char *ep = esc_path(path);
+	char *ep = cred_esc_path(path);
 	int fd, rv = -1;
 
 	o.len = 0;
@@ -136,8 +136,9 @@ cred_file(const char *path, char **pw, struct err *e)
 	if (fd == -1)
 		err_set(e, EX_CONFIG, "password_file %s: %s", ep,
 		    strerror(errno));
-	else if (check_file(fd, ep, e) == 0 && read_file(fd, ep, &o, e) == 0)
-		rv = take_line(o.buf, o.len, o.len == sizeof(o.buf),
+	else if (cred_check_file(fd, ep, e) == 0 &&
+	    cred_read_file(fd, ep, &o, e) == 0)
+		rv = cred_take_line(o.buf, o.len, o.len == sizeof(o.buf),
 		    "password_file", EX_CONFIG, pw, e);
 	if (fd != -1)
 		(void)close(fd);	/* read-only: nothing to lose */
@@ -147,7 +148,7 @@ cred_file(const char *path, char **pw, struct err *e)
 }
 
 static void
-free_argv(char **argv)
+cred_free_argv(char **argv)
 {
 	size_t i;
 
@@ -163,7 +164,7 @@ free_argv(char **argv)
  * on blanks and run directly. Returns a NULL-terminated vector.
  */
 static char **
-make_argv(const char *cmd)
+cred_make_argv(const char *cmd)
 {
 	char **argv;
 	size_t n = 0, len;
@@ -187,7 +188,7 @@ make_argv(const char *cmd)
 
 /* Moves fd to a number above stderr, so the child's dup2s cannot clash. */
 static int
-fd_high(int fd)
+cred_fd_high(int fd)
 {
 	int nfd, saved;
 
@@ -202,7 +203,7 @@ fd_high(int fd)
 
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
 static void __attribute__((noreturn))
-child_exec(char **argv, int nullfd, int outfd)
+cred_child_exec(char **argv, int nullfd, int outfd)
 {
 	sigset_t none;
 
@@ -225,13 +226,14 @@ child_exec(char **argv, int nullfd, int outfd)
 static char **spawn_argv;
 
 static int
-spawn(char **argv, const char *what, struct child *ch, struct err *e)
+cred_spawn(char **argv, const char *what, struct child *ch, struct err *e)
 {
 	int p[2] = { -1, -1 }, nullfd;
 
-	nullfd = fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
+	nullfd = cred_fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
 	if (nullfd == -1 || pipe2(p, O_CLOEXEC) == -1 ||
-	    (p[0] = fd_high(p[0])) == -1 || (p[1] = fd_high(p[1])) == -1) {
+	    (p[0] = cred_fd_high(p[0])) == -1 ||
+	    (p[1] = cred_fd_high(p[1])) == -1) {
 		err_set(e, EX_TEMPFAIL, "%s: %s", what,
 		    strerror(errno));
 		goto fail;
@@ -244,7 +246,7 @@ spawn(char **argv, const char *what, struct child *ch, struct err *e)
 		goto fail;
 	}
 	if (ch->pid == 0)
-		child_exec(spawn_argv, nullfd, p[1]);
+		cred_child_exec(spawn_argv, nullfd, p[1]);
 	spawn_argv = NULL;
 	(void)close(nullfd);	/* only the child needed these */
 	(void)close(p[1]);
@@ -265,7 +267,7 @@ fail:
  * discarding the rest. Returns 0 at EOF, 1 at the deadline, -1 on error.
  */
 static int
-read_output(int fd, long long deadline, struct out *o)
+cred_read_output(int fd, long long deadline, struct out *o)
 {
 	struct pollfd pfd;
 	long long left;
@@ -300,7 +302,7 @@ read_output(int fd, long long deadline, struct out *o)
 }
 
 static void
-kill_child(pid_t pid)
+cred_kill_child(pid_t pid)
 {
 	int status;
 
@@ -314,7 +316,7 @@ kill_child(pid_t pid)
  * *status set, 1 if it had to be killed, -1 if waitpid failed.
  */
 static int
-reap(pid_t pid, long long deadline, int *status)
+cred_reap(pid_t pid, long long deadline, int *status)
 {
 	struct timespec step = { 0, REAP_STEP_MS * 1000000L };
 	pid_t r;
@@ -326,7 +328,7 @@ reap(pid_t pid, long long deadline, int *status)
 		if (r == -1 && errno != EINTR)
 			return -1;
 		if (clock_ms() >= deadline) {
-			kill_child(pid);
+			cred_kill_child(pid);
 			return 1;
 		}
 		(void)nanosleep(&step, NULL);	/* early wake-up is fine */
@@ -334,7 +336,7 @@ reap(pid_t pid, long long deadline, int *status)
 }
 
 static int
-check_status(int status, const char *what, struct err *e)
+cred_check_status(int status, const char *what, struct err *e)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
@@ -356,18 +358,18 @@ check_status(int status, const char *what, struct err *e)
 
 /* Collects the output and the exit status of a started child. */
 static int
-finish(struct child *ch, const char *what, unsigned timeout_sec,
+cred_finish(struct child *ch, const char *what, unsigned timeout_sec,
     struct out *o, char **pw, struct err *e)
 {
 	long long deadline = clock_ms() + (long long)timeout_sec * 1000;
 	int r, status = 0, saved;
 
-	r = read_output(ch->fd, deadline, o);
+	r = cred_read_output(ch->fd, deadline, o);
 	saved = errno;
 	(void)close(ch->fd);	/* read end: nothing to lose */
 	if (r != 0)
-		kill_child(ch->pid);
-	else if ((r = reap(ch->pid, deadline, &status)) == -1)
+		cred_kill_child(ch->pid);
+	else if ((r = cred_reap(ch->pid, deadline, &status)) == -1)
 		saved = errno;
 	if (r == 1) {
 		err_set(e, EX_TEMPFAIL, "%s timed out after %u s", what,
@@ -379,9 +381,9 @@ finish(struct child *ch, const char *what, unsigned timeout_sec,
 		    strerror(saved));
 		return -1;
 	}
-	if (check_status(status, what, e) == -1)
+	if (cred_check_status(status, what, e) == -1)
 		return -1;
-	return take_line(o->buf, o->len, o->len == sizeof(o->buf),
+	return cred_take_line(o->buf, o->len, o->len == sizeof(o->buf),
 	    what, EX_TEMPFAIL, pw, e);
 }
 
@@ -396,14 +398,14 @@ cred_command(const char *cmd, const char *what, unsigned timeout_sec,
 
 	if (timeout_sec == 0)
 		timeout_sec = 1;
-	argv = make_argv(cmd);
+	argv = cred_make_argv(cmd);
 	o.len = 0;
 	if (argv[0] == NULL)
 		err_set(e, EX_CONFIG, "%s is empty", what);
-	else if (spawn(argv, what, &ch, e) == 0)
-		rv = finish(&ch, what, timeout_sec, &o, pw, e);
+	else if (cred_spawn(argv, what, &ch, e) == 0)
+		rv = cred_finish(&ch, what, timeout_sec, &o, pw, e);
 	xwipe(&o, sizeof(o));
-	free_argv(argv);
+	cred_free_argv(argv);
 	return rv;
 }
 
@@ -420,7 +422,7 @@ cred_netrc(const struct account *a, char **pw, struct err *e)
 		return -1;
 	}
 	if ((rc = netrc_lookup(path, a->host, a->user, pw, e)) == 0) {
-		ep = esc_path(path);
+		ep = cred_esc_path(path);
 		err_set(e, EX_CONFIG, "no password: the account sets none of "
 		    "password, password_file, password_command and "
 		    "oauth2_token_command, and %s has no entry for this host "

@@ -12,17 +12,26 @@
 #include "deliver_impl.h"
 #include "xmalloc.h"
 
-int
-deliver_open(struct deliver **dp, const struct account *a,
-    const char *state_dir, struct err *e)
+/* A handle for the account's target, with nothing opened yet. */
+static struct deliver *
+deliver_new(const struct account *a)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
-	char *spool;
-	int rc;
 
 	d->acct = a;
 	d->kind = a->deliver;
 	d->fd = -1;
+	return d;
+}
+
+int
+deliver_open(struct deliver **dp, const struct account *a,
+    const char *state_dir, struct err *e)
+{
+	struct deliver *d = deliver_new(a);
+	char *spool;
+	int rc;
+
 	if (d->kind == DELIVER_MAILDIR)
 		rc = maildir_open(&d->md, a->maildir, e);
 	else {
@@ -35,6 +44,23 @@ deliver_open(struct deliver **dp, const struct account *a,
 	else if (rc == 0 && d->kind == DELIVER_LMTP)
 		rc = deliver_lmtp_open(d, e);
 	if (rc == -1) {
+		deliver_close(d);
+		return -1;
+	}
+	*dp = d;
+	return 0;
+}
+
+int
+deliver_open_recovery(struct deliver **dp, const struct account *a,
+    struct err *e)
+{
+	struct deliver *d = deliver_new(a);
+
+	/* What the other targets were handed is not checked: deliver_recover
+	 * needs nothing of theirs. */
+	if (d->kind == DELIVER_MAILDIR &&
+	    maildir_open(&d->md, a->maildir, e) == -1) {
 		deliver_close(d);
 		return -1;
 	}

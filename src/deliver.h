@@ -45,6 +45,17 @@ enum deliver_result {
 int	deliver_open(struct deliver **dp, const struct account *a,
 	    const char *state_dir, struct err *e);
 
+/*
+ * Opens only what deliver_recover needs, for a command that settles an
+ * interrupted run but delivers nothing (import-uids): for a Maildir the
+ * Maildir (created if missing), for the other targets nothing at all (no
+ * spool, no mbox file, no connection). Only deliver_recover and
+ * deliver_close may be used on it. Returns 0 with *dp set, or -1 with e
+ * filled in (EX_CANTCREAT, EX_IOERR).
+ */
+int	deliver_open_recovery(struct deliver **dp, const struct account *a,
+	    struct err *e);
+
 /* Closes; NULL is a no-op. Messages must be freed first. */
 void	deliver_close(struct deliver *);
 

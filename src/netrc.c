@@ -98,27 +98,25 @@ struct netrc_parser {
 	int		 secrets;	/* a password or account was seen */
 };
 
-static int	lex_byte(struct netrc_parser *, int, struct err *);
-
 static int
-is_blank(int c)
+netrc_is_blank(int c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
 	    c == '\f' || c == '\v';
 }
 
 static int
-ascii_lower(int c)
+netrc_ascii_lower(int c)
 {
 	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
 }
 
 /* strcasecmp for ASCII only, whatever the locale. */
 static int
-ascii_caseeq(const char *a, const char *b)
+netrc_ascii_caseeq(const char *a, const char *b)
 {
-	while (*a != '\0' && ascii_lower((unsigned char)*a) ==
-	    ascii_lower((unsigned char)*b)) {
+	while (*a != '\0' && netrc_ascii_lower((unsigned char)*a) ==
+	    netrc_ascii_lower((unsigned char)*b)) {
 		a++;
 		b++;
 	}
@@ -126,18 +124,18 @@ ascii_caseeq(const char *a, const char *b)
 }
 
 static const struct keyword *
-find_keyword(const char *s)
+netrc_find_keyword(const char *s)
 {
 	size_t i;
 
 	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
-		if (ascii_caseeq(s, keywords[i].name))
+		if (netrc_ascii_caseeq(s, keywords[i].name))
 			return &keywords[i];
 	return NULL;
 }
 
 static int
-syntax(struct netrc_parser *p, size_t line, const char *msg,
+netrc_syntax(struct netrc_parser *p, size_t line, const char *msg,
     struct err *e)
 {
 	err_set(e, EX_CONFIG, "%s:%zu: %s", p->name, line, msg);
@@ -146,7 +144,7 @@ syntax(struct netrc_parser *p, size_t line, const char *msg,
 }
 
 static void
-entry_reset(struct netrc_parser *p, enum entry entry)
+netrc_entry_reset(struct netrc_parser *p, enum entry entry)
 {
 	xfree_secret(p->pw);
 	p->pw = NULL;
@@ -156,7 +154,7 @@ entry_reset(struct netrc_parser *p, enum entry entry)
 
 /* The entry is complete: does it end the search? */
 static void
-entry_end(struct netrc_parser *p)
+netrc_entry_end(struct netrc_parser *p)
 {
 	int hit;
 
@@ -170,24 +168,24 @@ entry_end(struct netrc_parser *p)
 			p->pw = NULL;
 		}
 	}
-	entry_reset(p, ENTRY_NONE);
+	netrc_entry_reset(p, ENTRY_NONE);
 }
 
 static int
-on_keyword(struct netrc_parser *p, struct err *e)
+netrc_on_keyword(struct netrc_parser *p, struct err *e)
 {
 	const struct keyword *k;
 
 	if (p->quoted)
-		return syntax(p, p->tokline, "a quoted string where a keyword "
-		    "belongs", e);
-	if ((k = find_keyword(p->tok)) == NULL)
-		return syntax(p, p->tokline, "unknown keyword (expected "
+		return netrc_syntax(p, p->tokline, "a quoted string where a "
+		    "keyword belongs", e);
+	if ((k = netrc_find_keyword(p->tok)) == NULL)
+		return netrc_syntax(p, p->tokline, "unknown keyword (expected "
 		    "machine, default, login, password, account, port or "
 		    "macdef; a value with blanks must be quoted)", e);
 	if (k->want == WANT_HOST || k->want == WANT_KEY) {
-		entry_end(p);
-		entry_reset(p, k->want == WANT_HOST ? ENTRY_MACHINE :
+		netrc_entry_end(p);
+		netrc_entry_reset(p, k->want == WANT_HOST ? ENTRY_MACHINE :
 		    ENTRY_DEFAULT);
 	} else if (k->want != WANT_MACNAME && p->entry == ENTRY_NONE) {
 		err_set(e, EX_CONFIG, "%s:%zu: %s outside a machine or "
@@ -195,10 +193,11 @@ on_keyword(struct netrc_parser *p, struct err *e)
 		p->failed = 1;
 		return -1;
 	} else if (k->want == WANT_LOGIN && p->has_login)
-		return syntax(p, p->tokline, "a second login in one entry", e);
+		return netrc_syntax(p, p->tokline, "a second login in one "
+		    "entry", e);
 	else if (k->want == WANT_PASSWORD && p->has_password)
-		return syntax(p, p->tokline, "a second password in one entry",
-		    e);
+		return netrc_syntax(p, p->tokline, "a second password in one "
+		    "entry", e);
 	p->want = k->want;
 	p->keyword = k->name;
 	p->keyline = p->tokline;
@@ -206,9 +205,9 @@ on_keyword(struct netrc_parser *p, struct err *e)
 }
 
 static int
-on_value(struct netrc_parser *p, struct err *e)
+netrc_on_value(struct netrc_parser *p, struct err *e)
 {
-	if (!p->quoted && find_keyword(p->tok) != NULL) {
+	if (!p->quoted && netrc_find_keyword(p->tok) != NULL) {
 		err_set(e, EX_CONFIG, "%s:%zu: %s without a value (quote a "
 		    "value that is also a keyword)", p->name, p->keyline,
 		    p->keyword);
@@ -217,7 +216,7 @@ on_value(struct netrc_parser *p, struct err *e)
 	}
 	switch (p->want) {
 	case WANT_HOST:
-		p->host_ok = ascii_caseeq(p->tok, p->host);
+		p->host_ok = netrc_ascii_caseeq(p->tok, p->host);
 		break;
 	case WANT_LOGIN:
 		p->has_login = 1;
@@ -246,40 +245,41 @@ on_value(struct netrc_parser *p, struct err *e)
 }
 
 static int
-token_end(struct netrc_parser *p, struct err *e)
+netrc_token_end(struct netrc_parser *p, struct err *e)
 {
 	int rv;
 
 	p->tok[p->toklen] = '\0';
 	p->lex = LEX_BLANK;
-	rv = p->want == WANT_KEY ? on_keyword(p, e) : on_value(p, e);
+	rv = p->want == WANT_KEY ? netrc_on_keyword(p, e) :
+	    netrc_on_value(p, e);
 	xwipe(p->tok, p->toklen);
 	p->toklen = 0;
 	return rv;
 }
 
 static int
-tok_add(struct netrc_parser *p, int c, struct err *e)
+netrc_tok_add(struct netrc_parser *p, int c, struct err *e)
 {
 	if (p->toklen == NETRC_TOKEN_MAX)
-		return syntax(p, p->tokline, "a token longer than 4096 bytes",
-		    e);
+		return netrc_syntax(p, p->tokline, "a token longer than 4096 "
+		    "bytes", e);
 	p->tok[p->toklen++] = (char)c;
 	return 0;
 }
 
 static int
-lex_blank(struct netrc_parser *p, int c, struct err *e)
+netrc_lex_blank(struct netrc_parser *p, int c, struct err *e)
 {
 	if (c == '\n') {
 		if (p->want == WANT_MACNAME)
-			return syntax(p, p->keyline, "macdef without a name "
-			    "on its line", e);
+			return netrc_syntax(p, p->keyline, "macdef without a "
+			    "name on its line", e);
 		p->line++;
 		p->bol = 1;
 		return 0;
 	}
-	if (is_blank(c))
+	if (netrc_is_blank(c))
 		return 0;
 	p->tokline = p->line;
 	if (c == '#' && (p->bol || p->want == WANT_KEY)) {
@@ -293,11 +293,11 @@ lex_blank(struct netrc_parser *p, int c, struct err *e)
 		return 0;
 	}
 	p->lex = LEX_WORD;
-	return tok_add(p, c, e);
+	return netrc_tok_add(p, c, e);
 }
 
 static int
-unescape(int c)
+netrc_unescape(int c)
 {
 	switch (c) {
 	case 'n':
@@ -312,26 +312,27 @@ unescape(int c)
 }
 
 static int
-lex_quoted(struct netrc_parser *p, int c, struct err *e)
+netrc_lex_quoted(struct netrc_parser *p, int c, struct err *e)
 {
 	if (c == '\n')
-		return syntax(p, p->tokline, "unterminated quoted string", e);
+		return netrc_syntax(p, p->tokline, "unterminated quoted string",
+		    e);
 	if (p->lex == LEX_ESCAPE) {
 		p->lex = LEX_QUOTED;
-		return tok_add(p, unescape(c), e);
+		return netrc_tok_add(p, netrc_unescape(c), e);
 	}
 	if (c == '\\')
 		p->lex = LEX_ESCAPE;
 	else if (c == '"')
 		p->lex = LEX_CLOSED;
 	else
-		return tok_add(p, c, e);
+		return netrc_tok_add(p, c, e);
 	return 0;
 }
 
 /* Macro bodies are skipped up to a line that is empty or blank. */
 static int
-lex_macro(struct netrc_parser *p, int c)
+netrc_lex_macro(struct netrc_parser *p, int c)
 {
 	if (c == '\n') {
 		p->line++;
@@ -340,35 +341,35 @@ lex_macro(struct netrc_parser *p, int c)
 			p->bol = 1;
 		} else
 			p->lex = LEX_MACBOL;
-	} else if (p->lex == LEX_MACBOL && !is_blank(c))
+	} else if (p->lex == LEX_MACBOL && !netrc_is_blank(c))
 		p->lex = LEX_MACBODY;
 	return 0;
 }
 
 static int
-lex_byte(struct netrc_parser *p, int c, struct err *e)
+netrc_lex_byte(struct netrc_parser *p, int c, struct err *e)
 {
 	if (c == '\0')
-		return syntax(p, p->line, "a NUL byte", e);
+		return netrc_syntax(p, p->line, "a NUL byte", e);
 	switch (p->lex) {
 	case LEX_BLANK:
-		return lex_blank(p, c, e);
+		return netrc_lex_blank(p, c, e);
 	case LEX_COMMENT:
 		if (c != '\n')
 			return 0;
 		p->lex = LEX_BLANK;
-		return lex_blank(p, c, e);
+		return netrc_lex_blank(p, c, e);
 	case LEX_WORD:
-		if (!is_blank(c))
-			return tok_add(p, c, e);
+		if (!netrc_is_blank(c))
+			return netrc_tok_add(p, c, e);
 		break;
 	case LEX_QUOTED:
 	case LEX_ESCAPE:
-		return lex_quoted(p, c, e);
+		return netrc_lex_quoted(p, c, e);
 	case LEX_CLOSED:
-		if (!is_blank(c))
-			return syntax(p, p->line, "text right after a closing "
-			    "quote", e);
+		if (!netrc_is_blank(c))
+			return netrc_syntax(p, p->line, "text right after a "
+			    "closing quote", e);
 		break;
 	case LEX_MACLINE:
 		if (c == '\n') {
@@ -378,12 +379,12 @@ lex_byte(struct netrc_parser *p, int c, struct err *e)
 		return 0;
 	case LEX_MACBOL:
 	case LEX_MACBODY:
-		return lex_macro(p, c);
+		return netrc_lex_macro(p, c);
 	}
 	/* A blank ended a token; it counts in the state that follows. */
-	if (token_end(p, e) == -1)
+	if (netrc_token_end(p, e) == -1)
 		return -1;
-	return lex_byte(p, c, e);
+	return netrc_lex_byte(p, c, e);
 }
 
 struct netrc_parser *
@@ -422,37 +423,38 @@ netrc_parser_feed(struct netrc_parser *p, const void *data, size_t n,
 	}
 	p->nbytes += n;
 	for (i = 0; i < n; i++)
-		if (lex_byte(p, s[i], e) == -1)
+		if (netrc_lex_byte(p, s[i], e) == -1)
 			return -1;
 	return 0;
 }
 
 /* The end of the input ends whatever token or entry is open. */
 static int
-parser_finish(struct netrc_parser *p, struct err *e)
+netrc_parser_finish(struct netrc_parser *p, struct err *e)
 {
 	switch (p->lex) {
 	case LEX_QUOTED:
 	case LEX_ESCAPE:
-		return syntax(p, p->tokline, "unterminated quoted string", e);
+		return netrc_syntax(p, p->tokline, "unterminated quoted string",
+		    e);
 	case LEX_WORD:
 	case LEX_CLOSED:
-		if (token_end(p, e) == -1)
+		if (netrc_token_end(p, e) == -1)
 			return -1;
 		break;
 	default:
 		break;
 	}
 	if (p->want == WANT_MACNAME)
-		return syntax(p, p->keyline, "macdef without a name on its "
-		    "line", e);
+		return netrc_syntax(p, p->keyline, "macdef without a name on "
+		    "its line", e);
 	if (p->want != WANT_KEY) {
 		err_set(e, EX_CONFIG, "%s:%zu: %s without a value", p->name,
 		    p->keyline, p->keyword);
 		p->failed = 1;
 		return -1;
 	}
-	entry_end(p);
+	netrc_entry_end(p);
 	return 0;
 }
 
@@ -465,7 +467,7 @@ netrc_parser_end(struct netrc_parser *p, char **password, struct err *e)
 		    p->name);
 		return -1;
 	}
-	if (parser_finish(p, e) == -1)
+	if (netrc_parser_finish(p, e) == -1)
 		return -1;
 	if (p->result == NULL)
 		return 0;
@@ -503,7 +505,7 @@ netrc_parser_free(struct netrc_parser *p)
 
 /* Only regular files (and /dev/null and the like) are read. */
 static int
-check_type(int fd, const char *ep, struct stat *st, struct err *e)
+netrc_check_type(int fd, const char *ep, struct stat *st, struct err *e)
 {
 	if (fstat(fd, st) == -1) {
 		err_set(e, EX_IOERR, "%s: %s", ep, strerror(errno));
@@ -518,7 +520,7 @@ check_type(int fd, const char *ep, struct stat *st, struct err *e)
 
 /* As ftp(1): a file with secrets must be the user's, and private. */
 static int
-check_private(const struct stat *st, const char *ep, struct err *e)
+netrc_check_private(const struct stat *st, const char *ep, struct err *e)
 {
 	char *what;
 	int rc;
@@ -536,7 +538,7 @@ check_private(const struct stat *st, const char *ep, struct err *e)
 }
 
 static int
-read_all(int fd, struct netrc_parser *p, const char *ep, struct err *e)
+netrc_read_all(int fd, struct netrc_parser *p, const char *ep, struct err *e)
 {
 	char buf[8192];
 	ssize_t n;
@@ -561,7 +563,7 @@ read_all(int fd, struct netrc_parser *p, const char *ep, struct err *e)
 }
 
 static int
-lookup_fd(int fd, const char *path, const char *host, const char *user,
+netrc_lookup_fd(int fd, const char *path, const char *host, const char *user,
     char **password, struct err *e)
 {
 	struct netrc_parser *p;
@@ -571,10 +573,11 @@ lookup_fd(int fd, const char *path, const char *host, const char *user,
 
 	ep = buf_escape(path, strlen(path), NETRC_NAME_MAX);
 	p = netrc_parser_new(path, host, user);
-	if (check_type(fd, ep, &st, e) == 0 && read_all(fd, p, ep, e) == 0)
+	if (netrc_check_type(fd, ep, &st, e) == 0 &&
+	    netrc_read_all(fd, p, ep, e) == 0)
 		rv = netrc_parser_end(p, password, e);
 	if (rv != -1 && netrc_parser_secrets(p) &&
-	    check_private(&st, ep, e) == -1) {
+	    netrc_check_private(&st, ep, e) == -1) {
 		xfree_secret(*password);
 		*password = NULL;
 		rv = -1;
@@ -592,7 +595,8 @@ netrc_lookup(const char *path, const char *host, const char *user,
 	int fd, rv;
 
 	*password = NULL;
-	/* O_NONBLOCK: a FIFO must not hang the open; check_type refuses it. */
+	/* O_NONBLOCK: a FIFO must not hang the open; netrc_check_type
+	 * refuses it. */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd == -1 && (errno == ENOENT || errno == ENOTDIR))
 		return 0;
@@ -602,13 +606,13 @@ netrc_lookup(const char *path, const char *host, const char *user,
 		free(ep);
 		return -1;
 	}
-	rv = lookup_fd(fd, path, host, user, password, e);
+	rv = netrc_lookup_fd(fd, path, host, user, password, e);
 	(void)close(fd);	/* read-only: nothing to lose */
 	return rv;
 }
 
 static char *
-in_home(const char *home)
+netrc_in_home(const char *home)
 {
 	size_t n = strlen(home);
 
@@ -624,9 +628,9 @@ netrc_default_path(void)
 	if ((s = getenv("NETRC")) != NULL && *s != '\0')
 		return xstrdup(s);
 	if ((s = getenv("HOME")) != NULL && *s != '\0')
-		return in_home(s);
+		return netrc_in_home(s);
 	if ((pw = getpwuid(geteuid())) != NULL && pw->pw_dir != NULL &&
 	    pw->pw_dir[0] != '\0')
-		return in_home(pw->pw_dir);
+		return netrc_in_home(pw->pw_dir);
 	return NULL;
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "importuids.h"
+#include "importuids_formats.h"
 #include "xmalloc.h"
 #include "tap.h"
 #include "testutil.h"
