@@ -153,11 +153,64 @@ login_find_stamp(struct login *lg, const char *data, size_t size)
 	lg->stamp[n] = '\0';
 }
 
+/* A line from the server (or from an HTTP proxy), as libcurl read it. */
+static void
+login_line_in(struct login *lg, const char *data, size_t size)
+{
+	if (lg->tunnel) {
+		/* An HTTP proxy's CONNECT reply, up to its blank line. */
+		if (size == 0 || data[0] == '\r' || data[0] == '\n')
+			lg->tunnel = false;
+		pop3_trace(lg->p, POP3_TRACE_INFO, data, size);
+		return;
+	}
+	/* libcurl reads on past a greeting that is neither +OK nor -ERR,
+	 * until the timeout; the progress callback stops it. */
+	if (lg->lines_in == 0)
+		login_find_stamp(lg, data, size);
+	if (lg->lines_in++ == 0 && !(size >= 3 &&
+	    memcmp(data, "+OK", 3) == 0) && !(size >= 4 &&
+	    memcmp(data, "-ERR", 4) == 0))
+		lg->bad_greeting = true;
+	lg->lastlen = size < sizeof(lg->last) ? size : sizeof(lg->last);
+	memcpy(lg->last, data, lg->lastlen);
+	while (lg->lastlen > 0 && (lg->last[lg->lastlen - 1] == '\n' ||
+	    lg->last[lg->lastlen - 1] == '\r'))
+		lg->lastlen--;
+	if (lg->lastlen >= 2 && memcmp(lg->last, "+ ", 2) == 0) {
+		memcpy(lg->chal, lg->last, lg->lastlen);
+		lg->challen = lg->lastlen;
+	}
+	login_watch_capa(lg, 'i', data, size);
+	pop3_trace(lg->p, POP3_TRACE_IN, data, size);
+}
+
+/* A line libcurl sent, to the server (or to an HTTP proxy). */
+static void
+login_line_out(struct login *lg, const char *data, size_t size)
+{
+	char shown[128];
+
+	if (lg->http_proxy && size > 8 && strncmp(data, "CONNECT ", 8) == 0)
+		lg->tunnel = true;
+	if (lg->tunnel) {
+		/* The CONNECT request may carry the proxy's password. */
+		pop3_trace(lg->p, POP3_TRACE_INFO, "(proxy request)", 15);
+		return;
+	}
+	login_watch_capa(lg, 'o', data, size);
+	login_note_auth(lg, data, size);
+	if (size >= 4 && strncasecmp(data, "STLS", 4) == 0)
+		lg->stls_sent = true;
+	pop3_redact(data, size, shown, sizeof(shown));
+	pop3_trace(lg->p, POP3_TRACE_OUT, shown, strlen(shown));
+}
+
+/* libcurl's debug stream: the exchange rebuilt, line by line. */
 static int
 login_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 {
 	struct login *lg = arg;
-	char shown[128];
 
 	(void)c;
 	switch (type) {
@@ -165,49 +218,10 @@ login_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 		pop3_trace(lg->p, POP3_TRACE_INFO, data, size);
 		break;
 	case CURLINFO_HEADER_IN:
-		if (lg->tunnel) {
-			/* An HTTP proxy's CONNECT reply, up to its blank line. */
-			if (size == 0 || data[0] == '\r' || data[0] == '\n')
-				lg->tunnel = false;
-			pop3_trace(lg->p, POP3_TRACE_INFO, data, size);
-			break;
-		}
-		/* libcurl reads on past a greeting that is neither +OK nor
-		 * -ERR, until the timeout; the progress callback stops it. */
-		if (lg->lines_in == 0)
-			login_find_stamp(lg, data, size);
-		if (lg->lines_in++ == 0 && !(size >= 3 &&
-		    memcmp(data, "+OK", 3) == 0) && !(size >= 4 &&
-		    memcmp(data, "-ERR", 4) == 0))
-			lg->bad_greeting = true;
-		lg->lastlen = size < sizeof(lg->last) ? size : sizeof(lg->last);
-		memcpy(lg->last, data, lg->lastlen);
-		while (lg->lastlen > 0 && (lg->last[lg->lastlen - 1] == '\n' ||
-		    lg->last[lg->lastlen - 1] == '\r'))
-			lg->lastlen--;
-		if (lg->lastlen >= 2 && memcmp(lg->last, "+ ", 2) == 0) {
-			memcpy(lg->chal, lg->last, lg->lastlen);
-			lg->challen = lg->lastlen;
-		}
-		login_watch_capa(lg, 'i', data, size);
-		pop3_trace(lg->p, POP3_TRACE_IN, data, size);
+		login_line_in(lg, data, size);
 		break;
 	case CURLINFO_HEADER_OUT:
-		if (lg->http_proxy && size > 8 &&
-		    strncmp(data, "CONNECT ", 8) == 0)
-			lg->tunnel = true;
-		if (lg->tunnel) {
-			/* The CONNECT request may carry the proxy's password. */
-			pop3_trace(lg->p, POP3_TRACE_INFO, "(proxy request)",
-			    15);
-			break;
-		}
-		login_watch_capa(lg, 'o', data, size);
-		login_note_auth(lg, data, size);
-		if (size >= 4 && strncasecmp(data, "STLS", 4) == 0)
-			lg->stls_sent = true;
-		pop3_redact(data, size, shown, sizeof(shown));
-		pop3_trace(lg->p, POP3_TRACE_OUT, shown, strlen(shown));
+		login_line_out(lg, data, size);
 		break;
 	default:
 		/* Message data and TLS records are never traced. */
@@ -375,6 +389,157 @@ login_client_cert_error(const struct pop3_login *l, const char *why,
 	free(ep);
 }
 
+/* A refused login, with what the server said of it. */
+static void
+login_denied(struct login *lg, const char *last, struct err *e)
+{
+	int code = pop3_err_code(lg->last, lg->lastlen, EX_NOPERM);
+	char *reason;
+
+	if (login_mech_missing(lg)) {
+		err_set(e, EX_NOPERM, "the server does not offer SASL %s (it "
+		    "offers: %s)", lg->mech, lg->sasl[0] != '\0' ? lg->sasl :
+		    "none");
+		return;
+	}
+	reason = login_sasl_reason(lg);
+	if (reason != NULL && lg->last[0] == '+')
+		/* Refused at the challenge: its text is the reason. */
+		err_set(e, EX_NOPERM, "login refused: server said \"%s\"",
+		    reason);
+	else if (reason != NULL)
+		/* A -ERR, perhaps with a response code, after it. */
+		err_set(e, code, "%s: server said \"%s\" (\"%s\")",
+		    login_word(code), last, reason);
+	else
+		err_set(e, code, "%s: server said \"%s\"", login_word(code),
+		    last);
+	free(reason);
+}
+
+/* No STLS where tls = "starttls" asks for it. */
+static void
+login_no_stls(const struct login *lg, const char *last, struct err *e)
+{
+	/* The last line is STLS's -ERR, CAPA's, or the end of the CAPA
+	 * list. */
+	if (lg->stls_sent && lg->lastlen >= 4 &&
+	    memcmp(lg->last, "-ERR", 4) == 0)
+		err_set(e, EX_PROTOCOL, "server refused STLS (\"%s\"); "
+		    "nothing was sent in cleartext", last);
+	else if (!lg->capa_ok)
+		err_set(e, EX_PROTOCOL, "server does not offer STLS: it "
+		    "refused CAPA, where STLS is announced (\"%s\"); "
+		    "nothing was sent in cleartext", last);
+	else
+		err_set(e, EX_PROTOCOL, "server does not offer STLS; "
+		    "nothing was sent in cleartext");
+}
+
+/* A TLS handshake that failed for another reason than trust. */
+static void
+login_handshake_error(const struct login *lg, const struct pop3_login *l,
+    const char *why, struct err *e)
+{
+	if (l->tls == TLS_IMPLICIT && l->proxy == NULL &&
+	    strstr(lg->errbuf, "wrong version number") != NULL)
+		/* A POP3 greeting where a TLS record belongs. */
+		err_set(e, EX_PROTOCOL, "%s port %u answered in plaintext, "
+		    "not TLS: a port that greets first (as 110 does) takes "
+		    "tls = \"starttls\" (%s)", l->host, l->port, why);
+	else if (strstr(lg->errbuf, "protocol version") != NULL ||
+	    strstr(lg->errbuf, "unsupported protocol") != NULL)
+		err_set(e, EX_PROTOCOL, "TLS handshake failed: the server's "
+		    "TLS version is below tls_min_version = \"%s\" (%s)",
+		    l->tls_min == TLS_MIN_1_3 ? "1.3" : "1.2", why);
+	else
+		err_set(e, EX_PROTOCOL, "TLS handshake failed: %s", why);
+}
+
+/* libcurl's timeout, which covers everything up to the login. */
+static void
+login_timeout(const struct login *lg, const struct pop3_login *l,
+    const char *why, struct err *e)
+{
+	if (l->tls != TLS_IMPLICIT && l->proxy == NULL &&
+	    lg->lines_in == 0 && !lg->tunnel)
+		/* A TLS port waits, silent, for a client hello. */
+		err_set(e, EX_TEMPFAIL, "timed out after %u s waiting for the "
+		    "greeting of %s port %u: %s: use tls = \"implicit\"",
+		    l->timeout, l->host, l->port, l->port == 995 ?
+		    "port 995 speaks implicit TLS" : "if the port speaks TLS "
+		    "at once (as 995 does)");
+	else
+		err_set(e, EX_TEMPFAIL, "%s", why);
+}
+
+/* What made the progress callback stop libcurl. */
+static void
+login_aborted(const struct login *lg, const struct pop3_login *l,
+    const char *last, struct err *e)
+{
+	if (lg->bad_greeting)
+		err_set(e, EX_PROTOCOL, "not a POP3 server: it greeted with "
+		    "\"%s\"", last);
+	else if (lg->tls_port)
+		err_set(e, EX_CONFIG, "no greeting from %s port 995 within "
+		    "%d s: port 995 speaks implicit TLS: use tls = "
+		    "\"implicit\"", l->host, TLS_PORT_WAIT);
+	else
+		err_set(e, EX_TEMPFAIL, "interrupted");
+}
+
+/* A connection that ended, or a line that did not, during the login. */
+static void
+login_recv_error(const struct login *lg, const char *why, struct err *e)
+{
+	if (strncmp(lg->errbuf, "CONNECT tunnel failed", 21) == 0)
+		/* 407: the proxy wants other credentials. */
+		err_set(e, strstr(lg->errbuf, " 407") != NULL ? EX_NOPERM :
+		    EX_TEMPFAIL, "proxy: %s", why);
+	/* libcurl 7.88 says only "Too large response headers" when a
+	 * server line has no end in sight: a protocol violation. */
+	else if (strncmp(lg->errbuf, "Too large response", 18) == 0)
+		err_set(e, EX_PROTOCOL, "server line too long: %s", why);
+	else if (lg->lines_in == 0)
+		err_set(e, EX_TEMPFAIL, "connection closed before the "
+		    "server's greeting (%s)", why);
+	else
+		err_set(e, EX_TEMPFAIL, "connection lost during login (%s)",
+		    why);
+}
+
+/* The failures said in libcurl's words, after a word of ours. */
+static const struct {
+	CURLcode	 rc;
+	int		 ex;
+	const char	*what;
+} login_plain_errors[] = {
+	{ CURLE_SSL_CACERT_BADFILE, EX_CONFIG, "TLS setup: " },
+	{ CURLE_SSL_CERTPROBLEM, EX_CONFIG, "TLS setup: " },
+	{ CURLE_SSL_CRL_BADFILE, EX_CONFIG, "TLS setup: " },
+	{ CURLE_PROXY, EX_TEMPFAIL, "proxy: " },
+	{ CURLE_UNSUPPORTED_PROTOCOL, EX_UNAVAILABLE,
+	    "libcurl cannot do this: " },
+	{ CURLE_NOT_BUILT_IN, EX_UNAVAILABLE, "libcurl cannot do this: " },
+};
+
+static void
+login_plain_error(CURLcode rc, const char *why, struct err *e)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(login_plain_errors) /
+	    sizeof(login_plain_errors[0]); i++)
+		if (login_plain_errors[i].rc == rc) {
+			err_set(e, login_plain_errors[i].ex, "%s%s",
+			    login_plain_errors[i].what, why);
+			return;
+		}
+	err_set(e, EX_TEMPFAIL, "%s", why);
+}
+
+/* What a failed curl_easy_perform means, by the family of its code. */
 static void
 login_curl_error(struct login *lg, const struct pop3_login *l, CURLcode rc,
     struct err *e)
@@ -383,136 +548,46 @@ login_curl_error(struct login *lg, const struct pop3_login *l, CURLcode rc,
 	char *why = lg->errbuf[0] != '\0' ?
 	    buf_escape(lg->errbuf, strlen(lg->errbuf), 300) :
 	    xstrdup(curl_easy_strerror(rc));
-	char *last = login_last(lg), *reason = NULL;
-	int code;
+	char *last = login_last(lg);
 
-	switch (login_client_cert_refused(lg, l, rc) ? CURLE_SSL_CLIENTCERT : rc) {
+	if (login_client_cert_refused(lg, l, rc))
+		rc = CURLE_SSL_CLIENTCERT;
+	switch (rc) {
 	case CURLE_SSL_CLIENTCERT:
 		login_client_cert_error(l, why, e);
 		break;
 	case CURLE_LOGIN_DENIED:
-		code = pop3_err_code(lg->last, lg->lastlen, EX_NOPERM);
-		if (login_mech_missing(lg)) {
-			err_set(e, EX_NOPERM, "the server does not offer SASL "
-			    "%s (it offers: %s)", lg->mech, lg->sasl[0] != '\0' ?
-			    lg->sasl : "none");
-			break;
-		}
-		reason = login_sasl_reason(lg);
-		if (reason != NULL && lg->last[0] == '+')
-			/* Refused at the challenge: its text is the reason. */
-			err_set(e, EX_NOPERM, "login refused: server said "
-			    "\"%s\"", reason);
-		else if (reason != NULL)
-			/* A -ERR, perhaps with a response code, after it. */
-			err_set(e, code, "%s: server said \"%s\" (\"%s\")",
-			    login_word(code), last, reason);
-		else
-			err_set(e, code, "%s: server said \"%s\"",
-			    login_word(code), last);
-		free(reason);
+		login_denied(lg, last, e);
 		break;
 	case CURLE_USE_SSL_FAILED:
-		/* The last line is STLS's -ERR, CAPA's, or the end of the
-		 * CAPA list. */
-		if (lg->stls_sent && lg->lastlen >= 4 &&
-		    memcmp(lg->last, "-ERR", 4) == 0)
-			err_set(e, EX_PROTOCOL, "server refused STLS (\"%s\"); "
-			    "nothing was sent in cleartext", last);
-		else if (!lg->capa_ok)
-			err_set(e, EX_PROTOCOL, "server does not offer STLS: it "
-			    "refused CAPA, where STLS is announced (\"%s\"); "
-			    "nothing was sent in cleartext", last);
-		else
-			err_set(e, EX_PROTOCOL, "server does not offer STLS; "
-			    "nothing was sent in cleartext");
+		login_no_stls(lg, last, e);
 		break;
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		login_untrusted(lg, why, e);
 		break;
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CRL_BADFILE:
-		err_set(e, EX_CONFIG, "TLS setup: %s", why);
-		break;
 	case CURLE_SSL_CONNECT_ERROR:
-		if (l->tls == TLS_IMPLICIT && l->proxy == NULL &&
-		    strstr(lg->errbuf, "wrong version number") != NULL)
-			/* A POP3 greeting where a TLS record belongs. */
-			err_set(e, EX_PROTOCOL, "%s port %u answered in "
-			    "plaintext, not TLS: a port that greets first "
-			    "(as 110 does) takes tls = \"starttls\" (%s)",
-			    l->host, l->port, why);
-		else if (strstr(lg->errbuf, "protocol version") != NULL ||
-		    strstr(lg->errbuf, "unsupported protocol") != NULL)
-			err_set(e, EX_PROTOCOL, "TLS handshake failed: the "
-			    "server's TLS version is below tls_min_version = "
-			    "\"%s\" (%s)", l->tls_min == TLS_MIN_1_3 ? "1.3" :
-			    "1.2", why);
-		else
-			err_set(e, EX_PROTOCOL, "TLS handshake failed: %s",
-			    why);
+		login_handshake_error(lg, l, why, e);
 		break;
 	case CURLE_COULDNT_CONNECT:
 		login_connect_error(lg, l, why, e);
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		if (l->tls != TLS_IMPLICIT && l->proxy == NULL &&
-		    lg->lines_in == 0 && !lg->tunnel)
-			/* A TLS port waits, silent, for a client hello. */
-			err_set(e, EX_TEMPFAIL, "timed out after %u s waiting "
-			    "for the greeting of %s port %u: %s: use tls = "
-			    "\"implicit\"", l->timeout, l->host, l->port,
-			    l->port == 995 ? "port 995 speaks implicit TLS" :
-			    "if the port speaks TLS at once (as 995 does)");
-		else
-			err_set(e, EX_TEMPFAIL, "%s", why);
+		login_timeout(lg, l, why, e);
 		break;
 	case CURLE_WEIRD_SERVER_REPLY:
 		err_set(e, pop3_err_code(lg->last, lg->lastlen, EX_PROTOCOL),
 		    "unexpected reply from server: \"%s\"", last);
 		break;
 	case CURLE_ABORTED_BY_CALLBACK:
-		if (lg->bad_greeting)
-			err_set(e, EX_PROTOCOL, "not a POP3 server: it greeted "
-			    "with \"%s\"", last);
-		else if (lg->tls_port)
-			err_set(e, EX_CONFIG, "no greeting from %s port 995 "
-			    "within %d s: port 995 speaks implicit TLS: use tls "
-			    "= \"implicit\"", l->host, TLS_PORT_WAIT);
-		else
-			err_set(e, EX_TEMPFAIL, "interrupted");
-		break;
-	case CURLE_PROXY:
-		err_set(e, EX_TEMPFAIL, "proxy: %s", why);
+		login_aborted(lg, l, last, e);
 		break;
 	case CURLE_RECV_ERROR:
 	case CURLE_GOT_NOTHING:
-		if (strncmp(lg->errbuf, "CONNECT tunnel failed", 21) == 0) {
-			/* 407: the proxy wants other credentials. */
-			err_set(e, strstr(lg->errbuf, " 407") != NULL ?
-			    EX_NOPERM : EX_TEMPFAIL, "proxy: %s", why);
-			break;
-		}
-		/* libcurl 7.88 says only "Too large response headers" when a
-		 * server line has no end in sight: a protocol violation. */
-		if (strncmp(lg->errbuf, "Too large response", 18) == 0)
-			err_set(e, EX_PROTOCOL, "server line too long: %s",
-			    why);
-		else if (lg->lines_in == 0)
-			err_set(e, EX_TEMPFAIL, "connection closed before the "
-			    "server's greeting (%s)", why);
-		else
-			err_set(e, EX_TEMPFAIL, "connection lost during "
-			    "login (%s)", why);
-		break;
-	case CURLE_UNSUPPORTED_PROTOCOL:
-	case CURLE_NOT_BUILT_IN:
-		err_set(e, EX_UNAVAILABLE, "libcurl cannot do this: %s", why);
+		login_recv_error(lg, why, e);
 		break;
 	default:
-		err_set(e, EX_TEMPFAIL, "%s", why);
+		login_plain_error(rc, why, e);
 		break;
 	}
 	free(why);
@@ -583,20 +658,16 @@ login_hook_tls(const struct pop3_login *l)
 	    strncasecmp(l->proxy, "https://", 8) != 0);
 }
 
-/* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
-static CURLcode
-login_setopts(struct login *lg, const struct pop3_login *l, enum auth_mech auth,
-    const char *url)
-{
-	CURLcode rc = CURLE_OK;
-	const char *opts = login_options(auth);
-
 #define SET(opt, val) \
 	do { if (rc == CURLE_OK) rc = curl_easy_setopt(lg->curl, opt, val); } \
 	while (0)
-	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PROTOCOLS_STR, l->tls == TLS_IMPLICIT ? "pop3s" : "pop3");
-	SET(CURLOPT_CONNECT_ONLY, 1L);
+
+/* The options of TLS: when, how verified, with what certificates. */
+static CURLcode
+login_setopts_tls(struct login *lg, const struct pop3_login *l)
+{
+	CURLcode rc = CURLE_OK;
+
 	/* Never CURLUSESSL_TRY: it sends the password in cleartext when
 	 * the server does not offer STLS. */
 	SET(CURLOPT_USE_SSL, (long)(l->tls == TLS_NONE ? CURLUSESSL_NONE :
@@ -633,6 +704,22 @@ login_setopts(struct login *lg, const struct pop3_login *l, enum auth_mech auth,
 	}
 	if (l->fingerprint != NULL)
 		SET(CURLOPT_PINNEDPUBLICKEY, l->fingerprint);
+	return rc;
+}
+
+/* Every option that keeps the connection safe; see LIBCURL-POP3.md. */
+static CURLcode
+login_setopts(struct login *lg, const struct pop3_login *l, enum auth_mech auth,
+    const char *url)
+{
+	CURLcode rc = CURLE_OK;
+	const char *opts = login_options(auth);
+
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, l->tls == TLS_IMPLICIT ? "pop3s" : "pop3");
+	SET(CURLOPT_CONNECT_ONLY, 1L);
+	if (rc == CURLE_OK)
+		rc = login_setopts_tls(lg, l);
 	/* Only the configured proxy: never one from the environment. */
 	SET(CURLOPT_PROXY, l->proxy != NULL ? l->proxy : "");
 	/* "": NO_PROXY in the environment must not bypass it either. */
@@ -1063,31 +1150,15 @@ login_utf8_enable(struct login *lg, struct err *e)
 	return lg->pre_caps & POP3_CAP_PIPELINING ? 0 : pop3_drain(lg->p, e);
 }
 
-int
-login_connect(struct login *lg, const struct pop3_login *l, CURL **curlp,
-    curl_socket_t *fdp, struct err *e)
+/*
+ * A new connection's start: what the last one showed is forgotten, and
+ * what l says of this one is taken.
+ */
+static void
+login_start(struct login *lg, const struct pop3_login *l)
 {
-	curl_socket_t fd = CURL_SOCKET_BAD;
-	enum auth_mech auth = l->auth;
-	const char *opts = login_options(auth);
-	const char *sv = curl_version_info(CURLVERSION_NOW)->ssl_version;
-	CURLcode rc;
-	char *url;
+	const char *opts = login_options(l->auth);
 
-	memset(&lg->peer, 0, sizeof(lg->peer));
-	lg->peer.cert_fps = l->cert_fingerprint;
-	lg->peer.pin_only = lg->pin_only = l->pin_only;
-	if (l->cert_fingerprint != NULL && !login_hook_tls(l)) {
-		err_set(e, EX_UNAVAILABLE, "a certificate fingerprint cannot "
-		    "be checked: libcurl's TLS library (%s) is not the OpenSSL "
-		    "popfetch was built with; pin the server's public key "
-		    "instead (sha256//...)", sv != NULL ? sv : "none");
-		return -1;
-	}
-	if ((lg->curl = curl_easy_init()) == NULL) {
-		err_set(e, EX_SOFTWARE, "curl_easy_init failed");
-		return -1;
-	}
 	lg->cancel = l->cancel;
 	lg->errbuf[0] = '\0';
 	lg->lastlen = 0;
@@ -1111,6 +1182,33 @@ login_connect(struct login *lg, const struct pop3_login *l, CURL **curlp,
 	    l->proxy == NULL && l->timeout > TLS_PORT_WAIT;
 	lg->tls_port = false;
 	lg->connected_ms = 0;
+}
+
+int
+login_connect(struct login *lg, const struct pop3_login *l, CURL **curlp,
+    curl_socket_t *fdp, struct err *e)
+{
+	curl_socket_t fd = CURL_SOCKET_BAD;
+	enum auth_mech auth = l->auth;
+	const char *sv = curl_version_info(CURLVERSION_NOW)->ssl_version;
+	CURLcode rc;
+	char *url;
+
+	memset(&lg->peer, 0, sizeof(lg->peer));
+	lg->peer.cert_fps = l->cert_fingerprint;
+	lg->peer.pin_only = lg->pin_only = l->pin_only;
+	if (l->cert_fingerprint != NULL && !login_hook_tls(l)) {
+		err_set(e, EX_UNAVAILABLE, "a certificate fingerprint cannot "
+		    "be checked: libcurl's TLS library (%s) is not the OpenSSL "
+		    "popfetch was built with; pin the server's public key "
+		    "instead (sha256//...)", sv != NULL ? sv : "none");
+		return -1;
+	}
+	if ((lg->curl = curl_easy_init()) == NULL) {
+		err_set(e, EX_SOFTWARE, "curl_easy_init failed");
+		return -1;
+	}
+	login_start(lg, l);
 	url = xasprintf(strchr(l->host, ':') != NULL ? "%s://[%s]:%u/" :
 	    "%s://%s:%u/", l->tls == TLS_IMPLICIT ? "pop3s" : "pop3",
 	    l->host, l->port);
