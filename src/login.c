@@ -35,7 +35,7 @@ struct login {
 	const volatile sig_atomic_t *cancel;
 	char		 errbuf[CURL_ERROR_SIZE];
 
-	/* what the server sent: its last line, and whether APOP was used */
+	/* what the server sent during the login */
 	char		 last[LOGIN_LINEMAX];
 	size_t		 lastlen;
 	char		 chal[LOGIN_LINEMAX];	/* the last "+ " line */

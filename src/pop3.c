@@ -36,7 +36,7 @@ struct pop3_req {
 };
 
 struct pop3 {
-	struct login	*login;		/* the login's, and the connection */
+	struct login	*login;		/* which owns the connection */
 	CURL		*curl;		/* borrowed from the login */
 	curl_socket_t	 fd;
 	unsigned	 timeout;
