@@ -18,6 +18,7 @@
 
 #include "account.h"
 #include "buf.h"
+#include "clock.h"
 #include "agent.h"
 #include "cred.h"
 #include "deliver.h"
@@ -1127,15 +1128,6 @@ account_queue_next(struct run *r, size_t window, struct err *e, int *rc)
 	return *rc == 0;
 }
 
-static int64_t
-account_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* RETR and DELE, pipelined when the server allows it. */
 static int
 account_fetch(struct run *r, struct err *e)
@@ -1146,7 +1138,7 @@ account_fetch(struct run *r, struct err *e)
 
 	r->batch = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch));
 	r->batch_idx = xreallocarray(NULL, BATCH_MSGS, sizeof(*r->batch_idx));
-	r->prog->started_ms = account_now_ms();
+	r->prog->started_ms = clock_ms();
 	r->prog->state = PROGRESS_RUNNING;
 	account_tick(r);
 	for (;;) {
