@@ -356,8 +356,10 @@ main(int argc, char **argv)
 		log_set_level(LL_INFO);
 		return importuids_main(argc - 1, argv + 1);
 	}
-	if (parse_args(argc, argv, &o) == -1)
+	if (parse_args(argc, argv, &o) == -1) {
+		free(o.accounts);
 		return EX_USAGE;
+	}
 	log_open(o.syslog);
 	log_set_timestamps(o.daemon);
 	log_set_level(o.quiet ? LL_NOTICE : o.verbose >= 2 ? LL_TRACE :
