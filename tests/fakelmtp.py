@@ -56,6 +56,8 @@ import sys
 import threading
 import time
 
+import testserver
+
 LOCK = threading.Lock()
 STATE = {"accepted": 0, "seq": 0}
 
@@ -322,9 +324,7 @@ def main():
     else:
         cls = TCP6Server if ":" in a.host else TCPServer
         srv = cls((a.host, a.port or 0), Handler)
-        with open(a.port_file + ".tmp", "w") as f:
-            f.write("%d\n" % srv.server_address[1])
-        os.rename(a.port_file + ".tmp", a.port_file)
+        testserver.write_port_file(a.port_file, srv.server_address[1])
     srv.args = a
     srv.serve_forever()
 

@@ -44,13 +44,14 @@ import itertools
 import json
 import os
 import re
-import signal
 import socket
 import ssl
 import struct
 import sys
 import threading
 import time
+
+import testserver
 
 # name: (parameters with defaults, description). Every scenario also takes
 # conn=N: act on the N-th connection only (default: on every connection).
@@ -245,23 +246,6 @@ def unicode_wrapper(data):
             b"\r\n--" + b + b"\r\n"
             b"Content-Type: message/global\r\n\r\n" + data +
             b"\r\n--" + b + b"--\r\n")
-
-
-class Log:
-    def __init__(self, path):
-        self.lock = threading.Lock()
-        self.start = time.monotonic()
-        self.f = open(path, "a", encoding="utf-8") if path else None
-
-    def __call__(self, event, **fields):
-        if not self.f:
-            return
-        rec = {"event": event}
-        rec.update(fields)
-        rec["t"] = round(time.monotonic() - self.start, 3)
-        with self.lock:
-            self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-            self.f.flush()
 
 
 class Message:
@@ -1006,7 +990,7 @@ class _Cancel(Exception):
 class Server:
     def __init__(self, args):
         self.args = args
-        self.log = Log(args.log)
+        self.log = testserver.Log(args.log)
         self.mailbox = Mailbox(args, self.log)
         self.ctx = None
         if args.tls_implicit or args.stls:
@@ -1020,42 +1004,9 @@ class Server:
 
     def serve(self):
         a = self.args
-        deadline = time.monotonic() + a.lifetime
-        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind((a.host, a.port))
-        ls.listen(16)
-        ls.settimeout(0.2)
-        port = ls.getsockname()[1]
-        self.log("listen", port=port, scenarios=a.scenarios)
-        if a.port_file:
-            tmp = a.port_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write("%d\n" % port)
-            os.replace(tmp, a.port_file)
-        threads, n = [], 0
-        while time.monotonic() < deadline and \
-                (not a.max_conns or n < a.max_conns):
-            try:
-                sock, peer = ls.accept()
-            except socket.timeout:
-                continue
-            n += 1
-            sock.settimeout(None)
-            # Replies go out at once: no Nagle delay between the parts.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.log("connect", conn=n, peer="%s:%d" % peer)
-            t = threading.Thread(target=Session(self, sock, n).run,
-                                 daemon=True)
-            t.start()
-            threads.append(t)
-        ls.close()
-        for t in threads:
-            t.join(max(0, deadline - time.monotonic()))
-        if time.monotonic() >= deadline:
-            self.log("exit", reason="lifetime over")
-        else:
-            self.log("exit", reason="max-conns served")
+        testserver.serve(a, self.log, a.host, 16,
+                         lambda sock, n: Session(self, sock, n).run,
+                         scenarios=a.scenarios)
 
 
 def main():
@@ -1070,19 +1021,13 @@ def main():
         + scen + "\n\n" + __doc__.split("\n\n", 1)[1])
     ap.add_argument("--host", default="127.0.0.1",
                     help="loopback address to listen on (127.0.0.1)")
-    ap.add_argument("--port", type=int, default=0,
-                    help="port (0: any free one)")
-    ap.add_argument("--port-file", help="write the port here once listening")
-    ap.add_argument("--max-conns", type=int, default=0,
-                    help="exit after serving N connections (0: no limit)")
-    ap.add_argument("--lifetime", type=float, default=60,
-                    help="exit after this many seconds in any case (60)")
+    testserver.add_listen_args(ap, "port (0: any free one)",
+                               "print a transcript on stderr")
     ap.add_argument("--maildir",
                     help="directory of LF message files to serve")
     ap.add_argument("--trash", help="move deleted files here on QUIT")
     ap.add_argument("--user", default="alice")
     ap.add_argument("--password", default="secret")
-    ap.add_argument("--log", help="JSON-lines log file (appended to)")
     ap.add_argument("--tls-implicit", action="store_true",
                     help="TLS from the first byte (POP3S)")
     ap.add_argument("--stls", action="store_true", help="support STLS")
@@ -1131,8 +1076,6 @@ def main():
                     help="support STLS (with --stls) without saying so")
     ap.add_argument("--scenario", action="append", default=[],
                     help="misbehave (see below)")
-    ap.add_argument("-v", "--verbose", action="store_true",
-                    help="print a transcript on stderr")
     args = ap.parse_args()
     if not args.host.startswith("127."):
         ap.error("--host must be a loopback address (127.x.y.z)")
@@ -1142,11 +1085,7 @@ def main():
         ap.error("--maildir %s is not a directory" % args.maildir)
     args.scenarios = parse_scenarios(args.scenario)
     server = Server(args)
-    signal.signal(signal.SIGTERM, lambda *_: (
-        server.log("exit", reason="SIGTERM"), os._exit(0)))
-    server.serve()
-    sys.stdout.flush()
-    os._exit(0)
+    testserver.run(server.log, server.serve)
 
 
 if __name__ == "__main__":

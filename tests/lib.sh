@@ -156,6 +156,23 @@ t_alive()
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 
+# t_wait_ready PID LOG MESSAGE COMMAND...: wait until COMMAND... succeeds
+# (a daemon PID, started in the background, is ready), 10 s at most; if
+# PID ends first or the time runs out, show LOG and fail with MESSAGE.
+t_wait_ready()
+{
+	local pid="$1" log="$2" msg="$3" i=0
+	shift 3
+	until "$@"; do
+		if ! t_alive "$pid" || [ $i -ge 100 ]; then
+			cat "$log" >&2
+			t_fail "$msg"
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 # t_track PID: stop PID when the test exits.
 t_track()
 {
@@ -696,7 +713,7 @@ t_assert_same_set()
 # JSON-lines log). Its stderr goes to $T/NAME.stderr.
 t_fakepop3_start()
 {
-	local name="$1" i=0
+	local name="$1"
 	shift
 	rm -f "$T/$name.port"
 	"$PYTHON3" "$top_srcdir/tests/fakepop3.py" --port 0 \
@@ -704,14 +721,8 @@ t_fakepop3_start()
 	    >"$T/$name.stderr" 2>&1 &
 	FAKE_PID=$!
 	t_track "$FAKE_PID"
-	while [ ! -s "$T/$name.port" ]; do
-		if ! t_alive "$FAKE_PID" || [ $i -ge 100 ]; then
-			cat "$T/$name.stderr" >&2
-			t_fail "fakepop3 $name did not start"
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	t_wait_ready "$FAKE_PID" "$T/$name.stderr" \
+	    "fakepop3 $name did not start" test -s "$T/$name.port"
 	FAKE_PORT=$(cat "$T/$name.port")
 	FAKE_LOG=$T/$name.log
 	t_log "fakepop3 $name: PID $FAKE_PID, port $FAKE_PORT, args: $*"
@@ -863,21 +874,15 @@ t_powerfs_require()
 # Unmounted and stopped when the test exits.
 t_powerfs_mount()
 {
-	local dir="$1" i=0
+	local dir="$1"
 	shift
 	mkdir -p "$dir" || t_fail "mkdir $dir"
 	"$POWERFS" -f "$@" "$dir" >"$dir.log" 2>&1 &
 	POWERFS_PID=$!
 	t_track "$POWERFS_PID"
 	T_MOUNTS="$T_MOUNTS $dir"
-	until [ -f "$dir/.powerfs" ]; do
-		if ! t_alive "$POWERFS_PID" || [ $i -ge 100 ]; then
-			cat "$dir.log" >&2
-			t_fail "powerfs did not mount on $dir"
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	t_wait_ready "$POWERFS_PID" "$dir.log" "powerfs did not mount on $dir" \
+	    test -f "$dir/.powerfs"
 	t_log "powerfs $POWERFS_PID on $dir $*"
 }
 

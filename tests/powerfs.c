@@ -164,10 +164,25 @@ struct options {
 	char		*capacity;
 };
 
+/*
+ * Every operation runs between these two: the file system, locked (one
+ * mutex serializes every operation), and the same unlocked again, handing
+ * back rc, the operation's result.
+ */
 static struct pfs *
-pfs_get(void)
+pfs_lock(void)
 {
-	return fuse_get_context()->private_data;
+	struct pfs *p = fuse_get_context()->private_data;
+
+	pthread_mutex_lock(&p->lock);
+	return p;
+}
+
+static int
+pfs_unlock(struct pfs *p, int rc)
+{
+	pthread_mutex_unlock(&p->lock);
+	return rc;
 }
 
 static void *
@@ -344,6 +359,35 @@ node_nlink(const struct node *n)
 		if (S_ISDIR(n->ents.v[i].node->a.mode))
 			k++;
 	return k;
+}
+
+/* The index of directory d's live entry name, or -1. */
+static ssize_t
+node_find(const struct node *d, const char *name)
+{
+	return ents_find(&d->ents, name, strlen(name));
+}
+
+/*
+ * 0 if a new entry name can be made in directory d, else -EEXIST: d has
+ * one, or d is the root and name the control file's.
+ */
+static int
+node_name_free(const struct pfs *p, const struct node *d, const char *name)
+{
+	if (node_find(d, name) != -1 ||
+	    (d == p->root && strcmp(name, CTL_NAME) == 0))
+		return -EEXIST;
+	return 0;
+}
+
+/* Makes a regular file's live data and size durable. */
+static void
+node_sync_data(struct node *n)
+{
+	free(n->ddata);
+	n->ddata = xmemdup(n->data, n->size);
+	n->dsize = n->size;
 }
 
 /* Frees every node that neither tree reaches and no handle holds. */
@@ -538,11 +582,8 @@ sync_all(struct pfs *p)
 		n->da = n->a;
 		if (S_ISDIR(n->a.mode))
 			ents_copy(&n->dents, &n->ents);
-		else if (S_ISREG(n->a.mode)) {
-			free(n->ddata);
-			n->ddata = xmemdup(n->data, n->size);
-			n->dsize = n->size;
-		}
+		else if (S_ISREG(n->a.mode))
+			node_sync_data(n);
 	}
 	p->n_sync++;
 }
@@ -656,42 +697,40 @@ fill_stat(struct pfs *p, const struct node *n, struct stat *st)
 static int
 pfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) == 0)
 		fill_stat(p, n, st);
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_access(const char *path, int mask)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
 	(void)mask;	/* default_permissions: the kernel checks modes */
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	rc = resolve(p, path, &n);
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_readlink(const char *path, char *buf, size_t size)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	size_t len;
 	int rc;
 
 	if (size == 0)
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve(p, path, &n)) == 0 && !S_ISLNK(n->a.mode))
 		rc = -EINVAL;
 	if (rc == 0) {
@@ -699,8 +738,7 @@ pfs_readlink(const char *path, char *buf, size_t size)
 		memcpy(buf, n->data, len);
 		buf[len] = '\0';
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 /* Makes a node of the given mode under path's name: *np on success. */
@@ -711,11 +749,9 @@ make_node(struct pfs *p, const char *path, mode_t mode, struct node **np)
 	const char *name;
 	int rc;
 
-	if ((rc = parent_of(p, path, &d, &name)) != 0)
+	if ((rc = parent_of(p, path, &d, &name)) != 0 ||
+	    (rc = node_name_free(p, d, name)) != 0)
 		return rc;
-	if (ents_find(&d->ents, name, strlen(name)) != -1 ||
-	    (d == p->root && strcmp(name, CTL_NAME) == 0))
-		return -EEXIST;
 	/* Only inside an operation: outside, libfuse's context is junk. */
 	n = node_new(p, mode, fuse_get_context()->uid,
 	    fuse_get_context()->gid);
@@ -729,31 +765,29 @@ make_node(struct pfs *p, const char *path, mode_t mode, struct node **np)
 static int
 pfs_mkdir(const char *path, mode_t mode)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	rc = make_node(p, path, S_IFDIR | (mode & 07777), &n);
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_symlink(const char *target, const char *path)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = make_node(p, path, S_IFLNK | 0777, &n)) == 0) {
 		/* A target never changes: it is as durable as the inode. */
 		n->size = strlen(target);
 		n->data = xmemdup(target, n->size);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 /* Removes name from d's live entries; the node may become garbage. */
@@ -772,16 +806,16 @@ unlink_ent(struct pfs *p, struct node *d, size_t i)
 static int
 remove_common(const char *path, bool dir)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *d, *n;
 	const char *name;
 	ssize_t i;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = parent_of(p, path, &d, &name)) != 0)
 		goto out;
-	if ((i = ents_find(&d->ents, name, strlen(name))) == -1) {
+	if ((i = node_find(d, name)) == -1) {
 		rc = -ENOENT;
 		goto out;
 	}
@@ -797,8 +831,7 @@ remove_common(const char *path, bool dir)
 		gc(p);
 	}
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
@@ -851,12 +884,12 @@ rename_locked(struct pfs *p, const char *from, const char *to,
 	if ((rc = parent_of(p, from, &sd, &sname)) != 0 ||
 	    (rc = parent_of(p, to, &td, &tname)) != 0)
 		return rc;
-	if ((si = ents_find(&sd->ents, sname, strlen(sname))) == -1)
+	if ((si = node_find(sd, sname)) == -1)
 		return -ENOENT;
 	src = sd->ents.v[si].node;
 	if (td == p->root && strcmp(tname, CTL_NAME) == 0)
 		return -EPERM;
-	if ((ti = ents_find(&td->ents, tname, strlen(tname))) != -1)
+	if ((ti = node_find(td, tname)) != -1)
 		dst = td->ents.v[ti].node;
 	if ((flags & RENAME_NOREPLACE) && dst != NULL)
 		return -EEXIST;
@@ -879,7 +912,7 @@ rename_locked(struct pfs *p, const char *from, const char *to,
 			unlink_ent(p, td, (size_t)ti);
 		}
 		/* Re-find: the unlink may have moved the source entry. */
-		si = ents_find(&sd->ents, sname, strlen(sname));
+		si = node_find(sd, sname);
 		ents_del(&sd->ents, (size_t)si);
 		ents_add(&td->ents, tname, src);
 	}
@@ -892,27 +925,26 @@ rename_locked(struct pfs *p, const char *from, const char *to,
 static int
 pfs_rename(const char *from, const char *to, unsigned int flags)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	int rc;
 
 	if (flags & ~(unsigned int)(RENAME_NOREPLACE | RENAME_EXCHANGE) ||
 	    flags == (RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	rc = rename_locked(p, from, to, flags);
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_link(const char *from, const char *to)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *src, *d;
 	const char *name;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve(p, from, &src)) != 0 ||
 	    (rc = parent_of(p, to, &d, &name)) != 0)
 		goto out;
@@ -920,45 +952,40 @@ pfs_link(const char *from, const char *to)
 		rc = -EPERM;
 		goto out;
 	}
-	if (ents_find(&d->ents, name, strlen(name)) != -1 ||
-	    (d == p->root && strcmp(name, CTL_NAME) == 0)) {
-		rc = -EEXIST;
+	if ((rc = node_name_free(p, d, name)) != 0)
 		goto out;
-	}
 	ents_add(&d->ents, name, src);
 	src->nlink++;
 	src->a.ctim = d->a.mtim = d->a.ctim = now();
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) == 0 && n->ctl)
 		rc = -EPERM;
 	if (rc == 0) {
 		n->a.mode = (n->a.mode & S_IFMT) | (mode & 07777);
 		n->a.ctim = now();
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) == 0 && n->ctl)
 		rc = -EPERM;
 	if (rc == 0) {
@@ -968,8 +995,7 @@ pfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
 			n->a.gid = gid;
 		n->a.ctim = now();
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 /* How many bytes of growth the capacity allows. */
@@ -1004,27 +1030,26 @@ truncate_locked(struct pfs *p, struct node *n, off_t size)
 static int
 pfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) == 0)
 		rc = truncate_locked(p, n, size);
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_utimens(const char *path, const struct timespec tv[2],
     struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct timespec t = now();
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) == 0 && !n->ctl) {
 		if (tv == NULL)
 			n->a.atim = n->a.mtim = t;
@@ -1038,8 +1063,7 @@ pfs_utimens(const char *path, const struct timespec tv[2],
 		}
 		n->a.ctim = t;
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static void
@@ -1054,11 +1078,11 @@ hold(struct node *n, struct fuse_file_info *fi)
 static int
 pfs_open(const char *path, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve(p, path, &n)) != 0)
 		goto out;
 	if (S_ISDIR(n->a.mode)) {
@@ -1070,23 +1094,22 @@ pfs_open(const char *path, struct fuse_file_info *fi)
 		goto out;
 	hold(n, fi);
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n, *d;
 	const char *name;
 	ssize_t i;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = parent_of(p, path, &d, &name)) != 0)
 		goto out;
-	if ((i = ents_find(&d->ents, name, strlen(name))) != -1) {
+	if ((i = node_find(d, name)) != -1) {
 		/* The kernel looks first; another thread may have won. */
 		n = d->ents.v[i].node;
 		if (fi->flags & O_EXCL)
@@ -1100,22 +1123,21 @@ pfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (rc == 0)
 		hold(n, fi);
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_read(const char *path, char *buf, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	char text[STATS_MAX];
 	const char *src;
 	struct node *n;
 	size_t len;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) != 0)
 		goto out;
 	if (n->ctl) {
@@ -1134,20 +1156,19 @@ pfs_read(const char *path, char *buf, size_t size, off_t off,
 	if (!n->ctl)
 		n->a.atim = now();
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_write(const char *path, const char *buf, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	uint64_t end, grow;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) != 0)
 		goto out;
 	if (n->ctl) {
@@ -1177,18 +1198,17 @@ pfs_write(const char *path, const char *buf, size_t size, off_t off,
 	n->a.mtim = n->a.ctim = now();
 	rc = (int)size;
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_statfs(const char *path, struct statvfs *sv)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	uint64_t total, avail;
 
 	(void)path;
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	total = p->limit != 0 ? p->limit : (uint64_t)1 << 40;
 	avail = total > p->used ? total - p->used : 0;
 	memset(sv, 0, sizeof(*sv));
@@ -1199,8 +1219,7 @@ pfs_statfs(const char *path, struct statvfs *sv)
 	sv->f_ffree = sv->f_favail = p->nnodes < sv->f_files ?
 	    sv->f_files - p->nnodes : 0;
 	sv->f_namemax = NAME_MAX_LEN;
-	pthread_mutex_unlock(&p->lock);
-	return 0;
+	return pfs_unlock(p, 0);
 }
 
 static int
@@ -1214,17 +1233,16 @@ pfs_flush(const char *path, struct fuse_file_info *fi)
 static int
 pfs_release(const char *path, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n = (struct node *)(uintptr_t)fi->fh;
 
 	(void)path;
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if (n != NULL && n->opens > 0 && --n->opens == 0 && !n->ctl) {
 		p->garbage = true;
 		gc(p);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return 0;
+	return pfs_unlock(p, 0);
 }
 
 /*
@@ -1246,11 +1264,11 @@ maybe_kill(struct pfs *p)
 static int
 pfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) != 0 || n->ctl)
 		goto out;
 	if (datasync)
@@ -1259,40 +1277,35 @@ pfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 		p->n_fsync++;
 		n->da = n->a;
 	}
-	if (S_ISREG(n->a.mode)) {
-		free(n->ddata);
-		n->ddata = xmemdup(n->data, n->size);
-		n->dsize = n->size;
-	}
+	if (S_ISREG(n->a.mode))
+		node_sync_data(n);
 	maybe_kill(p);
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_opendir(const char *path, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve(p, path, &n)) == 0 && !S_ISDIR(n->a.mode))
 		rc = -ENOTDIR;
 	if (rc == 0) {
 		n->opens++;
 		fi->fh = (uint64_t)(uintptr_t)n;
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
 pfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
     struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct stat st;
 	struct node *n;
 	size_t i;
@@ -1300,7 +1313,7 @@ pfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 
 	(void)off;
 	(void)flags;
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) != 0)
 		goto out;
 	memset(&st, 0, sizeof(st));
@@ -1317,8 +1330,7 @@ pfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	}
 	n->a.atim = now();
 out:
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static int
@@ -1330,12 +1342,12 @@ pfs_releasedir(const char *path, struct fuse_file_info *fi)
 static int
 pfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 {
-	struct pfs *p = pfs_get();
+	struct pfs *p;
 	struct node *n;
 	int rc;
 
 	(void)datasync;	/* entries are the directory's data */
-	pthread_mutex_lock(&p->lock);
+	p = pfs_lock();
 	if ((rc = resolve_fi(p, path, fi, &n)) == 0 && !S_ISDIR(n->a.mode))
 		rc = -ENOTDIR;
 	if (rc == 0) {
@@ -1344,8 +1356,7 @@ pfs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi)
 		p->n_fsyncdir++;
 		maybe_kill(p);
 	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	return pfs_unlock(p, rc);
 }
 
 static void *

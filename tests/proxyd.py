@@ -30,14 +30,11 @@ import argparse
 import base64
 import hmac
 import ipaddress
-import json
-import os
 import select
-import signal
 import socket
 import sys
-import threading
-import time
+
+import testserver
 
 HANDSHAKE_TIMEOUT = 10      # seconds for the client to say where to go
 CONNECT_TIMEOUT = 5         # seconds to reach the target
@@ -59,23 +56,6 @@ SOCKS_BAD_ATYP = 0x08
 
 class Closed(Exception):
     """The connection is over (the client left, or we refused it)."""
-
-
-class Log:
-    def __init__(self, path):
-        self.lock = threading.Lock()
-        self.start = time.monotonic()
-        self.f = open(path, "a", encoding="utf-8") if path else None
-
-    def __call__(self, event, **fields):
-        if not self.f:
-            return
-        rec = {"event": event}
-        rec.update(fields)
-        rec["t"] = round(time.monotonic() - self.start, 3)
-        with self.lock:
-            self.f.write(json.dumps(rec, separators=(",", ":")) + "\n")
-            self.f.flush()
 
 
 def text(b):
@@ -384,45 +364,14 @@ class Session:
 class Server:
     def __init__(self, args):
         self.args = args
-        self.log = Log(args.log)
+        self.log = testserver.Log(args.log)
 
     def serve(self):
         a = self.args
-        deadline = time.monotonic() + a.lifetime
-        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(("127.0.0.1", a.port))
-        ls.listen(64)
-        ls.settimeout(0.2)
-        port = ls.getsockname()[1]
-        self.log("listen", port=port, mode="socks5" if a.socks5 else "http",
-                 auth=a.user is not None)
-        if a.port_file:
-            tmp = a.port_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write("%d\n" % port)
-            os.replace(tmp, a.port_file)
-        threads, n = [], 0
-        while time.monotonic() < deadline and \
-                (not a.max_conns or n < a.max_conns):
-            try:
-                sock, peer = ls.accept()
-            except socket.timeout:
-                continue
-            n += 1
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.log("connect", conn=n, peer="%s:%d" % peer)
-            t = threading.Thread(target=Session(self, sock, n).run,
-                                 daemon=True)
-            t.start()
-            threads.append(t)
-        ls.close()
-        for t in threads:
-            t.join(max(0, deadline - time.monotonic()))
-        if time.monotonic() >= deadline:
-            self.log("exit", reason="lifetime over")
-        else:
-            self.log("exit", reason="max-conns served")
+        testserver.serve(a, self.log, "127.0.0.1", 64,
+                         lambda sock, n: Session(self, sock, n).run,
+                         mode="socks5" if a.socks5 else "http",
+                         auth=a.user is not None)
 
 
 def main():
@@ -435,18 +384,10 @@ def main():
                       help="speak SOCKS5 (RFC 1928)")
     mode.add_argument("--http", action="store_true",
                       help="speak HTTP CONNECT")
-    ap.add_argument("--port", type=int, default=0,
-                    help="port on 127.0.0.1 (0: any free one)")
-    ap.add_argument("--port-file", help="write the port here once listening")
+    testserver.add_listen_args(ap, "port on 127.0.0.1 (0: any free one)",
+                               "print the events on stderr")
     ap.add_argument("--user", help="require this user (with --password)")
     ap.add_argument("--password", help="and this password")
-    ap.add_argument("--max-conns", type=int, default=0,
-                    help="exit after serving N connections (0: no limit)")
-    ap.add_argument("--lifetime", type=float, default=60,
-                    help="exit after this many seconds in any case (60)")
-    ap.add_argument("--log", help="JSON-lines log file (appended to)")
-    ap.add_argument("-v", "--verbose", action="store_true",
-                    help="print the events on stderr")
     args = ap.parse_args()
     if (args.user is None) != (args.password is None):
         ap.error("--user and --password go together")
@@ -454,11 +395,7 @@ def main():
                                   len(args.password.encode()) > 255):
         ap.error("--user and --password: at most 255 bytes (RFC 1929)")
     server = Server(args)
-    signal.signal(signal.SIGTERM, lambda *_: (
-        server.log("exit", reason="SIGTERM"), os._exit(0)))
-    server.serve()
-    sys.stdout.flush()
-    os._exit(0)
+    testserver.run(server.log, server.serve)
 
 
 if __name__ == "__main__":

@@ -292,36 +292,53 @@ test_tricky_uids(void)
 	reset_files();
 }
 
+/*
+ * Opens the account in a child process, which then closes its copy of
+ * held (if not NULL). Returns the child's exit status: 0 if it opened
+ * the account, else the error's code (EX_TEMPFAIL for UIDSTATE_BUSY); -1
+ * if it did not exit.
+ */
+static int
+open_in_child(struct uidstate *held, struct rec *r)
+{
+	pid_t pid;
+	int status = -1;
+
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		struct uidstate *c = NULL;
+		struct err e;
+		int rc;
+
+		err_clear(&e);
+		rc = uidstate_open(&c, sdir, ACCT, recover_cb, r, &e);
+		if (rc == 0)
+			uidstate_close(c);
+		/* Our copy only: the parent's descriptor keeps the lock. */
+		if (held != NULL)
+			uidstate_close(held);
+		_exit(rc == 0 ? 0 : e.code != 0 ? e.code : 1);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void
 test_lock(void)
 {
 	struct uidstate *s, *s2 = NULL;
 	struct rec r = { 0 };
 	struct err e;
-	pid_t pid;
-	int status = -1;
+	int status;
 
 	s = open_ok("lock holder", &r);
 	if (s == NULL)
 		exit(99);
-	fflush(stdout);
-	if ((pid = fork()) == 0) {
-		struct uidstate *c = NULL;
-		int rc;
-
-		err_clear(&e);
-		rc = uidstate_open(&c, sdir, ACCT, recover_cb, &r, &e);
-		if (rc == 0)
-			uidstate_close(c);
-		/* Our copy only: the parent's descriptor keeps the lock. */
-		uidstate_close(s);
-		_exit(rc == UIDSTATE_BUSY ? e.code : rc == 0 ? 0 : 1);
-	}
-	waitpid(pid, &status, 0);
-	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == EX_TEMPFAIL,
+	status = open_in_child(s, &r);
+	tap_ok(status == EX_TEMPFAIL,
 	    "a second process cannot open a held account: UIDSTATE_BUSY, "
 	    "EX_TEMPFAIL "
-	    "(exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	    "(exit %d)", status);
 
 	err_clear(&e);
 	tap_ok(uidstate_open(&s2, sdir, ACCT, recover_cb, &r, &e) ==
@@ -330,21 +347,9 @@ test_lock(void)
 	tap_ok(uidstate_count(s) == 0, "the holder is unaffected");
 
 	uidstate_close(s);
-	fflush(stdout);
-	if ((pid = fork()) == 0) {
-		struct uidstate *c = NULL;
-		int rc;
-
-		err_clear(&e);
-		rc = uidstate_open(&c, sdir, ACCT, recover_cb, &r, &e);
-		if (rc == 0)
-			uidstate_close(c);
-		_exit(rc == -1 ? e.code : 0);
-	}
-	waitpid(pid, &status, 0);
-	tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	    "after close another process can open it (exit %d)",
-	    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	status = open_in_child(NULL, &r);
+	tap_ok(status == 0,
+	    "after close another process can open it (exit %d)", status);
 	s = open_ok("reopen after the lock tests", &r);
 	tap_ok(s != NULL, "and so can this one");
 	uidstate_close(s);
