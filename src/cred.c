@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -201,34 +202,34 @@ cred_fd_high(int fd)
 	return nfd;
 }
 
-/* Runs in the child between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn))
-cred_child_exec(char **argv, int nullfd, int outfd)
+/*
+ * How an exec that failed is said: as a shell says it, so that a direct
+ * command and one run by sh read alike (127 not found, 126 not
+ * executable).
+ */
+static void
+cred_exec_failed(int code, const char *what, struct err *e)
 {
-	sigset_t none;
-
-	/* Undo what a daemon parent may have set; errors change nothing. */
-	(void)sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	(void)signal(SIGPIPE, SIG_DFL);
-	if (dup2(nullfd, STDIN_FILENO) == -1 ||
-	    dup2(outfd, STDOUT_FILENO) == -1)
-		_exit(127);
-	execvp(argv[0], argv);
-	_exit(127);
+	if (code == 127)
+		err_set(e, EX_CONFIG, "%s: command not found (exit status "
+		    "127): check its name, or give its full path", what);
+	else
+		err_set(e, EX_CONFIG, "%s: command found but not executable "
+		    "(exit status 126): check its permissions", what);
 }
 
 /*
- * The argv of the child being started. A child whose exec fails exits
- * with it still referenced from here, not only from registers its exit
- * may have clobbered: memory checkers then see no leak in it.
+ * Starts argv with standard input /dev/null and standard output a pipe
+ * (ch->fd, its read end), every signal unblocked and SIGPIPE at its
+ * default. posix_spawnp reports a failed exec here, as an error.
  */
-static char **spawn_argv;
-
 static int
 cred_spawn(char **argv, const char *what, struct child *ch, struct err *e)
 {
-	int p[2] = { -1, -1 }, nullfd;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, pipe;
+	int p[2] = { -1, -1 }, nullfd, rc;
 
 	nullfd = cred_fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
 	if (nullfd == -1 || pipe2(p, O_CLOEXEC) == -1 ||
@@ -238,16 +239,30 @@ cred_spawn(char **argv, const char *what, struct child *ch, struct err *e)
 		    strerror(errno));
 		goto fail;
 	}
-	spawn_argv = argv;
-	if ((ch->pid = fork()) == -1) {
-		spawn_argv = NULL;
-		err_set(e, EX_TEMPFAIL, "%s: fork: %s", what,
-		    strerror(errno));
+	sigemptyset(&none);
+	sigemptyset(&pipe);
+	sigaddset(&pipe, SIGPIPE);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	posix_spawn_file_actions_adddup2(&fa, nullfd, STDIN_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
+	/* Undo what a daemon parent may have set. */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &pipe);
+	rc = posix_spawnp(&ch->pid, argv[0], &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (rc == ENOENT || rc == ENOTDIR)
+		cred_exec_failed(127, what, e);
+	else if (rc == EACCES || rc == ENOEXEC || rc == EPERM)
+		cred_exec_failed(126, what, e);
+	else if (rc != 0)
+		err_set(e, EX_TEMPFAIL, "%s: cannot start it: %s", what,
+		    strerror(rc));
+	if (rc != 0)
 		goto fail;
-	}
-	if (ch->pid == 0)
-		cred_child_exec(spawn_argv, nullfd, p[1]);
-	spawn_argv = NULL;
 	(void)close(nullfd);	/* only the child needed these */
 	(void)close(p[1]);
 	ch->fd = p[0];
@@ -340,13 +355,10 @@ cred_check_status(int status, const char *what, struct err *e)
 {
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	/* As a shell says it: our own exec failure exits 127 too. */
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		err_set(e, EX_CONFIG, "%s: command not found (exit status "
-		    "127): check its name, or give its full path", what);
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == 126)
-		err_set(e, EX_CONFIG, "%s: command found but not executable "
-		    "(exit status 126): check its permissions", what);
+	/* A shell's exec that failed (sh -c "..."). */
+	if (WIFEXITED(status) && (WEXITSTATUS(status) == 127 ||
+	    WEXITSTATUS(status) == 126))
+		cred_exec_failed(WEXITSTATUS(status), what, e);
 	else if (WIFEXITED(status))
 		err_set(e, EX_TEMPFAIL, "%s exited with status %d", what,
 		    WEXITSTATUS(status));

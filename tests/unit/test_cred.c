@@ -51,6 +51,9 @@ static const struct cmd_row cmd_rows[] = {
 	    EX_CONFIG, "password_command: command not found", 0 },
 	{ "not executable (shell)", "/dev/null 2>/dev/null", 5, EX_CONFIG,
 	    "password_command: command found but not executable", 0 },
+	{ "not executable (direct)", "/dev/null", 5, EX_CONFIG,
+	    "password_command: command found but not executable (exit status "
+	    "126)", 0 },
 	{ "shell pipeline", "echo pw | tr p q", 5, EX_OK, "qw", 0 },
 	{ "sleeps past the timeout", "sleep 10", 1, EX_TEMPFAIL,
 	    "timed out after 1 s", 2.5 },
