@@ -767,7 +767,8 @@ account_commit_ready(struct run *r, const char **uids, const char **names,
  * Records n messages of the batch, from i on, as delivered. Out of room,
  * the messages after them are left (for the other targets their spool is
  * in the state directory: that makes room), and it is tried once more.
- * Returns 0 or -1 (e filled in).
+ * Returns 0, 1 when they stay unrecorded (see below), or -1 (e filled
+ * in).
  */
 static int
 account_record(struct run *r, const char **uids, const uint64_t *sizes,
@@ -775,7 +776,17 @@ account_record(struct run *r, const char **uids, const uint64_t *sizes,
 {
 	if (uidstate_delivered(r->st, uids, sizes, n, time(NULL), e) == 0)
 		return 0;
-	if (!err_no_space(e) || i + n >= r->nbatch)
+	if (!err_no_space(e))
+		return -1;
+	if (i + n >= r->nbatch && deliver_is_maildir(r->dl)) {
+		/* In new/ already, with no room to say so: their pending
+		 * records stand, the next run finds them there and records
+		 * them. None is deleted now; the run stops here. */
+		(void)account_no_room(r, &r->msgs[r->batch_idx[i]],
+		    r->cfg->state_dir, e);
+		return 1;
+	}
+	if (i + n >= r->nbatch)
 		return -1;
 	(void)account_no_room(r, &r->msgs[r->batch_idx[i + n]],
 	    r->cfg->state_dir, e);
@@ -833,9 +844,12 @@ account_commit_work(struct run *r, struct err *e)
 			err_clear(e);
 			continue;
 		}
-		if (r->have_uidl && account_record(r, uids + i, sizes + i, i,
-		    taken, e) == -1)
-			goto out;
+		if (r->have_uidl && (res = account_record(r, uids + i,
+		    sizes + i, i, taken, e)) != 0) {
+			if (res == -1)
+				goto out;
+			break;
+		}
 		account_stored(r, i, taken);
 	}
 	rc = 0;

@@ -805,7 +805,8 @@ uidstate_append(struct uidstate *s, const char *text, size_t len,
 {
 	struct stat st;
 	off_t start = -1;
-	int errnum;
+	char *head;
+	int errnum, rc;
 
 	if (s->jtorn) {
 		err_set(e, EX_IOERR, "cannot write %s: it ends in a failed "
@@ -827,13 +828,15 @@ uidstate_append(struct uidstate *s, const char *text, size_t len,
 	if (fstat(s->jfd, &st) == -1)
 		goto fail;
 	start = st.st_size;
-	/* A new journal's version line is synced with its first records:
-	 * torn, it is a journal of nothing acknowledged. */
-	if ((start == 0 && uidstate_write_all(s->jfd, JOURNAL_MAGIC "\n",
-	    strlen(JOURNAL_MAGIC "\n")) == -1) ||
-	    uidstate_write_all(s->jfd, text, len) == -1)
-		goto fail;
-	if (fdatasync(s->jfd) == 0)
+	/* A new journal's version line goes with its first records, in one
+	 * write, one sync: torn, it is a journal of nothing acknowledged. */
+	if (start == 0) {
+		head = xasprintf("%s\n%.*s", JOURNAL_MAGIC, (int)len, text);
+		rc = uidstate_write_all(s->jfd, head, strlen(head));
+		free(head);
+	} else
+		rc = uidstate_write_all(s->jfd, text, len);
+	if (rc == 0 && fdatasync(s->jfd) == 0)
 		return 0;
 fail:
 	errnum = errno;

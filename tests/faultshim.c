@@ -12,6 +12,8 @@
  *   FAULTSHIM_DIR=DIR        the directory the faults below apply to
  *   FAULTSHIM_ENOSPC_AFTER=B writes to files under DIR fail with ENOSPC
  *                            once B bytes were written there in all
+ *   FAULTSHIM_ENOSPC_WRITE=N the Nth write to a file under DIR, and every
+ *                            one after it, fails with ENOSPC
  *   FAULTSHIM_EIO_SYNC=1     fsync and fdatasync of files under DIR, and
  *                            syncfs of a directory under DIR, fail with EIO
  *   FAULTSHIM_ENOSPC_SYNC=B  fsync and fdatasync of a file under DIR of
@@ -119,6 +121,8 @@ write(int fd, const void *buf, size_t count)
 {
 	static ssize_t (*real)(int, const void *, size_t);
 	const char *lim = getenv("FAULTSHIM_ENOSPC_AFTER");
+	const char *nth = getenv("FAULTSHIM_ENOSPC_WRITE");
+	static unsigned long dir_writes;
 	unsigned long long max;
 	int under;
 
@@ -126,6 +130,11 @@ write(int fd, const void *buf, size_t count)
 		real = next("write");
 	if (!in_shim && classify(fd, &under)) {
 		event("write");
+		if (under && nth != NULL && __atomic_add_fetch(&dir_writes, 1,
+		    __ATOMIC_SEQ_CST) >= strtoul(nth, NULL, 10)) {
+			errno = ENOSPC;
+			return -1;
+		}
 		if (under && lim != NULL) {
 			max = strtoull(lim, NULL, 10);
 			if (dir_bytes >= max) {
