@@ -220,6 +220,31 @@ account_login(struct run *r, struct err *e)
 	return rc;
 }
 
+/*
+ * A message left on the server for a reason that may last: said once
+ * (shown with -q too), noted for --status, and at later runs only with
+ * -v. One without a UID cannot be noted: it is said at every run.
+ */
+static void __attribute__((format(printf, 4, 5)))
+account_stuck(struct run *r, const char *uid, uint64_t size,
+    const char *fmt, ...)
+{
+	char text[512];
+	bool before;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	before = uid != NULL &&
+	    status_note_find(&r->status, uid, NOTE_STUCK) != NULL;
+	log_msg(before ? LL_DEBUG : LL_NOTICE, "%s: %s%s", r->acct->name,
+	    text, before ? " (reported before)" : "");
+	if (!before && uid != NULL && r->opts->mode == ACCOUNT_FETCH)
+		status_note_add(&r->status, uid, NOTE_STUCK, size,
+		    (int64_t)time(NULL), text);
+}
+
 static int
 account_bad_line(const char *what, const char *line, size_t n, struct err *e)
 {
@@ -342,8 +367,8 @@ account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	}
 	/* Messages that share a UID cannot be tracked apart: leave them. */
 	esc = buf_escape(rest, len, 80);
-	log_msg(LL_WARN, "%s: the server gives UID \"%s\" to more than one "
-	    "message; leaving them on the server", r->acct->name, esc);
+	account_stuck(r, en->uid, m->size, "the server gives UID \"%s\" to "
+	    "more than one message; leaving them on the server", esc);
 	free(esc);
 	m->action = A_SKIP;
 	m->uid = en->uid;
@@ -655,6 +680,8 @@ account_stored(struct run *r, size_t i, size_t n)
 			    NOTE_REFUSED);
 			(void)status_note_drop(&r->status, m->uid,
 			    NOTE_OVERSIZE);
+			(void)status_note_drop(&r->status, m->uid,
+			    NOTE_STUCK);
 		}
 		r->res->fetched++;
 		r->res->bytes += maildir_msg_size(r->batch[i]);
@@ -1030,8 +1057,8 @@ account_retr_status(void *arg, bool ok, const char *line, size_t n,
 		return 0;
 	if (!ok) {
 		esc = buf_escape(line, n, 200);
-		log_msg(LL_WARN, "%s: RETR %lu refused: \"%s\"; left on the "
-		    "server", r->acct->name, (unsigned long)m->num, esc);
+		account_stuck(r, m->uid, m->size, "RETR %lu refused: \"%s\"; "
+		    "left on the server", (unsigned long)m->num, esc);
 		free(esc);
 		r->res->skipped++;
 		m->skipped = true;

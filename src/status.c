@@ -18,7 +18,9 @@
 #define NEXT_MAGIC	"popfetch-daemon 1"
 #define LINE_MAX_LEN	4096
 
-static const char *const note_names[NOTE_KINDS] = { "refused", "oversize" };
+static const char *const note_names[NOTE_KINDS] = {
+	"refused", "oversize", "stuck"
+};
 
 /* A copy of s with anything not printable ASCII or UTF-8 made '?'. */
 static char *
@@ -395,7 +397,8 @@ status_print(FILE *f, const char *name, const struct status *st,
 {
 	static const char *const label[NOTE_KINDS] = {
 		"refused by the delivery target",
-		"over max_size, left on the server"
+		"over max_size, left on the server",
+		"left on the server"
 	};
 	char when[64], size[32];
 	size_t i;

@@ -24,6 +24,9 @@
 enum note_kind {
 	NOTE_REFUSED,		/* the target refused it (permanent) */
 	NOTE_OVERSIZE,		/* over max_size, left on the server */
+	NOTE_STUCK,		/* left on the server for another reason
+				   that may last (a shared UID, RETR
+				   refused) */
 	NOTE_KINDS
 };
 
