@@ -27,7 +27,8 @@ for u in "$build"/tests/unit/test_*; do
 	[ -x "$u" ] || continue
 	# A password_command child that cannot exec ends with _exit() after
 	# fork: its inherited memory is no leak of ours.
-	if $vg --child-silent-after-fork=yes "$u" >"$logs/$(basename "$u").out" 2>&1
+	if POPFETCH_VALGRIND=1 $vg --child-silent-after-fork=yes "$u" \
+	    >"$logs/$(basename "$u").out" 2>&1
 	then passed=$((passed + 1)); echo "PASS: $(basename "$u")"
 	else failed=$((failed + 1)); echo "FAIL: $(basename "$u")"
 		tail -n 30 "$logs/$(basename "$u").out"

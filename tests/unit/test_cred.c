@@ -25,6 +25,7 @@ struct cmd_row {
 	int		 code;		/* EX_OK: succeeds */
 	const char	*want;		/* the password, or a word of e.msg */
 	double		 max_sec;	/* must return within; 0: no limit */
+	bool		 spawn_error;	/* told by posix_spawnp itself */
 };
 
 static const struct cmd_row cmd_rows[] = {
@@ -53,7 +54,7 @@ static const struct cmd_row cmd_rows[] = {
 	    "password_command: command found but not executable", 0 },
 	{ "not executable (direct)", "/dev/null", 5, EX_CONFIG,
 	    "password_command: command found but not executable (exit status "
-	    "126)", 0 },
+	    "126)", 0, true },
 	{ "shell pipeline", "echo pw | tr p q", 5, EX_OK, "qw", 0 },
 	{ "sleeps past the timeout", "sleep 10", 1, EX_TEMPFAIL,
 	    "timed out after 1 s", 2.5 },
@@ -87,6 +88,13 @@ run_cmd_row(const struct cmd_row *r)
 	double t0, dt;
 	int rv, ok;
 
+	/* valgrind runs posix_spawn's vfork as a fork: a failed exec can
+	 * only exit 127 there, which reads as "not found". */
+	if (r->spawn_error && getenv("POPFETCH_VALGRIND") != NULL) {
+		tap_skip("command: %s: under valgrind, posix_spawnp cannot "
+		    "report a failed exec", r->what);
+		return;
+	}
 	memset(&a, 0, sizeof(a));
 	a.password_command = (char *)(uintptr_t)r->cmd;
 	err_clear(&e);
