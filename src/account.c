@@ -675,14 +675,9 @@ account_stored(struct run *r, size_t i, size_t n)
 	for (; n > 0; i++, n--) {
 		m = &r->msgs[r->batch_idx[i]];
 		m->stored = true;
-		if (m->uid != NULL) {
-			(void)status_note_drop(&r->status, m->uid,
-			    NOTE_REFUSED);
-			(void)status_note_drop(&r->status, m->uid,
-			    NOTE_OVERSIZE);
-			(void)status_note_drop(&r->status, m->uid,
-			    NOTE_STUCK);
-		}
+		/* Whatever kept it on the server is over. */
+		if (m->uid != NULL)
+			(void)status_note_forget(&r->status, m->uid);
 		r->res->fetched++;
 		r->res->bytes += maildir_msg_size(r->batch[i]);
 		if (!r->acct->keep)

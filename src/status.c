@@ -83,17 +83,10 @@ status_note_filter(struct status *st,
 	return true;
 }
 
-struct note_key {
-	const char	*uid;
-	enum note_kind	 kind;
-};
-
 static bool
-note_is(const struct status_note *n, const void *arg)
+note_of(const struct status_note *n, const void *uid)
 {
-	const struct note_key *k = arg;
-
-	return n->kind == k->kind && strcmp(n->uid, k->uid) == 0;
+	return strcmp(n->uid, uid) == 0;
 }
 
 static bool
@@ -103,11 +96,9 @@ note_gone(const struct status_note *n, const void *arg)
 }
 
 bool
-status_note_drop(struct status *st, const char *uid, enum note_kind kind)
+status_note_forget(struct status *st, const char *uid)
 {
-	struct note_key k = { uid, kind };
-
-	return status_note_filter(st, note_is, &k);
+	return status_note_filter(st, note_of, uid);
 }
 
 bool

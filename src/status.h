@@ -74,9 +74,8 @@ struct status_note *status_note_find(const struct status *st,
 void	status_note_add(struct status *st, const char *uid, enum note_kind kind,
 	    uint64_t size, int64_t since, const char *text);
 
-/* Drops uid's note of that kind; true if there was one. */
-bool	status_note_drop(struct status *st, const char *uid,
-	    enum note_kind kind);
+/* Drops every note of uid (its message was stored); true if any. */
+bool	status_note_forget(struct status *st, const char *uid);
 
 /* Drops the notes of UIDs that present (the server's list) lacks. */
 bool	status_note_retain(struct status *st, const struct uidmap *present);
