@@ -220,9 +220,10 @@ parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
-/* Each -a names an account that may run: EX_OK, or EX_USAGE, said. */
+/* Each -a names an account (that may run, when fetch): EX_OK, or
+ * EX_USAGE, said. */
 static int
-check_named(const struct config *cfg, const struct options *o)
+check_named(const struct config *cfg, const struct options *o, bool fetch)
 {
 	const struct account *a;
 	size_t i;
@@ -233,7 +234,7 @@ check_named(const struct config *cfg, const struct options *o)
 			    cfg->path, o->accounts[i]);
 			return EX_USAGE;
 		}
-		if (a->disabled) {
+		if (fetch && a->disabled) {
 			log_msg(LL_ERROR, "%s: account %s is disabled (enabled "
 			    "= false): enable it to fetch it", cfg->path,
 			    a->name);
@@ -255,15 +256,14 @@ show_status(const struct config *cfg, const struct options *o)
 	int64_t when = 0;
 	pid_t pid = 0;
 	size_t i, n = o->naccounts ? o->naccounts : cfg->naccounts;
-	int known;
+	int known, code;
 
+	/* A disabled account has a status too. */
+	if ((code = check_named(cfg, o, false)) != EX_OK)
+		return code;
 	for (i = 0; i < n; i++) {
-		if ((a = o->naccounts ? config_find_account(cfg,
-		    o->accounts[i]) : &cfg->accounts[i]) == NULL) {
-			log_msg(LL_ERROR, "%s: no account named %s",
-			    cfg->path, o->accounts[i]);
-			return EX_USAGE;
-		}
+		a = o->naccounts ? config_find_account(cfg, o->accounts[i]) :
+		    &cfg->accounts[i];
 		if (status_load(&st, cfg->state_dir, a->name) == -1) {
 			printf("%s\n  cannot read %s/%s.status: %s\n", a->name,
 			    cfg->state_dir, a->name, strerror(errno));
@@ -287,7 +287,7 @@ run_accounts(const struct config *cfg, const struct options *o)
 	size_t i, j, k, n;
 	int code;
 
-	if ((code = check_named(cfg, o)) != EX_OK)
+	if ((code = check_named(cfg, o, true)) != EX_OK)
 		return code;
 	n = o->naccounts ? o->naccounts : cfg->naccounts;
 	list = xreallocarray(NULL, n ? n : 1, sizeof(*list));
@@ -380,7 +380,7 @@ main(int argc, char **argv)
 		code = e.code;
 	} else if (o.list_accounts)
 		code = list_accounts(cfg);
-	else if (o.daemon && (code = check_named(cfg, &o)) == EX_OK)
+	else if (o.daemon && (code = check_named(cfg, &o, true)) == EX_OK)
 		code = daemon_run(path, o.state_dir, &cfg,
 		    (const char *const *)o.accounts, o.naccounts);
 	else if (o.status)
