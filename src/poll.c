@@ -26,16 +26,6 @@
 #include "pool.h"
 #include "xmalloc.h"
 
-/* Set by the SIGTERM/SIGINT handler of a run in this process. */
-static volatile sig_atomic_t poll_cancel;
-
-static void
-poll_on_term(int sig)
-{
-	(void)sig;
-	poll_cancel = 1;
-}
-
 static void
 poll_print(const struct account *a, const struct account_result *res)
 {
@@ -59,20 +49,17 @@ poll_serial(const struct config *cfg, const struct account *const *accts,
 {
 	struct account_opts ao;
 	struct account_result res;
-	struct sigaction sa, oterm, oint;
+	struct sigaction oterm, oint;
+	const volatile sig_atomic_t *cancel;
 	int code = EX_OK;
 	size_t i;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = poll_on_term;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, &oterm);
-	sigaction(SIGINT, &sa, &oint);
+	cancel = pool_catch_stop(&oterm, &oint);
 	/* Accounts are independent: one failing stops no other. */
-	for (i = 0; i < n && !poll_cancel; i++) {
+	for (i = 0; i < n && !*cancel; i++) {
 		memset(&ao, 0, sizeof(ao));
 		ao.mode = po->mode;
-		ao.cancel = &poll_cancel;
+		ao.cancel = cancel;
 		ao.quiet = po->quiet;
 		if (pr != NULL) {
 			ao.progress = &slots[i];
@@ -84,7 +71,7 @@ poll_serial(const struct config *cfg, const struct account *const *accts,
 		if (!po->quiet && po->mode == ACCOUNT_FETCH)
 			poll_print(accts[i], &res);
 	}
-	if (poll_cancel)
+	if (*cancel)
 		code = err_worse(code, EX_TEMPFAIL);
 	sigaction(SIGTERM, &oterm, NULL);
 	sigaction(SIGINT, &oint, NULL);

@@ -33,7 +33,7 @@ struct pool {
 	unsigned	 max_per_host;
 };
 
-/* In a worker: set by SIGTERM and SIGINT, read by account_run. */
+/* Set by SIGTERM and SIGINT (pool_catch_stop), read by account_run. */
 static volatile sig_atomic_t pool_cancel;
 
 struct pool *
@@ -95,6 +95,19 @@ pool_on_term(int sig)
 	pool_cancel = 1;
 }
 
+const volatile sig_atomic_t *
+pool_catch_stop(struct sigaction *oterm, struct sigaction *oint)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = pool_on_term;	/* no SA_RESTART: waits end */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, oterm);
+	sigaction(SIGINT, &sa, oint);
+	return &pool_cancel;
+}
+
 /* In a worker: SIGTERM and SIGINT set pool_cancel; HUP and USR1 are
  * ignored; nothing stays blocked. */
 static void
@@ -103,11 +116,9 @@ pool_worker_signals(void)
 	struct sigaction sa;
 	sigset_t none;
 
+	(void)pool_catch_stop(NULL, NULL);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = pool_on_term;	/* no SA_RESTART: waits end */
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);

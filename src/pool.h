@@ -62,6 +62,15 @@ int	pool_start(struct pool *, const struct config *cfg,
  */
 void	*pool_reap(struct pool *, struct account_result *res);
 
+/*
+ * SIGTERM and SIGINT as a request to stop, in this process: returns the
+ * flag they set, for account_opts.cancel (*oterm and *oint, if not NULL,
+ * get the handlers before). Workers take them so; a run that fetches in
+ * this process does too.
+ */
+const volatile sig_atomic_t *pool_catch_stop(struct sigaction *oterm,
+	    struct sigaction *oint);
+
 /* Sends sig to every running worker. */
 void	pool_signal_all(const struct pool *, int sig);
 
