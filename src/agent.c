@@ -110,9 +110,9 @@ agent_read_out(struct feed *f)
 	}
 }
 
-static int
+int
 agent_spawn(char *const *argv, char *const *env_add, int in_r, int out_w,
-    pid_t *pid)
+    unsigned flags, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -127,9 +127,11 @@ agent_spawn(char *const *argv, char *const *env_add, int in_r, int out_w,
 	posix_spawnattr_init(&at);
 	posix_spawn_file_actions_adddup2(&fa, in_r, STDIN_FILENO);
 	posix_spawn_file_actions_adddup2(&fa, out_w, STDOUT_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, out_w, STDERR_FILENO);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (flags & AGENT_STDERR)
+		posix_spawn_file_actions_adddup2(&fa, out_w, STDERR_FILENO);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF | (flags & AGENT_GROUP ?
+	    POSIX_SPAWN_SETPGROUP : 0));
 	posix_spawnattr_setpgroup(&at, 0);
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &pipe);
@@ -198,7 +200,8 @@ agent_run(char *const *argv, char *const *env_add, int infd,
 		err_set(e, EX_OSERR, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	if ((errno = agent_spawn(argv, env_add, in[0], out[1], &pid)) != 0) {
+	if ((errno = agent_spawn(argv, env_add, in[0], out[1], AGENT_STDERR |
+	    AGENT_GROUP, &pid)) != 0) {
 		esc = buf_escape(argv[0], strlen(argv[0]), 200);
 		snprintf(res->err, sizeof(res->err), "%s: %s", esc,
 		    strerror(errno));

@@ -2,6 +2,8 @@
 #ifndef POPFETCH_AGENT_H
 #define POPFETCH_AGENT_H
 
+#include <sys/types.h>
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +33,19 @@ struct agent_result {
  */
 int	agent_run(char *const *argv, char *const *env_add, int infd,
 	    unsigned timeout, struct agent_result *res, struct err *e);
+
+/*
+ * Starts argv (argv[0] looked up in PATH) with env_add added to our
+ * environment, standard input in_r, standard output out_w (standard
+ * error too with AGENT_STDERR, else ours), every signal unblocked and
+ * SIGPIPE at its default, in a process group of its own with
+ * AGENT_GROUP. Returns 0 with *pid set, or an errno value: a failed
+ * exec is one (ENOENT, EACCES...), reported by posix_spawnp.
+ */
+#define AGENT_STDERR	0x1
+#define AGENT_GROUP	0x2
+int	agent_spawn(char *const *argv, char *const *env_add, int in_r,
+	    int out_w, unsigned flags, pid_t *pid);
 
 /*
  * Describes how the agent ended, for an error message: "exit 1",

@@ -9,12 +9,12 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "buf.h"
 #include "clock.h"
 #include "cred.h"
@@ -221,14 +221,11 @@ cred_exec_failed(int code, const char *what, struct err *e)
 /*
  * Starts argv with standard input /dev/null and standard output a pipe
  * (ch->fd, its read end), every signal unblocked and SIGPIPE at its
- * default. posix_spawnp reports a failed exec here, as an error.
+ * default (agent_spawn). A failed exec is reported here, as an error.
  */
 static int
 cred_spawn(char **argv, const char *what, struct child *ch, struct err *e)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, pipe;
 	int p[2] = { -1, -1 }, nullfd, rc;
 
 	nullfd = cred_fd_high(open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -239,21 +236,8 @@ cred_spawn(char **argv, const char *what, struct child *ch, struct err *e)
 		    strerror(errno));
 		goto fail;
 	}
-	sigemptyset(&none);
-	sigemptyset(&pipe);
-	sigaddset(&pipe, SIGPIPE);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	posix_spawn_file_actions_adddup2(&fa, nullfd, STDIN_FILENO);
-	posix_spawn_file_actions_adddup2(&fa, p[1], STDOUT_FILENO);
-	/* Undo what a daemon parent may have set. */
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-	    POSIX_SPAWN_SETSIGDEF);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &pipe);
-	rc = posix_spawnp(&ch->pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	/* Standard error stays ours: the user sees what it says. */
+	rc = agent_spawn(argv, NULL, nullfd, p[1], 0, &ch->pid);
 	if (rc == ENOENT || rc == ENOTDIR)
 		cred_exec_failed(127, what, e);
 	else if (rc == EACCES || rc == ENOEXEC || rc == EPERM)
