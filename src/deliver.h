@@ -20,7 +20,7 @@
  * handed on before its last byte was received.
  *
  * The order that loses nothing is the caller's, kept and stated at
- * account_commit_work (account.c). A Maildir takes a whole batch in one
+ * commit_work (commit.c). A Maildir takes a whole batch in one
  * deliver_hand (rename into new/, fsync of new/); the other targets take
  * one message per call, so that each can be recorded as delivered right
  * after its handover.
