@@ -183,13 +183,76 @@ agent_watch(struct feed *f, pid_t pid, unsigned timeout,
 	return 0;
 }
 
+/* cmd could not start: why (errno) into res->err. */
+static void
+agent_no_start(const char *cmd, struct agent_result *res)
+{
+	char *esc = buf_escape(cmd, strlen(cmd), 200);
+
+	snprintf(res->err, sizeof(res->err), "%s: %s", esc, strerror(errno));
+	free(esc);
+}
+
+/*
+ * What of the message it did not read, once it ended: what is left in
+ * the pipe (in_r, its end), in our buffer, and in f->infd past f->pos.
+ */
+static void
+agent_unread(const struct feed *f, int in_r, struct agent_result *res)
+{
+	int avail = 0;
+
+	if (ioctl(in_r, FIONREAD, &avail) == -1)
+		avail = 0;
+	res->unread = (uint64_t)avail + (f->len - f->off);
+	if (!f->in_eof) {
+		off_t end = lseek(f->infd, 0, SEEK_END);
+
+		res->unread = end > 0 && (uint64_t)end > f->pos ?
+		    (uint64_t)end - f->pos + res->unread : res->unread;
+	}
+}
+
+/* Its output, without trailing blanks, escaped into res->err. */
+static void
+agent_keep_output(struct feed *f, struct agent_result *res)
+{
+	char *esc;
+
+	while (f->outlen > 0 && (f->out[f->outlen - 1] == '\n' ||
+	    f->out[f->outlen - 1] == '\r' || f->out[f->outlen - 1] == ' '))
+		f->outlen--;
+	esc = buf_escape(f->out, f->outlen, 300);
+	snprintf(res->err, sizeof(res->err), "%s", esc);
+	free(esc);
+}
+
+/* Closes every descriptor agent_run still holds, ours first, and frees
+ * f. */
+static void
+agent_close(struct feed *f, int in[2], int out[2])
+{
+	if (f->w != -1)
+		(void)close(f->w);
+	if (f->o != -1)
+		(void)close(f->o);
+	if (in[0] != -1)
+		(void)close(in[0]);
+	if (in[1] != -1)
+		(void)close(in[1]);
+	if (out[0] != -1)
+		(void)close(out[0]);
+	if (out[1] != -1)
+		(void)close(out[1]);
+	free(f);
+}
+
 int
 agent_run(char *const *argv, char *const *env_add, int infd,
     unsigned timeout, struct agent_result *res, struct err *e)
 {
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rc = -1, avail = 0;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rc = -1;
 	struct feed *f = xcalloc(1, sizeof(*f));
-	char *esc;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
@@ -202,10 +265,7 @@ agent_run(char *const *argv, char *const *env_add, int infd,
 	}
 	if ((errno = agent_spawn(argv, env_add, in[0], out[1], AGENT_STDERR |
 	    AGENT_GROUP, &pid)) != 0) {
-		esc = buf_escape(argv[0], strlen(argv[0]), 200);
-		snprintf(res->err, sizeof(res->err), "%s: %s", esc,
-		    strerror(errno));
-		free(esc);
+		agent_no_start(argv[0], res);
 		rc = 0;
 		goto out;
 	}
@@ -221,36 +281,11 @@ agent_run(char *const *argv, char *const *env_add, int infd,
 	 * it did not read, and a write never raises EPIPE here. */
 	if (agent_watch(f, pid, timeout, res, e) == -1)
 		goto out;
-	if (ioctl(in[0], FIONREAD, &avail) == -1)
-		avail = 0;
-	res->unread = (uint64_t)avail + (f->len - f->off);
-	if (!f->in_eof) {
-		off_t end = lseek(infd, 0, SEEK_END);
-
-		res->unread = end > 0 && (uint64_t)end > f->pos ?
-		    (uint64_t)end - f->pos + res->unread : res->unread;
-	}
-	while (f->outlen > 0 && (f->out[f->outlen - 1] == '\n' ||
-	    f->out[f->outlen - 1] == '\r' || f->out[f->outlen - 1] == ' '))
-		f->outlen--;
-	esc = buf_escape(f->out, f->outlen, 300);
-	snprintf(res->err, sizeof(res->err), "%s", esc);
-	free(esc);
+	agent_unread(f, in[0], res);
+	agent_keep_output(f, res);
 	rc = 0;
 out:
-	if (f->w != -1)
-		(void)close(f->w);
-	if (f->o != -1)
-		(void)close(f->o);
-	if (in[0] != -1)
-		(void)close(in[0]);
-	if (in[1] != -1)
-		(void)close(in[1]);
-	if (out[0] != -1)
-		(void)close(out[0]);
-	if (out[1] != -1)
-		(void)close(out[1]);
-	free(f);
+	agent_close(f, in, out);
 	return rc;
 }
 

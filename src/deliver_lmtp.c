@@ -511,6 +511,39 @@ lmtp_rset(struct deliver *d)
 }
 
 /*
+ * The answer r to envelope command i (0 MAIL, 1 RCPT, 2 DATA; name as
+ * sent), for lmtp_envelope: *failed is the first refused command or -1,
+ * *rc what lmtp_envelope returns. Returns true when the envelope ends
+ * here (connection closed, or a verdict of -1).
+ */
+static bool
+lmtp_envelope_answer(struct deliver *d, const struct reply *r, int i,
+    const char *name, bool reused, int *failed, int *rc, struct err *e)
+{
+	if (r->code == 421) {
+		/* It closes the connection: at the first command
+		 * on a kept one, its idle limit came first. */
+		lmtp_disconnect(d);
+		if (*failed == -1)
+			*rc = reused && i == 0 ? LMTP_RETRY :
+			    lmtp_verdict(d, r, name, e);
+		return true;
+	}
+	if (*failed != -1 && i == 2 && r->code == 354) {
+		/* DATA taken with no recipient: end it unseen. */
+		lmtp_disconnect(d);
+		return true;
+	}
+	if (*failed == -1 && (i == 2 ? r->code != 354 :
+	    r->code / 100 != 2)) {
+		*failed = i;
+		if ((*rc = lmtp_verdict(d, r, name, e)) == -1)
+			return true;
+	}
+	return false;
+}
+
+/*
  * MAIL FROM, RCPT TO, DATA: together with PIPELINING, else one by one.
  * Returns LMTP_GO when the message is to follow, LMTP_RETRY (reused
  * connection found lost at once; disconnected), or a deliver_result or
@@ -549,26 +582,9 @@ lmtp_envelope(struct deliver *d, const char *from, bool reused,
 			goto lost;
 		if (lmtp_reply(d, &r, false, a->timeout, &why) == -1)
 			goto lost;
-		if (r.code == 421) {
-			/* It closes the connection: at the first command
-			 * on a kept one, its idle limit came first. */
-			lmtp_disconnect(d);
-			if (failed == -1)
-				rc = reused && i == 0 ? LMTP_RETRY :
-				    lmtp_verdict(d, &r, name, e);
+		if (lmtp_envelope_answer(d, &r, i, name, reused, &failed,
+		    &rc, e))
 			goto out;
-		}
-		if (failed != -1 && i == 2 && r.code == 354) {
-			/* DATA taken with no recipient: end it unseen. */
-			lmtp_disconnect(d);
-			goto out;
-		}
-		if (failed == -1 && (i == 2 ? r.code != 354 :
-		    r.code / 100 != 2)) {
-			failed = i;
-			if ((rc = lmtp_verdict(d, &r, name, e)) == -1)
-				goto out;
-		}
 	}
 	if (failed != -1)
 		lmtp_rset(d);

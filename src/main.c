@@ -124,6 +124,42 @@ option_flag(struct options *o, int ch)
 	return NULL;
 }
 
+/*
+ * Takes option ch when it is not one of option_flag's, with its argument
+ * in optarg; -V and -h print and exit. Returns 0, or -1 when ch is no
+ * option (the usage printed).
+ */
+static int
+option_take(struct options *o, int ch)
+{
+	switch (ch) {
+	case 'c':
+		o->config_path = optarg;
+		break;
+	case 'a':
+		o->accounts = xreallocarray(o->accounts,
+		    o->naccounts + 1, sizeof(*o->accounts));
+		o->accounts[o->naccounts++] = optarg;
+		break;
+	case 'v':
+		o->verbose++;
+		break;
+	case 's':
+		o->state_dir = optarg;
+		break;
+	case 'V':
+		version();
+		exit(EX_OK);
+	case 'h':
+		usage(stdout);
+		exit(EX_OK);
+	default:
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
 /* Options that contradict each other: said, and -1 (EX_USAGE). */
 static int
 options_conflict(const struct options *o)
@@ -183,31 +219,8 @@ parse_args(int argc, char **argv, struct options *o)
 			*flag = true;
 			continue;
 		}
-		switch (ch) {
-		case 'c':
-			o->config_path = optarg;
-			break;
-		case 'a':
-			o->accounts = xreallocarray(o->accounts,
-			    o->naccounts + 1, sizeof(*o->accounts));
-			o->accounts[o->naccounts++] = optarg;
-			break;
-		case 'v':
-			o->verbose++;
-			break;
-		case 's':
-			o->state_dir = optarg;
-			break;
-		case 'V':
-			version();
-			exit(EX_OK);
-		case 'h':
-			usage(stdout);
-			exit(EX_OK);
-		default:
-			usage(stderr);
+		if (option_take(o, ch) == -1)
 			return -1;
-		}
 	}
 	if (options_conflict(o) == -1)
 		return -1;

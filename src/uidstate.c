@@ -258,6 +258,53 @@ uidstate_parse_record(struct uidstate *s, char *line, bool v2)
 	return true;
 }
 
+/*
+ * Line lineno (from 1) of a state file, without its newline, into s:
+ * the version, the mailbox, a record or the end line. *v2 (version 2),
+ * *count (records so far) and *ended (the end line read) carry what the
+ * lines before said. Returns false if the line is malformed.
+ */
+static bool
+uidstate_load_line(struct uidstate *s, char *line, size_t lineno, bool *v2,
+    size_t *count, bool *ended)
+{
+	int64_t t;
+
+	if (lineno == 1) {
+		if (strcmp(line, STATE_MAGIC) == 0)
+			*v2 = true;
+		else if (strcmp(line, STATE_MAGIC_V1) != 0)
+			return false;
+		return true;
+	}
+	/* Always there in version 2, so that a UID "mailbox" is
+	 * never taken for it: "mailbox -" names none. */
+	if (lineno == 2 && *v2) {
+		if (strncmp(line, STATE_MAILBOX,
+		    strlen(STATE_MAILBOX)) != 0)
+			return false;
+		if (strcmp(line + strlen(STATE_MAILBOX), "-") == 0)
+			return true;
+		if (!uidstate_mailbox_valid(line +
+		    strlen(STATE_MAILBOX)))
+			return false;
+		s->mailbox = xstrdup(line + strlen(STATE_MAILBOX));
+		return true;
+	}
+	if (strncmp(line, STATE_END, strlen(STATE_END)) == 0 &&
+	    strchr(line, ' ') == NULL) {
+		if (!uidstate_parse_time(line + strlen(STATE_END), &t) ||
+		    (uint64_t)t != *count)
+			return false;
+		*ended = true;
+		return true;
+	}
+	if (!uidstate_parse_record(s, line, *v2))
+		return false;
+	(*count)++;
+	return true;
+}
+
 /* Loads the state file at path into s (empty s->map, no mailbox yet). */
 static int
 uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
@@ -265,7 +312,6 @@ uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
 	char line[STATE_LINE_MAX];
 	size_t lineno = 0, count = 0;
 	bool complete, ended = false, v2 = false;
-	int64_t t;
 	FILE *f;
 	int r;
 
@@ -279,40 +325,9 @@ uidstate_load_path(struct uidstate *s, const char *path, struct err *e)
 	s->had_file = true;
 	while ((r = uidstate_getline(f, line, sizeof(line), &complete)) == 1) {
 		lineno++;
-		if (!complete || ended)
+		if (!complete || ended ||
+		    !uidstate_load_line(s, line, lineno, &v2, &count, &ended))
 			break;
-		if (lineno == 1) {
-			if (strcmp(line, STATE_MAGIC) == 0)
-				v2 = true;
-			else if (strcmp(line, STATE_MAGIC_V1) != 0)
-				break;
-			continue;
-		}
-		/* Always there in version 2, so that a UID "mailbox" is
-		 * never taken for it: "mailbox -" names none. */
-		if (lineno == 2 && v2) {
-			if (strncmp(line, STATE_MAILBOX,
-			    strlen(STATE_MAILBOX)) != 0)
-				break;
-			if (strcmp(line + strlen(STATE_MAILBOX), "-") == 0)
-				continue;
-			if (!uidstate_mailbox_valid(line +
-			    strlen(STATE_MAILBOX)))
-				break;
-			s->mailbox = xstrdup(line + strlen(STATE_MAILBOX));
-			continue;
-		}
-		if (strncmp(line, STATE_END, strlen(STATE_END)) == 0 &&
-		    strchr(line, ' ') == NULL) {
-			if (!uidstate_parse_time(line + strlen(STATE_END), &t) ||
-			    (uint64_t)t != count)
-				break;
-			ended = true;
-			continue;
-		}
-		if (!uidstate_parse_record(s, line, v2))
-			break;
-		count++;
 	}
 	fclose(f);
 	if (r == 0 && ended)
