@@ -807,6 +807,26 @@ account_on_new_mail(struct run *r)
 	free(env[1]);
 }
 
+/* A failure begins or goes on, or a success ends it. */
+static void
+account_status_streak(struct run *r, struct status *st, int64_t now)
+{
+	if (r->res->error[0] == '\0') {
+		st->last_ok = now;
+		st->failing_since = 0;
+		st->told = 0;
+		st->error[0] = '\0';
+		return;
+	}
+	if (st->failing_since == 0) {
+		st->failing_since = now;
+		st->told = 0;
+	}
+	if (r->told != 0)
+		st->told = r->told;
+	snprintf(st->error, sizeof(st->error), "%s", r->res->error);
+}
+
 /* What the run leaves for --status, and for the next run to go by. */
 static void
 account_status_save(struct run *r)
@@ -825,20 +845,12 @@ account_status_save(struct run *r)
 	st->skipped = res->skipped;
 	if (res->fetched > 0)
 		st->last_mail = now;
-	if (res->error[0] == '\0') {
-		st->last_ok = now;
-		st->failing_since = 0;
-		st->told = 0;
-		st->error[0] = '\0';
-	} else {
-		if (st->failing_since == 0) {
-			st->failing_since = now;
-			st->told = 0;
-		}
-		if (r->told != 0)
-			st->told = r->told;
-		snprintf(st->error, sizeof(st->error), "%s", res->error);
-	}
+	/* Stopped by a signal (Ctrl-C, a shutdown): no failure begins, no
+	 * success ends one; what was stored counts all the same. */
+	st->interrupted = res->error[0] != '\0' && r->opts->cancel != NULL &&
+	    *r->opts->cancel;
+	if (!st->interrupted)
+		account_status_streak(r, st, now);
 	err_clear(&e);
 	/* A run that failed before making the state directory has nothing
 	 * to add to the error it reported. */

@@ -193,7 +193,9 @@ status_load(struct status *st, const char *dir, const char *account)
 		    sscanf(val, "%lld %lld", &t, &u) == 2) {
 			st->failing_since = t;
 			st->told = (int)u;
-		} else if (strcmp(line, "error") == 0)
+		} else if (strcmp(line, "interrupted") == 0)
+			st->interrupted = true;
+		else if (strcmp(line, "error") == 0)
 			snprintf(st->error, sizeof(st->error), "%s", val);
 		else if (strcmp(line, "note") == 0)
 			(void)status_parse_note(st, val);
@@ -241,6 +243,8 @@ status_fill(FILE *fp, const void *arg)
 	    PRId64 " %d\n", st->last_run, st->code, st->fetched, st->bytes,
 	    st->deleted, st->kept, st->skipped, st->last_ok, st->last_mail,
 	    st->failing_since, st->told);
+	if (st->interrupted)
+		fprintf(fp, "interrupted 1\n");
 	if (st->error[0] != '\0') {
 		text = status_printable(st->error);
 		fprintf(fp, "error %s\n", text);
@@ -402,7 +406,8 @@ status_print(FILE *f, const char *name, const struct status *st,
 		status_size(size, sizeof(size), st->bytes);
 		fprintf(f, "  last run:       %s, %s (exit %d): %lu fetched "
 		    "(%s), %lu deleted, %lu kept, %lu skipped\n", when,
-		    st->error[0] != '\0' ? "failed" : "ok", st->code,
+		    st->interrupted ? "interrupted" : st->error[0] != '\0' ?
+		    "failed" : "ok", st->code,
 		    st->fetched, size, st->deleted, st->kept, st->skipped);
 	}
 	if (st->failing_since != 0) {

@@ -46,6 +46,8 @@ struct status {
 	int		 code;		/* the last run's exit status */
 	int		 told;		/* failure code said to -q, or 0 */
 	char		 error[256];	/* why the last run failed, or "" */
+	bool		 interrupted;	/* the last run was stopped (SIGINT,
+					   SIGTERM): neither failed nor ok */
 	unsigned long	 fetched, deleted, kept, skipped;
 	uint64_t	 bytes;
 	struct status_note *notes;
