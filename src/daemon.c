@@ -637,15 +637,17 @@ daemon_handle(struct daemon *d, int sig, bool *stopping)
 {
 	struct account_result res;
 	struct sched *s;
-	size_t i;
+	size_t i, n = pool_running(d->pool);
 
 	if ((sig == SIGTERM || sig == SIGINT) && !*stopping) {
 		/* Each stops within about a second, keeping what it
 		 * stored; nothing it did not store is deleted. */
-		log_msg(LL_INFO, "stopping: %zu poll%s in progress %s stopped "
-		    "(what %s stored is kept)", pool_running(d->pool), pool_running(d->pool) == 1 ?
-		    "" : "s", pool_running(d->pool) == 1 ? "is" : "are", pool_running(d->pool) == 1 ?
-		    "it" : "they");
+		if (n == 0)
+			log_msg(LL_INFO, "stopping: no poll in progress");
+		else
+			log_msg(LL_INFO, "stopping: %zu poll%s in progress %s "
+			    "stopped (what %s stored is kept)", n, n == 1 ? "" :
+			    "s", n == 1 ? "is" : "are", n == 1 ? "it" : "they");
 		daemon_notify("STOPPING=1");
 		*stopping = d->stopping = true;
 		pool_signal_all(d->pool, SIGTERM);
