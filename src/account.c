@@ -845,10 +845,11 @@ account_status_save(struct run *r)
 	st->skipped = res->skipped;
 	if (res->fetched > 0)
 		st->last_mail = now;
-	/* Stopped by a signal (Ctrl-C, a shutdown): no failure begins, no
-	 * success ends one; what was stored counts all the same. */
-	st->interrupted = res->error[0] != '\0' && r->opts->cancel != NULL &&
-	    *r->opts->cancel;
+	/* Stopped by a signal (Ctrl-C, a shutdown) before anything else
+	 * went wrong: no failure begins, no success ends one; what was
+	 * stored counts all the same. A failure the signal only followed
+	 * is a failure. */
+	st->interrupted = strcmp(res->error, POP3_INTERRUPTED) == 0;
 	if (!st->interrupted)
 		account_status_streak(r, st, now);
 	err_clear(&e);

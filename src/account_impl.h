@@ -195,19 +195,26 @@ int	plan_make(struct run *r, struct err *e);
 /*
  * Makes the batch (r->batch) durable and recorded, in the order stated
  * at commit_work, then queues its messages for DELE (unless keep) and
- * empties it. With a keepalive, the work runs in a thread while this
- * one sends a NOOP every keepalive seconds it waits. A message the
- * target refuses or defers stays on the server; out of room, or when
- * an MDA takes nothing more, the run is held (r->held) and what came
- * before is still committed. Returns 0, or -1 with e filled in when
- * delivery or the state is broken (nothing of the failed step counts as
- * delivered).
+ * empties it. With a keepalive, the work runs in a second thread while
+ * this one sends a NOOP every keepalive seconds it waits: the session
+ * (r->pop) is touched by this thread only, never by commit_work. A
+ * message the target refuses or defers stays on the server, not
+ * recorded. The run is held (r->held: what came before is committed,
+ * the rest stays on the server) when an MDA takes nothing more, or when
+ * there is no room: in tmp/ or in the journal, or in the state
+ * directory for the records of a batch already in new/ (its pending
+ * records stand; the next run records it). Returns 0, or -1 with e
+ * filled in when delivery or the state is broken, a full disk included
+ * where nothing of the step can stand (a Maildir's rename into new/, the
+ * last record of another target's batch): nothing of the failed step
+ * counts as delivered.
  */
 int	commit_batch(struct run *r, struct err *e);
 
 /*
- * No room for message m (e says why: err_no_space) in dir: the run is
- * held from m on. Takes the error out of e. Returns 0.
+ * No room for message m (e says why: err_no_space) in dir, which must
+ * last as long as the run (r->full_dir keeps it): the run is held from
+ * m on. Takes the error out of e. Returns 0.
  */
 int	commit_no_room(struct run *r, const struct msg *m, const char *dir,
 	    struct err *e);
@@ -218,15 +225,18 @@ int	commit_no_room(struct run *r, const struct msg *m, const char *dir,
  */
 size_t	commit_held_back(struct run *r, uint64_t *bytes);
 
-/* Removes the batch's files, none committed. */
+/*
+ * Empties the batch: each message's file is removed unless it was
+ * already delivered into new/ (maildir_msg_free), and freed.
+ */
 void	commit_batch_free(struct run *r);
 
 /* --- inspect.c ------------------------------------------------------ */
 
 /*
  * --check and --dry-run: logs in, reports on standard output, and QUITs
- * having changed nothing on the server or in the state (a recovery at
- * open aside). e gets the error that ended it, if any.
+ * having changed nothing on the server or in the state (nothing is
+ * locked or recovered). e gets the error that ended it, if any.
  */
 void	inspect_run(struct run *r, struct err *e);
 

@@ -183,13 +183,13 @@ agent_watch(struct feed *f, pid_t pid, unsigned timeout,
 	return 0;
 }
 
-/* cmd could not start: why (errno) into res->err. */
+/* cmd could not start, for the error number err: why into res->err. */
 static void
-agent_no_start(const char *cmd, struct agent_result *res)
+agent_no_start(const char *cmd, int err, struct agent_result *res)
 {
 	char *esc = buf_escape(cmd, strlen(cmd), 200);
 
-	snprintf(res->err, sizeof(res->err), "%s: %s", esc, strerror(errno));
+	snprintf(res->err, sizeof(res->err), "%s: %s", esc, strerror(err));
 	free(esc);
 }
 
@@ -251,7 +251,7 @@ int
 agent_run(char *const *argv, char *const *env_add, int infd,
     unsigned timeout, struct agent_result *res, struct err *e)
 {
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rc = -1;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, rc = -1, serr;
 	struct feed *f = xcalloc(1, sizeof(*f));
 	pid_t pid;
 
@@ -263,9 +263,9 @@ agent_run(char *const *argv, char *const *env_add, int infd,
 		err_set(e, EX_OSERR, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	if ((errno = agent_spawn(argv, env_add, in[0], out[1], AGENT_STDERR |
+	if ((serr = agent_spawn(argv, env_add, in[0], out[1], AGENT_STDERR |
 	    AGENT_GROUP, &pid)) != 0) {
-		agent_no_start(argv[0], res);
+		agent_no_start(argv[0], serr, res);
 		rc = 0;
 		goto out;
 	}

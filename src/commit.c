@@ -256,7 +256,7 @@ commit_work(struct run *r, struct err *e)
 	sizes = xreallocarray(NULL, n, sizeof(*sizes));
 	for (i = 0; i < n; i++) {
 		uids[i] = r->msgs[r->batch_idx[i]].uid;
-		/* Fetched with a UID: new, so LIST was asked (scan). */
+		/* Fetched with a UID: new, so LIST was asked (plan_ask). */
 		sizes[i] = r->msgs[r->batch_idx[i]].size;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}

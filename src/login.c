@@ -486,7 +486,7 @@ login_aborted(const struct login *lg, const struct pop3_login *l,
 		    "%d s: port 995 speaks implicit TLS: use tls = "
 		    "\"implicit\"", l->host, TLS_PORT_WAIT);
 	else
-		err_set(e, EX_TEMPFAIL, "interrupted");
+		err_set(e, EX_TEMPFAIL, POP3_INTERRUPTED);
 }
 
 /* A connection that ended, or a line that did not, during the login. */

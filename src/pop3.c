@@ -776,7 +776,7 @@ pop3_step(struct pop3 *p, struct err *e)
 
 	for (;;) {
 		if (p->cancel != NULL && *p->cancel) {
-			err_set(e, EX_TEMPFAIL, "interrupted");
+			err_set(e, EX_TEMPFAIL, POP3_INTERRUPTED);
 			return -1;
 		}
 		if (pop3_flush(p, e) == -1)

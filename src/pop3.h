@@ -57,10 +57,14 @@ struct pop3_login {
 	/*
 	 * Optional: a flag a signal handler sets to make the session give
 	 * up within about a second, wherever it waits (EX_TEMPFAIL,
-	 * "interrupted"). It must outlive the session.
+	 * POP3_INTERRUPTED). It must outlive the session.
 	 */
 	const volatile sig_atomic_t *cancel;
 };
+
+/* The whole message of the error that the cancel flag ends a session
+ * with: a run stopped on purpose, not a failure. */
+#define POP3_INTERRUPTED	"interrupted"
 
 /*
  * Connects and logs in, then asks CAPA. Returns 0 with the session in

@@ -45,7 +45,9 @@ struct status {
 	int64_t		 failing_since;	/* first failed run in a row; 0 */
 	int		 code;		/* the last run's exit status */
 	int		 told;		/* failure code said to -q, or 0 */
-	char		 error[256];	/* why the last run failed, or "" */
+	char		 error[256];	/* why the last failed run failed
+					   (an interrupted one changes
+					   nothing), or "" */
 	bool		 interrupted;	/* the last run was stopped (SIGINT,
 					   SIGTERM): neither failed nor ok */
 	unsigned long	 fetched, deleted, kept, skipped;
