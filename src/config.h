@@ -136,7 +136,8 @@ const struct account *config_find_account(const struct config *,
 /*
  * Parses a size such as "50M", "512k", "1G" or "1048576" (binary units,
  * case-insensitive, optional trailing "B") into *bytes. Returns 0, or -1
- * on anything else, including overflow.
+ * on anything else, including overflow. Used inside config.c; exported
+ * for test_config.
  */
 int	config_parse_size(const char *, uint64_t *bytes);
 

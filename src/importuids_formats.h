@@ -90,7 +90,8 @@ const char *importuids_from_name(enum importuids_from);
 /*
  * Returns the name getmail6 gives the state file of a POP3 account
  * (without its directory), newly allocated: "oldmail-HOST-PORT-USER"
- * with each run of / \ : ; < > | made one '-'.
+ * with each run of / \ : ; < > | made one '-'. Used inside this module;
+ * exported for test_importuids.
  */
 char	*importuids_getmail_name(const char *host, unsigned port,
 	    const char *user);

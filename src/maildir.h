@@ -73,7 +73,8 @@ uint64_t maildir_msg_size(const struct maildir_msg *);
  */
 bool	maildir_msg_synced(const struct maildir_msg *);
 
-/* True once maildir_commit moved the message into new/. */
+/* True once maildir_commit moved the message into new/. For test_maildir
+ * only: the callers go by maildir_commit's result. */
 bool	maildir_msg_committed(const struct maildir_msg *);
 
 /*

@@ -483,7 +483,8 @@ netrc_parser_end(struct netrc_parser *p, char **password, struct err *e)
 	return 1;
 }
 
-int
+/* Returns 1 when the input so far held a password or account, else 0. */
+static int
 netrc_parser_secrets(const struct netrc_parser *p)
 {
 	return p->secrets;

@@ -106,9 +106,6 @@ int	netrc_parser_feed(struct netrc_parser *, const void *, size_t n,
 int	netrc_parser_end(struct netrc_parser *, char **password,
 	    struct err *e);
 
-/* Returns 1 when the input so far held a password or account, else 0. */
-int	netrc_parser_secrets(const struct netrc_parser *);
-
 /* Wipes and frees the parser; NULL is a no-op. */
 void	netrc_parser_free(struct netrc_parser *);
 

@@ -34,6 +34,9 @@ void	progress_clear(struct progress *);
 void	progress_free(struct progress *);
 
 /*
+ * progress_format and progress_render are used inside progress.c, and
+ * exported for test_header, which checks the line's text.
+ *
  * Formats one account's progress into out (size bytes) as
  * "NAME 3/10, 1.2/4.0 MiB, 512 KiB/s, 0:06 left", given the time now;
  * compact: "NAME 3/10 512K/s 0:06", the name cut to 12 characters.
