@@ -169,7 +169,7 @@ account_spool_fail(struct run *r, const struct msg *m, struct err *e)
 	/* Its partial file goes now, and with it the room it took. */
 	maildir_msg_free(r->cur);
 	r->cur = NULL;
-	return commit_no_room(r, m, maildir_path(r->md), e);
+	return account_no_room(r, m, maildir_path(r->md), e);
 }
 
 void
@@ -300,7 +300,7 @@ account_retr_end(void *arg, struct err *e)
 	 * until this reply is done, so a keepalive NOOP may go out. */
 	if (!(pop3_caps(r->pop) & POP3_CAP_PIPELINING))
 		r->commit_due = true;
-	else if (commit_batch(r, e) == -1)
+	else if (account_commit(r, e) == -1)
 		return account_local_fail(r, e);
 	return 0;
 }
@@ -379,7 +379,7 @@ account_fetch(struct run *r, struct err *e)
 		if (pop3_inflight(r->pop) == 0) {
 			/* The last batch; its DELEs go out next round. */
 			if (r->nbatch > 0 && !r->local_failed) {
-				if (commit_batch(r, e) == -1)
+				if (account_commit(r, e) == -1)
 					/* Only records e; always returns 0. */
 					(void)account_local_fail(r, e);
 				continue;
@@ -390,7 +390,7 @@ account_fetch(struct run *r, struct err *e)
 			return -1;
 		if (r->commit_due) {
 			r->commit_due = false;
-			if (!r->local_failed && commit_batch(r, e) == -1)
+			if (!r->local_failed && account_commit(r, e) == -1)
 				/* Only records e; always returns 0. */
 				(void)account_local_fail(r, e);
 		}
@@ -430,7 +430,7 @@ account_quit(struct run *r, struct err *e)
 	/*
 	 * QUIT +OK: the deletions are committed. Each is marked in the
 	 * state, with the size LIST gave, so that a message listed under
-	 * its UID again can be told apart (plan_reused). The marks are
+	 * its UID again can be told apart (account_reused). The marks are
 	 * not journaled: account_save_state writes them, and one lost in a
 	 * crash only leaves the UID as before (deleted again if listed).
 	 */
@@ -456,7 +456,7 @@ account_save_state(struct run *r, bool scanned, struct err *e)
 	 * longer shows it: some servers answer DELE and QUIT with +OK and
 	 * keep the message, and it must not then look new. It is marked
 	 * deleted (account_quit), so that a new message that a server
-	 * gives the same UID is not taken for it (plan_reused). */
+	 * gives the same UID is not taken for it (account_reused). */
 	if (scanned && r->have_uidl) {
 		uidstate_retain(r->st, r->present);
 		/* Problems of messages no longer there are over. */
@@ -536,7 +536,7 @@ account_no_room_report(struct run *r)
 	struct statvfs sv;
 	char where[PATH_MAX + 64], free_s[32], next_s[32], all_s[32];
 	uint64_t bytes;
-	size_t left = commit_held_back(r, &bytes);
+	size_t left = account_held_back(r, &bytes);
 	struct err e;
 
 	if (r->full_err.errnum == EDQUOT)
@@ -573,7 +573,7 @@ account_free(struct run *r)
 	size_t i;
 
 	maildir_msg_free(r->cur);
-	commit_batch_free(r);
+	account_batch_free(r);
 	pop3_close(r->pop);
 	uidstate_close(r->st);
 	status_free(&r->status);
@@ -595,9 +595,9 @@ account_session(struct run *r, struct err *e, bool *scanned)
 {
 	int rc;
 
-	if (account_login(r, e) == -1 || plan_list(r, e) == -1)
+	if (account_login(r, e) == -1 || account_list(r, e) == -1)
 		return;
-	if (plan_make(r, e) == -1) {
+	if (account_plan(r, e) == -1) {
 		struct err qe;
 
 		/* Nothing was asked of the server: leave it politely. */
@@ -613,7 +613,7 @@ account_session(struct run *r, struct err *e, bool *scanned)
 		 * complete messages already received are stored, so a flaky
 		 * link still makes progress; no DELE follows them now. */
 		if (!r->local_failed && r->nbatch > 0 &&
-		    commit_batch(r, &ce) == -1)
+		    account_commit(r, &ce) == -1)
 			account_report(r, &ce);
 		return;
 	}
@@ -663,7 +663,7 @@ account_oversize_line(struct top_slot *t, const char *why)
 	char *text = account_top_text(t, why);
 
 	if (r->opts->mode != ACCOUNT_FETCH)
-		inspect_say(r, "  skip #%lu, %" PRIu64 " bytes, over max_size "
+		account_say(r, "  skip #%lu, %" PRIu64 " bytes, over max_size "
 		    "(%" PRIu64 "): %s", (unsigned long)m->num, m->size,
 		    r->acct->max_size, text);
 	else {
@@ -917,7 +917,7 @@ account_run(const struct config *cfg, const struct account *a,
 		/* Read again once the lock is held; now for errors before. */
 		(void)status_load(&r.status, cfg->state_dir, a->name);
 	if (opts->mode != ACCOUNT_FETCH)
-		inspect_run(&r, &e);
+		account_inspect(&r, &e);
 	else if (deliver_open(&r.dl, a, cfg->state_dir, &e) == 0 &&
 	    (r.md = deliver_spool(r.dl)) != NULL &&
 	    (rc = uidstate_open(&r.st, cfg->state_dir, a->name,

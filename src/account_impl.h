@@ -5,11 +5,13 @@
 /*
  * Inside the account module only: the state of one account run, shared
  * by its four files, as pop3_impl.h is by the pop3 module's two.
- *   account.c  the run: login, RETR and DELE, QUIT, what is reported
- *   plan.c     what the server has, and what the run does with each
- *   commit.c   a batch made durable and recorded, in the order that
- *              loses nothing, before any of it is deleted
- *   inspect.c  --check and --dry-run: a report, nothing changed
+ *   account.c          the run: login, RETR and DELE, QUIT, what is
+ *                      reported
+ *   account_plan.c     what the server has, and what the run does with
+ *                      each message
+ *   account_commit.c   a batch made durable and recorded, in the order
+ *                      that loses nothing, before any of it is deleted
+ *   account_inspect.c  --check and --dry-run: a report, nothing changed
  */
 
 #include <stdbool.h>
@@ -172,7 +174,7 @@ int	account_tops(struct run *r, const uint32_t *idx, size_t n,
  */
 int	account_oversize(struct run *r, struct err *e);
 
-/* --- plan.c --------------------------------------------------------- */
+/* --- account_plan.c ------------------------------------------------- */
 
 /*
  * What is on the server, by number, UID and size, into r->msgs; also
@@ -180,7 +182,7 @@ int	account_oversize(struct run *r, struct err *e);
  * -1 with e filled in (EX_PROTOCOL for a malformed or refused listing,
  * EX_TEMPFAIL for a UIDL refused where it is needed).
  */
-int	plan_list(struct run *r, struct err *e);
+int	account_list(struct run *r, struct err *e);
 
 /*
  * Decides each listed message's action: r->queue gets those to fetch
@@ -188,16 +190,16 @@ int	plan_list(struct run *r, struct err *e);
  * kept and skipped. Returns 0, or -1 (EX_PROTOCOL) when keep = true
  * meets a server without UIDL.
  */
-int	plan_make(struct run *r, struct err *e);
+int	account_plan(struct run *r, struct err *e);
 
-/* --- commit.c ------------------------------------------------------- */
+/* --- account_commit.c ----------------------------------------------- */
 
 /*
  * Makes the batch (r->batch) durable and recorded, in the order stated
- * at commit_work, then queues its messages for DELE (unless keep) and
+ * at account_commit_work, then queues its messages for DELE (unless keep) and
  * empties it. With a keepalive, the work runs in a second thread while
  * this one sends a NOOP every keepalive seconds it waits: the session
- * (r->pop) is touched by this thread only, never by commit_work. A
+ * (r->pop) is touched by this thread only, never by account_commit_work. A
  * message the target refuses or defers stays on the server, not
  * recorded. The run is held (r->held: what came before is committed,
  * the rest stays on the server) when an MDA takes nothing more, or when
@@ -209,39 +211,39 @@ int	plan_make(struct run *r, struct err *e);
  * last record of another target's batch): nothing of the failed step
  * counts as delivered.
  */
-int	commit_batch(struct run *r, struct err *e);
+int	account_commit(struct run *r, struct err *e);
 
 /*
  * No room for message m (e says why: err_no_space) in dir, which must
  * last as long as the run (r->full_dir keeps it): the run is held from
  * m on. Takes the error out of e. Returns 0.
  */
-int	commit_no_room(struct run *r, const struct msg *m, const char *dir,
+int	account_no_room(struct run *r, const struct msg *m, const char *dir,
 	    struct err *e);
 
 /*
  * How many messages of the queue were held back, and their size (LIST's)
  * in *bytes; each is counted as skipped.
  */
-size_t	commit_held_back(struct run *r, uint64_t *bytes);
+size_t	account_held_back(struct run *r, uint64_t *bytes);
 
 /*
  * Empties the batch: each message's file is removed unless it was
  * already delivered into new/ (maildir_msg_free), and freed.
  */
-void	commit_batch_free(struct run *r);
+void	account_batch_free(struct run *r);
 
-/* --- inspect.c ------------------------------------------------------ */
+/* --- account_inspect.c ---------------------------------------------- */
 
 /*
  * --check and --dry-run: logs in, reports on standard output, and QUITs
  * having changed nothing on the server or in the state (nothing is
  * locked or recovered). e gets the error that ended it, if any.
  */
-void	inspect_run(struct run *r, struct err *e);
+void	account_inspect(struct run *r, struct err *e);
 
 /* Prints "popfetch: NAME: " and the line to standard output. */
-void	inspect_say(const struct run *r, const char *fmt, ...)
+void	account_say(const struct run *r, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 
 #endif

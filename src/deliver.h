@@ -20,10 +20,10 @@
  * handed on before its last byte was received.
  *
  * The order that loses nothing is the caller's, kept and stated at
- * commit_work (commit.c). A Maildir takes a whole batch in one
- * deliver_hand (rename into new/, fsync of new/); the other targets take
- * one message per call, so that each can be recorded as delivered right
- * after its handover.
+ * account_commit_work (account_commit.c). A Maildir takes a whole batch
+ * in one deliver_hand (rename into new/, fsync of new/); the other
+ * targets take one message per call, so that each can be recorded as
+ * delivered right after its handover.
  */
 struct deliver;
 

@@ -29,9 +29,9 @@
 #include "testutil.h"
 
 /*
- * The account run (account.c, plan.c, commit.c) against a scripted POP3
- * session and a temporary store, with the commit order checked at each
- * step as the run takes it:
+ * The account run (account.c, account_plan.c, account_commit.c) against
+ * a scripted POP3 session and a temporary store, with the commit order
+ * checked at each step as the run takes it:
  *   - a message is journaled as pending only once its file was synced;
  *   - it is handed to the target only once synced (a Maildir) and
  *     journaled as pending, and not yet recorded as delivered;
@@ -311,11 +311,11 @@ static struct server {
 	size_t		 n;
 	/* The script. */
 	bool		 no_pipelining;
-	unsigned	 drop_after_retr;	/* close after this many RETRs */
-	unsigned	 drop_in_retr;		/* close halfway through RETR n */
-	unsigned	 refuse_retr;		/* -ERR to RETR n */
+	unsigned	 drop_after_retr;	/* close after so many RETRs */
+	unsigned	 drop_in_retr;	/* close halfway through RETR n */
+	unsigned	 refuse_retr;	/* -ERR to RETR n */
 	bool		 refuse_dele;
-	bool		 silent_quit;		/* close at QUIT, commit nothing */
+	bool		 silent_quit;	/* close at QUIT, commit nothing */
 	/* What the session did. */
 	unsigned	 retrs, rsets, noops;
 	pthread_t	 thread;

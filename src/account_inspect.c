@@ -18,7 +18,7 @@
 #include "xmalloc.h"
 
 void __attribute__((format(printf, 2, 3)))
-inspect_say(const struct run *r, const char *fmt, ...)
+account_say(const struct run *r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -31,7 +31,7 @@ inspect_say(const struct run *r, const char *fmt, ...)
 }
 
 static int
-inspect_stat_status(void *arg, bool ok, const char *line, size_t n,
+account_stat_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
 	struct run *r = arg;
@@ -55,21 +55,21 @@ inspect_stat_status(void *arg, bool ok, const char *line, size_t n,
 
 /* What the session is: where, how secured, how logged in, what it can. */
 static void
-inspect_describe(struct run *r)
+account_describe(struct run *r)
 {
 	const struct account *a = r->acct;
 	char *tls = pop3_tls_info(r->pop), *caps;
 	struct err e;
 
-	inspect_say(r, "connected to %s port %u%s%s, %s", a->host, a->port,
+	account_say(r, "connected to %s port %u%s%s, %s", a->host, a->port,
 	    a->proxy != NULL ? " through a proxy" : "", a->tls == TLS_IMPLICIT ?
 	    " with TLS" : a->tls == TLS_STARTTLS ? " with STARTTLS" :
 	    " in CLEARTEXT", tls != NULL ? tls : "no TLS");
-	inspect_say(r, "logged in as %s with %s", a->user,
+	account_say(r, "logged in as %s with %s", a->user,
 	    pop3_auth_used(r->pop));
 	free(tls);
 	tls = account_utf8_text(r);
-	inspect_say(r, "%s", tls != NULL ? tls : "UTF-8 mode (RFC 6856) not "
+	account_say(r, "%s", tls != NULL ? tls : "UTF-8 mode (RFC 6856) not "
 	    "offered");
 	free(tls);
 	/* The capabilities after login: the CAPA reply must be in. */
@@ -78,53 +78,53 @@ inspect_describe(struct run *r)
 		return;
 	}
 	caps = pop3_capa_text(r->pop);
-	inspect_say(r, "capabilities: %s", caps);
+	account_say(r, "capabilities: %s", caps);
 	free(caps);
 }
 
 /* --dry-run: a message a run would fetch. */
 static void
-inspect_fetch_line(struct top_slot *t, const char *why)
+account_fetch_line(struct top_slot *t, const char *why)
 {
 	struct run *r = t->r;
 	const struct msg *m = &r->msgs[t->mi];
 	char *text = account_top_text(t, why);
 
-	inspect_say(r, "  fetch%s #%lu, %" PRIu64 " bytes%s%s%s",
+	account_say(r, "  fetch%s #%lu, %" PRIu64 " bytes%s%s%s",
 	    r->acct->keep ? "" : " and delete", (unsigned long)m->num,
 	    m->size, why != NULL ? " (" : ", ", text, why != NULL ? ")" : "");
 	free(text);
 }
 
 static void
-inspect_deletes(struct run *r)
+account_list_deletes(struct run *r)
 {
 	const struct msg *m;
 	size_t i;
 
 	for (i = 0; i < r->ndeles; i++) {
 		m = &r->msgs[r->deles[i]];
-		inspect_say(r, "  delete #%lu (fetched earlier%s)",
+		account_say(r, "  delete #%lu (fetched earlier%s)",
 		    (unsigned long)m->num, r->acct->keep_days > 0 ?
 		    ", kept past keep_days" : "");
 	}
 }
 
 static void
-inspect_counts(struct run *r)
+account_counts(struct run *r)
 {
 	uint64_t bytes = 0;
 	size_t i;
 
 	for (i = 0; i < r->nqueue; i++)
 		bytes += r->msgs[r->queue[i]].size;
-	inspect_say(r, "%s %zu new (%" PRIu64 " bytes)%s, delete %zu fetched "
+	account_say(r, "%s %zu new (%" PRIu64 " bytes)%s, delete %zu fetched "
 	    "earlier, keep %lu, skip %lu", r->opts->mode == ACCOUNT_CHECK ?
 	    "a run would: fetch" : "would fetch", r->nqueue, bytes,
 	    r->acct->keep ? " and keep them" : " and delete them", r->ndeles,
 	    r->res->kept, r->res->skipped);
 	if (r->left_over > 0)
-		inspect_say(r, "%lu more new messages wait for later runs "
+		account_say(r, "%lu more new messages wait for later runs "
 		    "(max_messages = %u)", r->left_over, r->acct->max_messages);
 }
 
@@ -133,7 +133,7 @@ inspect_counts(struct run *r)
  * directory of another owner fails the check, as it would fail the run.
  */
 static int
-inspect_writable(struct run *r, struct err *e)
+account_check_writable(struct run *r, struct err *e)
 {
 	const struct account *a = r->acct;
 	char *dir, *slash;
@@ -160,10 +160,10 @@ inspect_writable(struct run *r, struct err *e)
 }
 
 void
-inspect_run(struct run *r, struct err *e)
+account_inspect(struct run *r, struct err *e)
 {
 	static const struct pop3_cb stat_cb = {
-		inspect_stat_status, NULL, NULL
+		account_stat_status, NULL, NULL
 	};
 	char *mailbox = uidstate_mailbox(r->acct->user, r->acct->host);
 	struct stat st;
@@ -173,16 +173,16 @@ inspect_run(struct run *r, struct err *e)
 
 	/* Nothing is created, locked or recovered: a report only. */
 	if (r->acct->maildir != NULL && stat(r->acct->maildir, &st) == -1)
-		inspect_say(r, "maildir %s: %s (a run creates it)",
+		account_say(r, "maildir %s: %s (a run creates it)",
 		    r->acct->maildir, strerror(errno));
-	if (inspect_writable(r, e) == -1) {
+	if (account_check_writable(r, e) == -1) {
 		free(mailbox);
 		return;
 	}
 	rc = uidstate_peek(&r->st, r->cfg->state_dir, r->acct->name, mailbox,
 	    &pending, &other, e);
 	if (rc == 0 && other)
-		inspect_say(r, "the account's state is of another mailbox: a "
+		account_say(r, "the account's state is of another mailbox: a "
 		    "run keeps it aside and uses %s that of %s", uidstate_count(
 		    r->st) > 0 ? "the one kept for" : "a new state for",
 		    mailbox);
@@ -190,7 +190,7 @@ inspect_run(struct run *r, struct err *e)
 	if (rc == -1)
 		return;
 	if (pending > 0)
-		inspect_say(r, "a run that was interrupted, or is running, has "
+		account_say(r, "a run that was interrupted, or is running, has "
 		    "%zu messages in flight; the next run settles them first",
 		    pending);
 	if (account_login(r, e) == -1)
@@ -199,21 +199,21 @@ inspect_run(struct run *r, struct err *e)
 	if (pop3_queue(r->pop, POP3_SINGLE, &stat_cb, r, 0, "STAT",
 	    e) == -1 || pop3_drain(r->pop, e) == -1)
 		return;
-	inspect_describe(r);
-	inspect_say(r, "%s", r->stat);
-	if (plan_list(r, e) == -1 || plan_make(r, e) == -1)
+	account_describe(r);
+	account_say(r, "%s", r->stat);
+	if (account_list(r, e) == -1 || account_plan(r, e) == -1)
 		return;
 	if (r->opts->mode == ACCOUNT_DRY_RUN) {
-		if (account_tops(r, r->queue, r->nqueue, inspect_fetch_line,
+		if (account_tops(r, r->queue, r->nqueue, account_fetch_line,
 		    e) == -1)
 			return;
-		inspect_deletes(r);
+		account_list_deletes(r);
 	}
 	if (account_oversize(r, e) == -1)
 		return;
-	inspect_counts(r);
+	account_counts(r);
 	if (pop3_quit(r->pop, e) == -1)
 		return;
-	inspect_say(r, "%s", r->opts->mode == ACCOUNT_CHECK ? "check passed" :
+	account_say(r, "%s", r->opts->mode == ACCOUNT_CHECK ? "check passed" :
 	    "dry run done: nothing was fetched, deleted or recorded");
 }

@@ -21,7 +21,7 @@
  * goes on without RSET, but fetches nothing more.
  */
 static void
-commit_hold(struct run *r, const struct msg *m)
+account_hold(struct run *r, const struct msg *m)
 {
 	r->held = true;
 	/* r->msgs is in server order, as the queue is. */
@@ -30,7 +30,7 @@ commit_hold(struct run *r, const struct msg *m)
 }
 
 size_t
-commit_held_back(struct run *r, uint64_t *bytes)
+account_held_back(struct run *r, uint64_t *bytes)
 {
 	struct msg *m;
 	size_t n = 0, i;
@@ -50,7 +50,7 @@ commit_held_back(struct run *r, uint64_t *bytes)
 }
 
 int
-commit_no_room(struct run *r, const struct msg *m, const char *dir,
+account_no_room(struct run *r, const struct msg *m, const char *dir,
     struct err *e)
 {
 	if (!r->full) {
@@ -58,7 +58,7 @@ commit_no_room(struct run *r, const struct msg *m, const char *dir,
 		r->full_err = *e;
 		r->full_dir = dir;
 	}
-	commit_hold(r, m);
+	account_hold(r, m);
 	log_msg(LL_DEBUG, "%s: %s", r->acct->name, e->msg);
 	err_clear(e);
 	return 0;
@@ -66,7 +66,7 @@ commit_no_room(struct run *r, const struct msg *m, const char *dir,
 
 /* Leaves the batch's messages from i on: removed, not committed. */
 static void
-commit_batch_cut(struct run *r, size_t i)
+account_batch_cut(struct run *r, size_t i)
 {
 	size_t j;
 
@@ -79,14 +79,14 @@ commit_batch_cut(struct run *r, size_t i)
 }
 
 void
-commit_batch_free(struct run *r)
+account_batch_free(struct run *r)
 {
-	commit_batch_cut(r, 0);
+	account_batch_cut(r, 0);
 }
 
 /* Marks n messages of the batch, from i on, as delivered and recorded. */
 static void
-commit_stored(struct run *r, size_t i, size_t n)
+account_stored(struct run *r, size_t i, size_t n)
 {
 	struct msg *m;
 
@@ -110,7 +110,7 @@ commit_stored(struct run *r, size_t i, size_t n)
  * recorded, and is tried again next run.
  */
 static void
-commit_not_taken(struct run *r, size_t i, int result, const struct err *e)
+account_not_taken(struct run *r, size_t i, int result, const struct err *e)
 {
 	struct msg *m = &r->msgs[r->batch_idx[i]];
 	bool before;
@@ -146,14 +146,14 @@ commit_not_taken(struct run *r, size_t i, int result, const struct err *e)
  * i of the batch and every one after it are left for the next run.
  */
 static void
-commit_target_held(struct run *r, size_t i, const struct err *e)
+account_target_held(struct run *r, size_t i, const struct err *e)
 {
 	const struct msg *m = &r->msgs[r->batch_idx[i]];
 	uint64_t bytes;
 	size_t left;
 
-	commit_hold(r, m);
-	left = commit_held_back(r, &bytes);
+	account_hold(r, m);
+	left = account_held_back(r, &bytes);
 	if (left > 1)
 		log_msg(LL_WARN, "%s: message %lu: %s; it and the %zu after it "
 		    "are left on the server for the next run", r->acct->name,
@@ -173,7 +173,7 @@ commit_target_held(struct run *r, size_t i, const struct err *e)
  * of the batch that goes on (0: none). Returns 0 or -1 (e filled in).
  */
 static int
-commit_ready(struct run *r, const char **uids, const char **names,
+account_commit_ready(struct run *r, const char **uids, const char **names,
     size_t *np, struct err *e)
 {
 	size_t n = *np, k;
@@ -183,9 +183,9 @@ commit_ready(struct run *r, const char **uids, const char **names,
 			return -1;
 		for (k = 0; k < n && maildir_msg_synced(r->batch[k]); k++)
 			;
-		(void)commit_no_room(r, &r->msgs[r->batch_idx[k]],
+		(void)account_no_room(r, &r->msgs[r->batch_idx[k]],
 		    maildir_path(r->md), e);
-		commit_batch_cut(r, k);
+		account_batch_cut(r, k);
 		n = k;
 	}
 	while (n > 0 && r->have_uidl &&
@@ -195,9 +195,9 @@ commit_ready(struct run *r, const char **uids, const char **names,
 		/* The message files may share the disk: each one left
 		 * makes room for the records of those before it. */
 		n--;
-		(void)commit_no_room(r, &r->msgs[r->batch_idx[n]],
+		(void)account_no_room(r, &r->msgs[r->batch_idx[n]],
 		    r->cfg->state_dir, e);
-		commit_batch_cut(r, n);
+		account_batch_cut(r, n);
 	}
 	*np = n;
 	return 0;
@@ -211,7 +211,7 @@ commit_ready(struct run *r, const char **uids, const char **names,
  * in).
  */
 static int
-commit_record(struct run *r, const char **uids, const uint64_t *sizes,
+account_record(struct run *r, const char **uids, const uint64_t *sizes,
     size_t i, size_t n, struct err *e)
 {
 	if (uidstate_delivered(r->st, uids, sizes, n, time(NULL), e) == 0)
@@ -222,15 +222,15 @@ commit_record(struct run *r, const char **uids, const uint64_t *sizes,
 		/* In new/ already, with no room to say so: their pending
 		 * records stand, the next run finds them there and records
 		 * them. None is deleted now; the run stops here. */
-		(void)commit_no_room(r, &r->msgs[r->batch_idx[i]],
+		(void)account_no_room(r, &r->msgs[r->batch_idx[i]],
 		    r->cfg->state_dir, e);
 		return 1;
 	}
 	if (i + n >= r->nbatch)
 		return -1;
-	(void)commit_no_room(r, &r->msgs[r->batch_idx[i + n]],
+	(void)account_no_room(r, &r->msgs[r->batch_idx[i + n]],
 	    r->cfg->state_dir, e);
-	commit_batch_cut(r, i + n);
+	account_batch_cut(r, i + n);
 	return uidstate_delivered(r->st, uids, sizes, n, time(NULL), e);
 }
 
@@ -242,7 +242,7 @@ commit_record(struct run *r, const char **uids, const uint64_t *sizes,
  * queued for DELE.
  */
 static int
-commit_work(struct run *r, struct err *e)
+account_commit_work(struct run *r, struct err *e)
 {
 	const char **uids = NULL, **names = NULL;
 	uint64_t *sizes = NULL;
@@ -256,11 +256,11 @@ commit_work(struct run *r, struct err *e)
 	sizes = xreallocarray(NULL, n, sizeof(*sizes));
 	for (i = 0; i < n; i++) {
 		uids[i] = r->msgs[r->batch_idx[i]].uid;
-		/* Fetched with a UID: new, so LIST was asked (plan_ask). */
+		/* Fetched with a UID: new, so LIST was asked (account_scan). */
 		sizes[i] = r->msgs[r->batch_idx[i]].size;
 		names[i] = maildir_msg_name(r->batch[i]);
 	}
-	if (commit_ready(r, uids, names, &n, e) == -1)
+	if (account_commit_ready(r, uids, names, &n, e) == -1)
 		goto out;
 	/* Out of room, the batch (r->nbatch) may be cut as it goes. */
 	for (i = 0; i < r->nbatch; i += taken) {
@@ -269,32 +269,32 @@ commit_work(struct run *r, struct err *e)
 			if (!err_no_space(e) || deliver_is_maildir(r->dl))
 				goto out;
 			/* An mbox append cut back: this one and the rest. */
-			(void)commit_no_room(r, &r->msgs[r->batch_idx[i]],
+			(void)account_no_room(r, &r->msgs[r->batch_idx[i]],
 			    r->acct->mbox != NULL ? r->acct->mbox :
 			    maildir_path(r->md), e);
 			break;
 		}
 		if (res == DELIVER_HELD) {
-			commit_target_held(r, i, e);
+			account_target_held(r, i, e);
 			err_clear(e);
 			break;
 		}
 		if (res != DELIVER_TAKEN) {
-			commit_not_taken(r, i, res, e);
+			account_not_taken(r, i, res, e);
 			err_clear(e);
 			continue;
 		}
-		if (r->have_uidl && (res = commit_record(r, uids + i,
+		if (r->have_uidl && (res = account_record(r, uids + i,
 		    sizes + i, i, taken, e)) != 0) {
 			if (res == -1)
 				goto out;
 			break;
 		}
-		commit_stored(r, i, taken);
+		account_stored(r, i, taken);
 	}
 	rc = 0;
 out:
-	commit_batch_free(r);
+	account_batch_free(r);
 	free(uids);
 	free(names);
 	free(sizes);
@@ -312,10 +312,10 @@ struct commit_job {
 };
 
 static void *
-commit_thread(void *arg)
+account_commit_thread(void *arg)
 {
 	struct commit_job *j = arg;
-	int rc = commit_work(j->r, &j->e);
+	int rc = account_commit_work(j->r, &j->e);
 
 	pthread_mutex_lock(&j->mu);
 	j->rc = rc;
@@ -327,7 +327,7 @@ commit_thread(void *arg)
 
 /* Sends a NOOP, unless that would break a server that cannot pipeline. */
 static void
-commit_noop(struct run *r)
+account_noop(struct run *r)
 {
 	struct err e;
 
@@ -339,7 +339,7 @@ commit_noop(struct run *r)
 }
 
 int
-commit_batch(struct run *r, struct err *e)
+account_commit(struct run *r, struct err *e)
 {
 	struct commit_job j;
 	pthread_condattr_t ca;
@@ -348,7 +348,7 @@ commit_batch(struct run *r, struct err *e)
 	pthread_t t;
 
 	if (r->acct->keepalive == 0 || r->pop == NULL || r->nbatch == 0) {
-		j.rc = commit_work(r, e);
+		j.rc = account_commit_work(r, e);
 		account_tick(r);
 		return j.rc;
 	}
@@ -356,7 +356,7 @@ commit_batch(struct run *r, struct err *e)
 	j.r = r;
 	err_clear(&j.e);
 	if (pthread_condattr_init(&ca) != 0) {
-		j.rc = commit_work(r, e);
+		j.rc = account_commit_work(r, e);
 		account_tick(r);
 		return j.rc;
 	}
@@ -364,14 +364,14 @@ commit_batch(struct run *r, struct err *e)
 	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
 	    pthread_cond_init(&j.cv, &ca) != 0) {
 		pthread_condattr_destroy(&ca);
-		j.rc = commit_work(r, e);
+		j.rc = account_commit_work(r, e);
 		account_tick(r);
 		return j.rc;
 	}
 	pthread_condattr_destroy(&ca);
 	if ((mu_ok = pthread_mutex_init(&j.mu, NULL) == 0) == false ||
-	    pthread_create(&t, NULL, commit_thread, &j) != 0) {
-		j.rc = commit_work(r, &j.e);
+	    pthread_create(&t, NULL, account_commit_thread, &j) != 0) {
+		j.rc = account_commit_work(r, &j.e);
 		j.done = true;
 	} else {
 		pthread_mutex_lock(&j.mu);
@@ -381,7 +381,7 @@ commit_batch(struct run *r, struct err *e)
 			if (pthread_cond_timedwait(&j.cv, &j.mu, &ts) ==
 			    ETIMEDOUT && !j.done) {
 				pthread_mutex_unlock(&j.mu);
-				commit_noop(r);
+				account_noop(r);
 				pthread_mutex_lock(&j.mu);
 			}
 		}

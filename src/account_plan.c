@@ -16,7 +16,7 @@
 
 /* The message numbered num, or NULL. */
 static struct msg *
-plan_msg_find(struct run *r, unsigned long num, size_t *pos)
+account_msg_find(struct run *r, unsigned long num, size_t *pos)
 {
 	size_t lo = 0, hi = r->nmsgs, mid;
 
@@ -41,7 +41,7 @@ plan_msg_find(struct run *r, unsigned long num, size_t *pos)
  * for a number beyond 32 bits.
  */
 static struct msg *
-plan_msg_at(struct run *r, unsigned long num)
+account_msg_at(struct run *r, unsigned long num)
 {
 	size_t pos = r->nmsgs;
 	struct msg *m;
@@ -49,7 +49,7 @@ plan_msg_at(struct run *r, unsigned long num)
 	if (num > UINT32_MAX)
 		return NULL;
 	if (r->nmsgs > 0 && num <= r->msgs[r->nmsgs - 1].num) {
-		if ((m = plan_msg_find(r, num, &pos)) != NULL)
+		if ((m = account_msg_find(r, num, &pos)) != NULL)
 			return m;
 		if (++r->misplaced > 1000)
 			return NULL;
@@ -68,7 +68,7 @@ plan_msg_at(struct run *r, unsigned long num)
 }
 
 static int
-plan_list_line(void *arg, const char *line, size_t n, struct err *e)
+account_list_line(void *arg, const char *line, size_t n, struct err *e)
 {
 	struct run *r = arg;
 	unsigned long num;
@@ -77,7 +77,7 @@ plan_list_line(void *arg, const char *line, size_t n, struct err *e)
 
 	if (pop3_parse_list(line, n, &num, &size) == -1)
 		return account_bad_line("LIST", line, n, e);
-	if ((m = plan_msg_at(r, num)) == NULL || m->listed)
+	if ((m = account_msg_at(r, num)) == NULL || m->listed)
 		return account_bad_line("LIST (number repeated, or out of "
 		    "order)", line, n, e);
 	m->listed = true;
@@ -86,7 +86,7 @@ plan_list_line(void *arg, const char *line, size_t n, struct err *e)
 }
 
 static int
-plan_uidl_line(void *arg, const char *line, size_t n, struct err *e)
+account_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 {
 	struct run *r = arg;
 	const char *rest;
@@ -98,7 +98,7 @@ plan_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 
 	if (pop3_parse_uidl(line, n, &num, &rest, &len) == -1)
 		return account_bad_line("UIDL", line, n, e);
-	if ((m = plan_msg_at(r, num)) == NULL || m->uid_listed)
+	if ((m = account_msg_at(r, num)) == NULL || m->uid_listed)
 		return account_bad_line("UIDL (number repeated, or out of "
 		    "order)", line, n, e);
 	m->uid_listed = true;
@@ -114,7 +114,7 @@ plan_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	}
 	/* The line is NUL-terminated (pop3.h), so rest is a string. */
 	if ((en = uidmap_get(r->present, rest)) == NULL) {
-		/* By number: a record may still move (plan_msg_at). */
+		/* By number: a record may still move (account_msg_at). */
 		en = uidmap_put(r->present, rest, (int64_t)m->num);
 		m->uid = en->uid;
 		/* A deleted one's size tells whether it is new: LIST. */
@@ -130,13 +130,13 @@ plan_uidl_line(void *arg, const char *line, size_t n, struct err *e)
 	free(esc);
 	m->action = A_SKIP;
 	m->uid = en->uid;
-	if ((m = plan_msg_find(r, (unsigned long)en->value, &pos)) != NULL)
+	if ((m = account_msg_find(r, (unsigned long)en->value, &pos)) != NULL)
 		m->action = A_SKIP;
 	return 0;
 }
 
 static int
-plan_uidl_status(void *arg, bool ok, const char *line, size_t n,
+account_uidl_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
 	struct run *r = arg;
@@ -153,7 +153,7 @@ plan_uidl_status(void *arg, bool ok, const char *line, size_t n,
 }
 
 static int
-plan_list_status(void *arg, bool ok, const char *line, size_t n,
+account_list_status(void *arg, bool ok, const char *line, size_t n,
     struct err *e)
 {
 	(void)arg;
@@ -167,13 +167,13 @@ plan_list_status(void *arg, bool ok, const char *line, size_t n,
  * with nothing new then reads half as much).
  */
 static int
-plan_ask(struct run *r, struct err *e)
+account_scan(struct run *r, struct err *e)
 {
 	static const struct pop3_cb list_cb = {
-		plan_list_status, plan_list_line, NULL
+		account_list_status, account_list_line, NULL
 	};
 	static const struct pop3_cb uidl_cb = {
-		plan_uidl_status, plan_uidl_line, NULL
+		account_uidl_status, account_uidl_line, NULL
 	};
 	bool pipelined = pop3_caps(r->pop) & POP3_CAP_PIPELINING;
 
@@ -195,9 +195,9 @@ plan_ask(struct run *r, struct err *e)
 }
 
 int
-plan_list(struct run *r, struct err *e)
+account_list(struct run *r, struct err *e)
 {
-	int rc = plan_ask(r, e);
+	int rc = account_scan(r, e);
 
 	/* Known once CAPA's reply was read, even when the listing failed. */
 	r->res->login_delay = pop3_login_delay(r->pop);
@@ -214,7 +214,7 @@ plan_list(struct run *r, struct err *e)
  * are never compared.
  */
 static bool
-plan_reused(const struct run *r, const struct msg *m)
+account_reused(const struct run *r, const struct msg *m)
 {
 	uint64_t size;
 	char *esc;
@@ -232,13 +232,13 @@ plan_reused(const struct run *r, const struct msg *m)
 }
 
 static enum action
-plan_decide(struct run *r, struct msg *m, time_t now)
+account_decide(struct run *r, struct msg *m, time_t now)
 {
 	const struct account *a = r->acct;
 	time_t first;
 
 	if (m->uid != NULL && uidstate_has(r->st, m->uid, &first) &&
-	    !plan_reused(r, m)) {
+	    !account_reused(r, m)) {
 		if (!a->keep)
 			return A_DELETE;
 		if (a->keep_days > 0 &&
@@ -255,7 +255,7 @@ plan_decide(struct run *r, struct msg *m, time_t now)
 }
 
 int
-plan_make(struct run *r, struct err *e)
+account_plan(struct run *r, struct err *e)
 {
 	time_t now = time(NULL);
 	struct msg *m;
@@ -283,7 +283,7 @@ plan_make(struct run *r, struct err *e)
 			m->action = A_SKIP;
 		}
 		if (m->action != A_SKIP)
-			m->action = plan_decide(r, m, now);
+			m->action = account_decide(r, m, now);
 		if (m->action == A_FETCH && r->acct->max_messages > 0 &&
 		    r->nqueue >= r->acct->max_messages)
 			/* Left, untouched and still new, for the next run. */
