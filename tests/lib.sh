@@ -173,6 +173,20 @@ t_wait_ready()
 	done
 }
 
+# t_wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds;
+# false once SECONDS have passed without.
+t_wait_for()
+{
+	local n=$(($1 * 10))
+	shift
+	while [ $n -gt 0 ]; do
+		"$@" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	return 1
+}
+
 # t_track PID: stop PID when the test exits.
 t_track()
 {
