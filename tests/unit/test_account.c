@@ -659,24 +659,6 @@ srv_left(void)
 	return n;
 }
 
-/* Files in the Maildir's tmp/: none once a run has ended. */
-static unsigned
-in_tmp(void)
-{
-	char path[4096];
-	struct dirent *de;
-	unsigned n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/tmp", md_path);
-	if ((d = opendir(path)) == NULL)
-		return 0;
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* The server's mailbox for a case: a line with a leading dot in each. */
 static void
 srv_fill(const struct row *row)
@@ -753,8 +735,8 @@ case_run(const struct row *row)
 	    "%s: run 1 steps checked: %u syncs, %u handovers, %u DELEs "
 	    "(want %u), %u of them journaled", row->name, checked_sync,
 	    checked_hand, checked_dele, row->deles, dele_journaled);
-	tap_ok(in_tmp() == 0, "%s: run 1 leaves tmp/ empty (%u files)",
-	    row->name, in_tmp());
+	tap_ok(tu_entries(md_path, "tmp") == 0, "%s: run 1 leaves tmp/ empty "
+	    "(%ld files)", row->name, tu_entries(md_path, "tmp"));
 
 	/* The faults are over: the next run must settle everything. */
 	memset(&target, 0, sizeof(target));
@@ -773,9 +755,9 @@ case_run(const struct row *row)
 		lost += copies == 0;
 		twice += copies > 1;
 	}
-	tap_ok(lost == 0 && twice == 0 && in_tmp() == 0, "%s: every message "
-	    "in new/ once (%u lost, %u twice), tmp/ empty", row->name, lost,
-	    twice);
+	tap_ok(lost == 0 && twice == 0 && tu_entries(md_path, "tmp") == 0,
+	    "%s: every message in new/ once (%u lost, %u twice), tmp/ empty",
+	    row->name, lost, twice);
 	tap_ok(violations == 0, "%s: commit order kept at every step (%u "
 	    "broken; first: %s)", row->name, violations, first_violation);
 	config_free(cfg);

@@ -50,28 +50,6 @@ exists(const char *dir, const char *sub, const char *name)
 	return r;
 }
 
-/* Number of entries in dir/sub, other than . and .. */
-static long
-entries(const char *dir, const char *sub)
-{
-	char *p = join(dir, sub);
-	struct dirent *de;
-	long n = 0;
-	DIR *d;
-
-	if ((d = opendir(p)) == NULL) {
-		free(p);
-		return -1;
-	}
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 &&
-		    strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	free(p);
-	return n;
-}
-
 static void
 touch(const char *dir, const char *sub, const char *name)
 {
@@ -298,9 +276,9 @@ test_deliver(void)
 	    name);
 	tap_ok(stat(p, &st) == 0 && (st.st_mode & 07777) == 0600,
 	    "the new/ file has mode 0600");
-	tap_ok(entries(dir, "tmp") == 0, "nothing left in tmp/");
+	tap_ok(tu_entries(dir, "tmp") == 0, "nothing left in tmp/");
 	maildir_msg_free(m);
-	tap_ok(same_bytes(p, data, n) && entries(dir, "new") == 1,
+	tap_ok(same_bytes(p, data, n) && tu_entries(dir, "new") == 1,
 	    "freeing a committed message leaves it in new/");
 	free(p);
 
@@ -340,8 +318,8 @@ test_free_uncommitted(void)
 	    maildir_msg_write(m, "partial", 7, &e) == 0, "begin, write");
 	snprintf(name, sizeof(name), "%s", maildir_msg_name(m));
 	maildir_msg_free(m);
-	tap_ok(!exists(dir, "tmp", name) && entries(dir, "tmp") == 0 &&
-	    entries(dir, "new") == 0, "free while writing removes it from "
+	tap_ok(!exists(dir, "tmp", name) && tu_entries(dir, "tmp") == 0 &&
+	    tu_entries(dir, "new") == 0, "free while writing removes it from "
 	    "tmp/, nothing in new/");
 
 	/* Finished and synced, but never committed. */
@@ -350,7 +328,7 @@ test_free_uncommitted(void)
 	snprintf(name, sizeof(name), "%s", m != NULL ? maildir_msg_name(m) :
 	    "");
 	maildir_msg_free(m);
-	tap_ok(entries(dir, "tmp") == 0 && entries(dir, "new") == 0,
+	tap_ok(tu_entries(dir, "tmp") == 0 && tu_entries(dir, "new") == 0,
 	    "free of a synced, uncommitted message removes it");
 
 	/* A batch where only part is committed. */
@@ -359,11 +337,11 @@ test_free_uncommitted(void)
 	tap_ok(ms[0] && ms[1] && ms[2] && maildir_sync(md, ms, 3, &e) == 0 &&
 	    maildir_commit(md, ms, 2, &e) == 0, "three messages, two "
 	    "committed");
-	tap_ok(entries(dir, "tmp") == 1 && entries(dir, "new") == 2,
+	tap_ok(tu_entries(dir, "tmp") == 1 && tu_entries(dir, "new") == 2,
 	    "one in tmp/, two in new/");
 	for (i = 0; i < 3; i++)
 		maildir_msg_free(ms[i]);
-	tap_ok(entries(dir, "tmp") == 0 && entries(dir, "new") == 2,
+	tap_ok(tu_entries(dir, "tmp") == 0 && tu_entries(dir, "new") == 2,
 	    "after free: tmp/ empty, the two committed stay in new/");
 
 	/* Writing still works after a message was abandoned. */
@@ -425,7 +403,7 @@ test_unique(void)
 		tap_ok(dup == 0, "the 1000 names are unique (%zu repeats)",
 		    dup);
 		tap_ok(bad == 0, "no name has '/' or ':' or a leading dot");
-		tap_ok(entries(dir, "new") == NMSG && entries(dir, "tmp") == 0,
+		tap_ok(tu_entries(dir, "new") == NMSG && tu_entries(dir, "tmp") == 0,
 		    "1000 files in new/, none in tmp/");
 		for (i = 0; i < NMSG; i++)
 			free(names[i]);
@@ -480,11 +458,11 @@ test_commit_fails(void)
 	    maildir_commit(md, ms, 2, &e) == -1 && e.code == EX_IOERR,
 	    "commit into a removed new/ fails with EX_IOERR (%s)", e.msg);
 	tap_ok(ms[0] && ms[1] && !maildir_msg_committed(ms[0]) &&
-	    !maildir_msg_committed(ms[1]) && entries(dir, "tmp") == 2,
+	    !maildir_msg_committed(ms[1]) && tu_entries(dir, "tmp") == 2,
 	    "neither is committed; both still in tmp/");
 	maildir_msg_free(ms[0]);
 	maildir_msg_free(ms[1]);
-	tap_ok(entries(dir, "tmp") == 0, "freeing them empties tmp/");
+	tap_ok(tu_entries(dir, "tmp") == 0, "freeing them empties tmp/");
 	maildir_close(md);
 	free(dir);
 
@@ -558,7 +536,7 @@ test_recover(void)
 	tap_ok(!found[4], "a name nowhere -> not found");
 	tap_ok(!found[5], "a name that only prefixes one in cur/ -> not "
 	    "found");
-	tap_ok(exists(dir, "new", names[0]) && entries(dir, "cur") == 3,
+	tap_ok(exists(dir, "new", names[0]) && tu_entries(dir, "cur") == 3,
 	    "recover leaves new/ and cur/ alone");
 
 	/* All found in new/ (no cur/ scan needed), and none at all. */
@@ -642,7 +620,7 @@ test_stale(void)
 	tap_ok(exists(dir, "tmp", foreign), "a foreign file: stays");
 	tap_ok(exists(dir, "new", dead), "a file of that name in new/: "
 	    "stays");
-	tap_ok(entries(dir, "cur") == 1, "a file of that name in cur/: "
+	tap_ok(tu_entries(dir, "cur") == 1, "a file of that name in cur/: "
 	    "stays");
 	maildir_close(md);
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <grp.h>
@@ -71,6 +72,27 @@ tu_write_file(const char *path, const void *data, size_t n)
 
 	if (f == NULL || fwrite(data, 1, n, f) != n || fclose(f) != 0)
 		die("write", path);
+}
+
+long
+tu_entries(const char *dir, const char *sub)
+{
+	char *p = xasprintf("%s/%s", dir, sub);
+	struct dirent *de;
+	long n = 0;
+	DIR *d;
+
+	if ((d = opendir(p)) == NULL) {
+		free(p);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	free(p);
+	return n;
 }
 
 char *

@@ -51,6 +51,12 @@ void	 tu_write_file(const char *path, const void *data, size_t n);
 char	*tu_slurp(const char *path, size_t *np);
 
 /*
+ * The number of entries in dir/sub other than . and .. (a Maildir's
+ * tmp/, new/ or cur/), or -1 if it cannot be opened.
+ */
+long	 tu_entries(const char *dir, const char *sub);
+
+/*
  * Removes path and everything under it, not following symbolic links;
  * a path that does not exist is no error. Exits with 99 on failure.
  */
