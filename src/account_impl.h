@@ -74,7 +74,6 @@ struct run {
 	struct uidstate		*st;
 	int			 told;		/* a failure said to -q now */
 	struct status		 status;	/* what earlier runs said */
-	bool			 busy;		/* another process has it */
 	struct msg		*msgs;
 	size_t			 nmsgs, msgsize;
 	struct uidmap		*present;	/* UID -> index, as listed */
